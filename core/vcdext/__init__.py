@@ -1,0 +1,87 @@
+"""vcdext: write VMware vCloud Director extension services as plugins.
+
+A plugin declares its service and operations; vcdext routes vCD's forwarded requests to them::
+
+    from vcdext import Registrar, Request, hookimpl, operation
+
+    @operation("GET", "/api/hello")
+    def hello(request: Request) -> str:
+        return "<Hello/>"
+
+    @hookimpl
+    def vcdext_register(registrar: Registrar) -> None:
+        registrar.service(name="hello", namespace="io.example.hello", vendor="Example")
+        registrar.add_operations(hello)
+
+Importing this package connects to nothing and loads no plugin.
+"""
+
+from __future__ import annotations
+
+from .context import RequestContext, current
+from .errors import (
+    BadRequest,
+    ConfigError,
+    Conflict,
+    DeclarationConflict,
+    Forbidden,
+    HTTPError,
+    InternalServerError,
+    MethodNotAllowed,
+    NotAcceptable,
+    NotFound,
+    PluginError,
+    ProtocolError,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    VcdExtError,
+)
+from .markers import hookimpl
+from .operations import HTTPMethod, Operation, operation
+from .protocol import Headers, Request, Response, SecurityContext
+from .registry import Registrar, Registry, Service
+from .runtime import Runtime, create_runtime
+from .settings import Settings, load_settings
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "DeclarationConflict",
+    "Forbidden",
+    "HTTPError",
+    "HTTPMethod",
+    "Headers",
+    "InternalServerError",
+    "MethodNotAllowed",
+    "NotAcceptable",
+    "NotFound",
+    "Operation",
+    "PluginError",
+    "ProtocolError",
+    "Registrar",
+    "Registry",
+    "Request",
+    "RequestContext",
+    "Response",
+    "Runtime",
+    "SecurityContext",
+    "Service",
+    "ServiceUnavailable",
+    "Settings",
+    "UnsupportedMediaType",
+    "VcdExtError",
+    "create_runtime",
+    "current",
+    "hookimpl",
+    "load_settings",
+    "operation",
+]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("vcdext")
+    raise AttributeError(f"module 'vcdext' has no attribute {name!r}")

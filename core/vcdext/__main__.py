@@ -1,0 +1,5 @@
+"""``python -m vcdext`` is the ``vcdext`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

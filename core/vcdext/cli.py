@@ -1,0 +1,228 @@
+"""The ``vcdext`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from .errors import VcdExtError
+from .registry import Service
+from .runtime import Runtime, create_runtime
+from .settings import CONFIG_ENV, Settings, load_settings, render_settings
+
+log = logging.getLogger("vcdext")
+
+_EPILOG = f"""\
+The config file is TOML; without --config, ${CONFIG_ENV} names it, and without either the
+defaults apply. Any key can be overridden with VCDEXT_<SECTION>_<KEY> (for example
+VCDEXT_AMQP_URL). `vcdext config show` prints every key with its description.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"TOML config file (default: ${CONFIG_ENV}, else built-in defaults)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="vcdext",
+        description="Run and inspect vCloud Director extension services built with vcdext.",
+        epilog=_EPILOG,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="serve the enabled plugins over AMQP",
+        description="Serve every enabled plugin's extension service over AMQP (amqp.url) "
+        "until SIGTERM or Ctrl-C; in-flight requests are answered before it exits.",
+    )
+    run.add_argument("--amqp-url", metavar="URL", help="broker URL (overrides amqp.url)")
+
+    plugins = sub.add_parser(
+        "plugins",
+        parents=[common],
+        help="list plugins, operations, API filters, links, rights",
+        description="List the enabled plugins with their service, operations, the vCD API "
+        "filter patterns derived from them, service links and rights. Plugins that failed to "
+        "load are listed last.",
+    )
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    config = sub.add_parser("config", parents=[common], help="inspect the configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    config_sub.add_parser(
+        "show",
+        parents=[common],
+        help="print the effective settings (secrets masked)",
+        description="Print the effective settings as commented TOML: file values, then "
+        "environment overrides, then defaults. Passwords are masked.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"vcdext {__version__}")
+        return 0
+    if args.command is None or (args.command == "config" and args.config_command is None):
+        parser.print_help() if args.command is None else parser.parse_args([args.command, "-h"])
+        return 2
+    try:
+        settings = load_settings(getattr(args, "config", None))
+        _configure_logging(settings)
+        if args.command == "config":
+            print(render_settings(settings), end="")
+            return 0
+        runtime = create_runtime(settings)
+        if args.command == "plugins":
+            return _plugins(runtime, as_json=args.json)
+        return _run(runtime, amqp_url=args.amqp_url)
+    except VcdExtError as exc:
+        print(f"vcdext: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.runtime.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(runtime: Runtime, *, amqp_url: str | None) -> int:
+    from .transport.amqp import AmqpServer, TransportError
+
+    for failure in runtime.failures:
+        log.warning("plugin %r skipped: %s", failure.name, failure.error)
+    server = AmqpServer(runtime, url=amqp_url)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; finishing in-flight requests", signal.Signals(signum).name)
+        server.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start()
+    try:
+        server.run()
+    except TransportError as exc:
+        print(f"vcdext: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.stop()
+    return 0
+
+
+def _service_dict(service: Service) -> dict[str, Any]:
+    return {
+        "name": service.name,
+        "namespace": service.namespace,
+        "vendor": service.vendor,
+        "routing_key": service.routing_key,
+        "priority": service.priority,
+        "operations": [
+            {
+                "method": op.method.value,
+                "path": op.path.template,
+                "name": op.name,
+                "rights": list(op.rights),
+                "consumes": list(op.consumes),
+                "produces": list(op.produces),
+            }
+            for op in service.operations
+        ],
+        "api_filters": list(service.api_filters),
+        "links": [
+            {
+                "rel": link.rel,
+                "href": link.href,
+                "type": link.mime_type,
+                "resource_type": link.resource_type,
+                "resource_id": link.resource_id,
+            }
+            for link in service.links
+        ],
+        "rights": [
+            {
+                "name": r.full_name,
+                "description": r.description,
+                "category": r.category,
+                "bundle_key": r.bundle_key,
+            }
+            for r in service.rights
+        ],
+    }
+
+
+def _plugins(runtime: Runtime, *, as_json: bool) -> int:
+    services = runtime.registry.services
+    if as_json:
+        doc = {
+            "plugins": [
+                {
+                    "name": name,
+                    "distribution": runtime.distribution_of(name),
+                    "service": _service_dict(services[name]) if name in services else None,
+                }
+                for name in runtime.plugin_names
+            ],
+            "failed": [
+                {"name": f.name, "distribution": f.distribution, "error": f.error}
+                for f in runtime.failures
+            ],
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    if not runtime.plugin_names and not runtime.failures:
+        print("no vcdext plugins are installed")
+    for name in runtime.plugin_names:
+        print(f"{name}  ({runtime.distribution_of(name)})")
+        if name not in services:
+            print("  declares no service")
+            continue
+        s = services[name]
+        print(
+            f"  service      {s.name}  namespace={s.namespace}  vendor={s.vendor or '-'}  "
+            f"routing_key={s.routing_key}  priority={s.priority}"
+        )
+        print("  operations")
+        width = max((len(op.path.template) for op in s.operations), default=0)
+        for op in s.operations:
+            extra = f"  rights: {', '.join(op.rights)}" if op.rights else ""
+            print(f"    {op.method.value:<7} {op.path.template:<{width}}  {op.name}{extra}")
+        print("  API filters (UrlPattern)")
+        for pattern in s.api_filters:
+            print(f"    {pattern}")
+        print("  service links" + ("" if s.links else "  (none)"))
+        for link in s.links:
+            print(f"    rel={link.rel} type={link.mime_type} on {link.resource_type} → {link.href}")
+        print("  rights" + ("" if s.rights else "  (none)"))
+        for right in s.rights:
+            print(
+                f"    {right.full_name}" + (f"  — {right.description}" if right.description else "")
+            )
+    if runtime.failures:
+        print("failed to load (skipped):")
+        for f in runtime.failures:
+            print(f"  {f.name}  ({f.distribution}): {f.error}")
+    return 0

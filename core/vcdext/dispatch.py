@@ -1,0 +1,233 @@
+"""The transport-free request pipeline: decode → route → authorize → handler → reply.
+
+Nothing here knows about AMQP: the kombu consumer, the local cell and the test client all hand
+raw vCD message bodies to :meth:`Dispatcher.handle_message` and publish what it returns.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from lxml import etree
+
+from . import xml as _xml
+from .context import RequestContext, _current, parse_accept_language
+from .errors import (
+    Forbidden,
+    HTTPError,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+    ProtocolError,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
+from .operations import Operation
+from .protocol import Request, Response, decode_request, encode_reply, request_id_of
+from .registry import Registry, Service
+from .routing import PathTemplate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A reply ready to encode: status, headers (Content-Type included) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _Router:
+    """Method + path → operation for a set of services; overlapping templates prefer the one
+    with more literal text (``/api/x/new`` wins over ``/api/x/{id}``)."""
+
+    def __init__(self, services: Iterable[Service]) -> None:
+        table: dict[str, tuple[PathTemplate, dict[str, Operation]]] = {}
+        for service in services:
+            for op in service.operations:
+                entry = table.setdefault(op.path.shape, (op.path, {}))
+                entry[1][op.method.value] = op
+        self._routes = sorted(table.values(), key=lambda e: -e[0].literal_length)
+
+    def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        allowed: set[str] = set()
+        for template, methods in self._routes:
+            params = template.match(path)
+            if params is None:
+                continue
+            op = methods.get(method)
+            if op is not None:
+                return op, params
+            allowed.update(methods)
+        if allowed:
+            raise MethodNotAllowed(
+                f"Method {method} is not allowed on {path}",
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
+        raise NotFound(f"No resource at {path}")
+
+
+def media_matches(pattern: str, media_type: str) -> bool:
+    """Whether ``media_type`` (``type/subtype``) matches ``pattern`` (wildcards allowed)."""
+    return fnmatch.fnmatchcase(media_type.lower(), pattern.lower())
+
+
+def _api_version(request: Request) -> str:
+    for part in request.headers.get("Accept", "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key == "version" and value:
+            return value
+    return ""
+
+
+class Dispatcher:
+    """Routes and runs requests for the services of a frozen :class:`Registry`.
+
+    :param timeout: vCD's extensibility timeout; a request not started within it is answered
+        503 without running its handler, since vCD has stopped waiting.
+    """
+
+    def __init__(self, registry: Registry, *, timeout: float = 10.0) -> None:
+        self.registry = registry
+        self.timeout = timeout
+        self._all = _Router(registry.services.values())
+        self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
+        self._lock = threading.Lock()
+        self._aliases: Mapping[str, frozenset[str]] = {}
+
+    def learn_right_ids(self, aliases: Mapping[str, Iterable[str]]) -> None:
+        """Accept other spellings of rights (their vCD URNs, learned at registration).
+
+        :param aliases: full right name → identifiers that vCD may send for it.
+        """
+        with self._lock:
+            merged = dict(self._aliases)
+            for name, ids in aliases.items():
+                merged[name] = frozenset(merged.get(name, frozenset()) | set(ids))
+            self._aliases = merged
+
+    # -- message level --------------------------------------------------------------------
+
+    def handle_message(
+        self, body: bytes, *, routing_key: str | None = None, received: float | None = None
+    ) -> bytes:
+        """Answer one raw vCD message body with the encoded reply.
+
+        :param routing_key: restrict routing to the service with this key (the queue's);
+            ``None`` routes across every service (the test client).
+        :param received: ``time.monotonic()`` when the message arrived (deadline base).
+        """
+        received = time.monotonic() if received is None else received
+        try:
+            request = decode_request(body)
+        except ProtocolError as exc:
+            request_id = request_id_of(body)
+            log.warning("undecodable request %s: %s", request_id or "(no id)", exc)
+            outcome = self.error_outcome(400, "BAD_REQUEST", f"Malformed request message: {exc}")
+            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body)
+        outcome = self.dispatch(request, routing_key=routing_key, received=received)
+        return encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
+
+    # -- request level --------------------------------------------------------------------
+
+    def dispatch(
+        self, request: Request, *, routing_key: str | None = None, received: float | None = None
+    ) -> Outcome:
+        """Route, authorize and run one request; every failure becomes an ``Error`` outcome."""
+        started = time.monotonic()
+        received = started if received is None else received
+        try:
+            router = self._all if routing_key is None else self._by_key.get(routing_key)
+            if router is None:
+                raise NotFound(f"No service is registered with routing key {routing_key!r}")
+            op, params = router.route(request.method, request.path)
+            request.path_params = params
+            self._authorize(op, request)
+            self._check_body(op, request)
+            context = RequestContext(
+                request=request,
+                plugin=op.plugin,
+                locales=parse_accept_language(request.headers.get("Accept-Language", "")),
+                deadline=received + self.timeout,
+            )
+            if context.remaining <= 0:
+                raise ServiceUnavailable("The request waited longer than vCD's timeout")
+            outcome = self._run(op, request, context)
+        except HTTPError as exc:
+            outcome = self._http_error(exc, request)
+        except Exception:  # a handler bug: 500 for the client, traceback for the log
+            log.exception("request %s (%s %s) failed", request.id, request.method, request.path)
+            outcome = self._http_error(
+                InternalServerError(f"Internal error; request id {request.id or '(none)'}"),
+                request,
+            )
+        log.info(
+            "%s %s %s → %d (%.1f ms)",
+            request.id,
+            request.method,
+            request.path,
+            outcome.status,
+            (time.monotonic() - started) * 1000,
+        )
+        return outcome
+
+    def _authorize(self, op: Operation, request: Request) -> None:
+        held = request.security.rights
+        missing = [
+            r for r in op.rights if r not in held and not (self._aliases.get(r, set()) & held)
+        ]
+        if missing:
+            raise Forbidden(f"Missing right(s): {', '.join(missing)}")
+
+    def _check_body(self, op: Operation, request: Request) -> None:
+        if op.consumes and request.body:
+            ctype = request.content_type
+            if not any(media_matches(p, ctype) for p in op.consumes):
+                accepted = ", ".join(op.consumes)
+                raise UnsupportedMediaType(
+                    f"Content-Type {ctype or '(none)'} is not accepted; use {accepted}"
+                )
+
+    def _run(self, op: Operation, request: Request, context: RequestContext) -> Outcome:
+        assert op.handler is not None
+        token = _current.set(context)
+        try:
+            result = op.handler(request, **request.path_params)
+        finally:
+            _current.reset(token)
+        response = self._to_response(result, op)
+        headers = dict(response.headers)
+        body = response.body_bytes
+        if body or response.content_type:
+            headers["Content-Type"] = response.content_type or op.produces[0]
+        return Outcome(response.status, headers, body)
+
+    @staticmethod
+    def _to_response(result: object, op: Operation) -> Response:
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return Response(status=204)
+        if isinstance(result, etree._Element):
+            return Response.xml(result)
+        if isinstance(result, str | bytes):
+            return Response(result)
+        raise TypeError(f"handler of {op} returned {type(result).__name__}, not a Response")
+
+    def _http_error(self, exc: HTTPError, request: Request) -> Outcome:
+        outcome = self.error_outcome(exc.status, exc.minor_code, exc.message, _api_version(request))
+        return Outcome(outcome.status, {**exc.headers, **outcome.headers}, outcome.body)
+
+    @staticmethod
+    def error_outcome(status: int, minor_code: str, message: str, version: str = "") -> Outcome:
+        """A ``vcloud:Error`` outcome, as vCD itself would answer."""
+        ctype = _xml.ERROR_MEDIA_TYPE + (f";version={version}" if version else "")
+        body = _xml.tostring(_xml.error_element(status, minor_code, message))
+        return Outcome(status, {"Content-Type": ctype}, body)

@@ -1,0 +1,156 @@
+"""Declarations a plugin makes: operations, service links and rights.
+
+``@operation`` only records metadata on the function and returns it unchanged; the core binds
+the declarations when the plugin registers (see :class:`vcdext.Registrar`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from .routing import PathTemplate, parse_template
+
+#: Attribute under which ``@operation`` stores its declarations on a function.
+_ATTR = "__vcdext_operations__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+Handler = Callable[..., Any]
+
+
+class HTTPMethod(enum.StrEnum):
+    """The methods vCD forwards to extension services."""
+
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    DELETE = "DELETE"
+    PATCH = "PATCH"
+    HEAD = "HEAD"
+    OPTIONS = "OPTIONS"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation: a method and path template answered by a handler.
+
+    ``rights`` are all required (deny by default). A name declared by the same plugin with
+    :meth:`Registrar.add_right` may be given short (``"View Backups"``); it is expanded to
+    vCD's full right name ``{namespace}:View Backups`` when the plugin registers.
+    """
+
+    method: HTTPMethod
+    path: PathTemplate
+    handler: Handler | None = field(default=None, compare=False)
+    rights: tuple[str, ...] = ()
+    #: Media types accepted in a request body (empty: any).
+    consumes: tuple[str, ...] = ()
+    #: Media types of the response; the first is the default ``Content-Type``.
+    produces: tuple[str, ...] = ("application/xml",)
+    name: str = ""
+    #: Name of the plugin that declared it (set on registration).
+    plugin: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path.template}"
+
+
+def make_operation(
+    method: str,
+    path: str,
+    *,
+    handler: Handler | None = None,
+    rights: tuple[str, ...] | list[str] = (),
+    consumes: tuple[str, ...] | list[str] = (),
+    produces: tuple[str, ...] | list[str] = ("application/xml",),
+    name: str | None = None,
+) -> Operation:
+    """Validate the parts of an operation; raises :class:`ValueError` naming the problem."""
+    try:
+        verb = HTTPMethod(method.upper())
+    except ValueError:
+        allowed = ", ".join(m.value for m in HTTPMethod)
+        raise ValueError(f"unknown HTTP method {method!r} (allowed: {allowed})") from None
+    for media in (*consumes, *produces):
+        if "/" not in media:
+            raise ValueError(f"{media!r} is not a media type (type/subtype)")
+    if isinstance(rights, str):
+        raise ValueError("rights must be a list of right names, not a string")
+    default_name = getattr(handler, "__name__", "") if handler is not None else ""
+    return Operation(
+        method=verb,
+        path=parse_template(path),
+        handler=handler,
+        rights=tuple(rights),
+        consumes=tuple(c.lower() for c in consumes),
+        produces=tuple(produces),
+        name=name or default_name,
+    )
+
+
+def operation(
+    method: str,
+    path: str,
+    *,
+    rights: tuple[str, ...] | list[str] = (),
+    consumes: tuple[str, ...] | list[str] = (),
+    produces: tuple[str, ...] | list[str] = ("application/xml",),
+    name: str | None = None,
+) -> Callable[[F], F]:
+    """Declare that the decorated function answers ``method path``.
+
+    The handler is called as ``handler(request, **path_params)`` and returns a
+    :class:`vcdext.Response`, an lxml element, ``str``/``bytes``, or ``None`` (204). Decorators
+    stack, so one function may answer several operations. Invalid arguments raise
+    :class:`ValueError` at import time, so a broken plugin is reported when it loads.
+    """
+    declared = make_operation(
+        method, path, rights=rights, consumes=consumes, produces=produces, name=name
+    )
+
+    def decorate(func: F) -> F:
+        ops = list(getattr(func, _ATTR, ()))
+        ops.append(declared)
+        setattr(func, _ATTR, tuple(ops))
+        return func
+
+    return decorate
+
+
+def declared_operations(obj: Any) -> tuple[Operation, ...]:
+    """The operations recorded on ``obj`` by ``@operation``, bound to it as handler."""
+    ops: tuple[Operation, ...] = getattr(obj, _ATTR, ())
+    return tuple(replace(op, handler=obj, name=op.name or obj.__name__) for op in ops)
+
+
+@dataclass(frozen=True)
+class ServiceLink:
+    """A link vCD adds to representations of ``resource_type`` (a vCD media type).
+
+    ``href`` may contain ``{baseUri}`` and ``{resourceId}``, which vCD expands.
+    """
+
+    rel: str
+    href: str
+    mime_type: str
+    resource_type: str
+    resource_id: str | None = None
+    external_id: str | None = None
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Right:
+    """A right the service registers with vCD; its full name is ``{namespace}:name``."""
+
+    name: str
+    namespace: str
+    description: str = ""
+    category: str = ""
+    bundle_key: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return f"{{{self.namespace}}}:{self.name}"

@@ -1,0 +1,123 @@
+"""Building the plugin manager: hook specs, then the enabled entry-point plugins.
+
+Order: specs → explicit plugin objects (tests, embedding) → entry points of the
+``vcdext`` group that the config enables; each plugin is checked on registration
+(``check_pending``: a misspelled hook is an error, not silently ignored). A plugin that
+fails to import is logged by name and skipped, unless it is listed in ``plugins.required``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import ConfigError, PluginError
+from .markers import ENTRY_POINT_GROUP, PROJECT_NAME
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that could not be loaded, and why."""
+
+    name: str
+    distribution: str
+    error: str
+
+
+@dataclass
+class LoadedPlugins:
+    """The plugin manager plus what was loaded and what failed."""
+
+    manager: pluggy.PluginManager
+    names: list[str] = field(default_factory=list)
+    failures: list[PluginFailure] = field(default_factory=list)
+    distributions: dict[str, str] = field(default_factory=dict)
+
+
+def installed_entry_points() -> dict[str, EntryPoint]:
+    """Every plugin published under the ``vcdext`` entry-point group, by name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _dist_name(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "?"
+
+
+def load_plugins(
+    settings: Settings,
+    *,
+    plugins: Iterable[tuple[str, Any]] = (),
+    autoload: bool = True,
+) -> LoadedPlugins:
+    """Build the plugin manager.
+
+    :param plugins: extra ``(name, plugin object)`` pairs registered before entry points
+        (always enabled: the caller chose them).
+    :param autoload: load the installed entry points the config enables.
+    """
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    loaded = LoadedPlugins(pm)
+    for name, obj in plugins:
+        _register(loaded, name, obj, "(given)")
+
+    if autoload:
+        available = installed_entry_points()
+        enabled = settings.plugins.enabled
+        known = set(available) | set(loaded.names)
+        for name in (*(enabled or ()), *settings.plugins.required):
+            if name not in known:
+                key = "plugins.enabled" if enabled and name in enabled else "plugins.required"
+                have = ", ".join(sorted(known)) or "none"
+                raise ConfigError(
+                    key, settings.source, f"unknown plugin {name!r} (installed: {have})"
+                )
+        chosen = [
+            n
+            for n in (enabled if enabled is not None else sorted(available))
+            if n not in loaded.names
+        ]
+        for name in chosen:  # each failure is isolated, named and (unless required) skipped
+            ep = available[name]
+            try:
+                obj = ep.load()
+                _register(loaded, name, obj, _dist_name(ep))
+            except Exception as exc:  # any import-time failure of third-party code
+                _failed(loaded, settings, name, _dist_name(ep), exc)
+    return loaded
+
+
+def _register(loaded: LoadedPlugins, name: str, obj: Any, dist: str) -> None:
+    try:
+        loaded.manager.register(obj, name=name)
+    except ValueError as exc:  # pluggy: duplicate name or object
+        raise PluginError(name, str(exc)) from None
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(name, str(exc)) from None
+    try:
+        loaded.manager.check_pending()  # a misspelled hook name is an error, not ignored
+    except pluggy.PluginValidationError as exc:
+        loaded.manager.unregister(obj)
+        raise PluginError(name, str(exc)) from None
+    loaded.names.append(name)
+    loaded.distributions[name] = dist
+
+
+def _failed(
+    loaded: LoadedPlugins, settings: Settings, name: str, dist: str, exc: BaseException
+) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    if name in settings.plugins.required:
+        raise PluginError(name, f"required plugin failed to load ({dist}): {error}") from exc
+    log.error("plugin %r (%s) failed to load and is skipped: %s", name, dist, error, exc_info=exc)
+    loaded.failures.append(PluginFailure(name, dist, error))

@@ -1,0 +1,306 @@
+"""Binding plugin declarations into services, checking conflicts, then freezing.
+
+Each plugin gets its own :class:`Registrar` during the ``vcdext_register`` hook. When every
+plugin has registered, :func:`build_registry` checks the declarations against each other and
+returns an immutable :class:`Registry`; registrars refuse further calls from then on.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from .errors import DeclarationConflict, PluginError
+from .operations import (
+    Handler,
+    HTTPMethod,
+    Operation,
+    Right,
+    ServiceLink,
+    declared_operations,
+    make_operation,
+)
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One vCD extension service, as a plugin declared it (after config overrides)."""
+
+    plugin: str
+    name: str
+    namespace: str
+    routing_key: str
+    vendor: str = ""
+    description: str = ""
+    priority: int = 50
+    operations: tuple[Operation, ...] = ()
+    links: tuple[ServiceLink, ...] = ()
+    rights: tuple[Right, ...] = ()
+
+    @property
+    def api_filters(self) -> tuple[str, ...]:
+        """The ``UrlPattern`` of each API filter, one per distinct path template, sorted."""
+        return tuple(sorted({op.path.url_pattern for op in self.operations}))
+
+
+class Registrar:
+    """What a plugin uses to declare its service inside ``vcdext_register``.
+
+    ``registrar.config`` is the plugin's ``[plugins.<name>]`` table. Declare the service first
+    with :meth:`service`, then its operations, links and rights.
+    """
+
+    def __init__(self, plugin: str, config: Mapping[str, Any]) -> None:
+        self.plugin = plugin
+        self.config: Mapping[str, Any] = MappingProxyType(dict(config))
+        self._service: dict[str, Any] | None = None
+        self._operations: list[Operation] = []
+        self._links: list[ServiceLink] = []
+        self._rights: dict[str, Right] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PluginError(self.plugin, "declarations are closed once the runtime has started")
+
+    def _fail(self, problem: str) -> PluginError:
+        return PluginError(self.plugin, problem)
+
+    def _namespace(self) -> str:
+        if self._service is None:
+            raise self._fail("call registrar.service(...) before declaring anything else")
+        namespace: str = self._service["namespace"]
+        return namespace
+
+    def service(
+        self,
+        *,
+        name: str,
+        namespace: str,
+        vendor: str = "",
+        description: str = "",
+        priority: int = 50,
+        routing_key: str | None = None,
+    ) -> None:
+        """Declare the vCD extension service this plugin is.
+
+        :param name: the service name shown in vCD.
+        :param namespace: unique across vCD (reverse-DNS style); it prefixes the rights and
+            names the localization bundle. It cannot change once registered.
+        :param routing_key: AMQP routing key; defaults to the namespace and can be overridden
+            by the operator with ``[plugins.<name>] routing_key``.
+        :param priority: vCD's priority, 0-100 (50 is neutral).
+        """
+        self._check_open()
+        if self._service is not None:
+            raise self._fail("registrar.service(...) may be called only once")
+        if not name.strip():
+            raise self._fail("the service needs a name")
+        if not _NAMESPACE.fullmatch(namespace) or namespace.startswith("com.vmware.vcloud"):
+            raise self._fail(
+                f"namespace {namespace!r} must be 1-128 letters, digits, '.', '_' or '-' "
+                "and must not start with com.vmware.vcloud"
+            )
+        if not 0 <= priority <= 100:
+            raise self._fail(f"priority must be between 0 and 100, got {priority}")
+        key = self.config.get("routing_key", routing_key or namespace)
+        if not isinstance(key, str) or not key:
+            raise self._fail(f"[plugins.{self.plugin}] routing_key must be a non-empty string")
+        self._service = {
+            "name": name,
+            "namespace": namespace,
+            "vendor": vendor,
+            "description": description,
+            "priority": priority,
+            "routing_key": key,
+        }
+
+    def add_operations(self, *sources: Any) -> None:
+        """Add every ``@operation``-decorated function among ``sources``.
+
+        A source is a decorated function, or a module/class/object whose attributes are scanned.
+        """
+        self._check_open()
+        self._namespace()
+        found = 0
+        for source in sources:
+            if callable(source) and declared_operations(source):
+                candidates: Iterable[Any] = [source]
+            else:
+                names = sorted(n for n in dir(source) if not n.startswith("_"))
+                candidates = [getattr(source, n) for n in names]
+            for obj in candidates:
+                for op in declared_operations(obj):
+                    self._add(op)
+                    found += 1
+        if sources and not found:
+            raise self._fail("add_operations() found no @operation-decorated function")
+
+    def add_operation(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        rights: tuple[str, ...] | list[str] = (),
+        consumes: tuple[str, ...] | list[str] = (),
+        produces: tuple[str, ...] | list[str] = ("application/xml",),
+        name: str | None = None,
+    ) -> None:
+        """Add one operation without the decorator (same arguments as ``@operation``)."""
+        self._check_open()
+        self._namespace()
+        try:
+            op = make_operation(
+                method,
+                path,
+                handler=handler,
+                rights=rights,
+                consumes=consumes,
+                produces=produces,
+                name=name,
+            )
+        except ValueError as exc:
+            raise self._fail(str(exc)) from None
+        self._add(op)
+
+    def _add(self, op: Operation) -> None:
+        for other in self._operations:
+            if other.method == op.method and other.path.shape == op.path.shape:
+                raise self._fail(f"operation {op} is declared twice")
+        self._operations.append(replace(op, plugin=self.plugin))
+
+    def add_link(
+        self,
+        *,
+        rel: str,
+        href: str,
+        mime_type: str,
+        resource_type: str,
+        resource_id: str | None = None,
+        external_id: str | None = None,
+    ) -> None:
+        """Ask vCD to add a link to representations of ``resource_type``.
+
+        ``href`` may use ``{baseUri}`` and ``{resourceId}``.
+        """
+        self._check_open()
+        self._namespace()
+        for value, what in (
+            (rel, "rel"),
+            (href, "href"),
+            (mime_type, "mime_type"),
+            (resource_type, "resource_type"),
+        ):
+            if not value or len(value) > 255:
+                raise self._fail(f"service link {what} must be 1-255 characters")
+        link = ServiceLink(
+            rel, href, mime_type, resource_type, resource_id, external_id, plugin=self.plugin
+        )
+        if link in self._links:
+            raise self._fail(f"service link {rel} → {href} is declared twice")
+        self._links.append(link)
+
+    def add_right(
+        self, name: str, *, description: str = "", category: str = "", bundle_key: str = ""
+    ) -> str:
+        """Declare a right; returns its full vCD name ``{namespace}:name``."""
+        self._check_open()
+        namespace = self._namespace()
+        if not name.strip() or ":" in name:
+            raise self._fail(f"right name {name!r} must be non-empty and contain no ':'")
+        if name in self._rights:
+            raise self._fail(f"right {name!r} is declared twice")
+        right = Right(name, namespace, description, category, bundle_key)
+        self._rights[name] = right
+        return right.full_name
+
+    def _build(self) -> Service | None:
+        self._closed = True
+        if self._service is None:
+            if self._operations or self._links or self._rights:
+                raise self._fail("declares operations but no service")
+            return None
+        operations = tuple(
+            replace(op, rights=tuple(self._full_right(r) for r in op.rights))
+            for op in self._operations
+        )
+        return Service(
+            plugin=self.plugin,
+            operations=operations,
+            links=tuple(self._links),
+            rights=tuple(self._rights.values()),
+            **self._service,
+        )
+
+    def _full_right(self, right: str) -> str:
+        if right in self._rights:
+            return self._rights[right].full_name
+        return right
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every enabled service, frozen. ``services`` maps plugin name → :class:`Service`."""
+
+    services: Mapping[str, Service] = field(default_factory=dict)
+
+    def by_routing_key(self, key: str) -> Service | None:
+        return next((s for s in self.services.values() if s.routing_key == key), None)
+
+
+def build_registry(
+    plugins: Iterable[tuple[str, Callable[[Registrar], None]]],
+    options: Callable[[str], Mapping[str, Any]],
+) -> Registry:
+    """Run each plugin's registration and check the services against each other.
+
+    :param plugins: ``(plugin name, callable taking its Registrar)`` in load order.
+    :param options: returns the ``[plugins.<name>]`` table of a plugin.
+    """
+    services: dict[str, Service] = {}
+    for plugin, register in plugins:
+        registrar = Registrar(plugin, options(plugin))
+        try:
+            register(registrar)
+        except PluginError:
+            raise
+        except Exception as exc:  # a plugin bug: name the plugin, keep the cause
+            raise PluginError(plugin, f"vcdext_register failed: {exc!r}") from exc
+        service = registrar._build()
+        if service is not None:
+            _check_conflicts(service, services.values())
+            services[plugin] = service
+    return Registry(types.MappingProxyType(services))
+
+
+def _check_conflicts(new: Service, existing: Iterable[Service]) -> None:
+    for old in existing:
+        if old.namespace == new.namespace:
+            raise DeclarationConflict(new.plugin, old.plugin, f"namespace {new.namespace!r}")
+        if old.name == new.name:
+            raise DeclarationConflict(new.plugin, old.plugin, f"service name {new.name!r}")
+        if old.routing_key == new.routing_key:
+            raise DeclarationConflict(new.plugin, old.plugin, f"routing key {new.routing_key!r}")
+        for op in new.operations:
+            for other in old.operations:
+                if op.method == other.method and op.path.shape == other.path.shape:
+                    raise DeclarationConflict(new.plugin, old.plugin, f"operation {op}")
+        for link in new.links:
+            if any(
+                (link.rel, link.resource_type, link.resource_id)
+                == (o.rel, o.resource_type, o.resource_id)
+                for o in old.links
+            ):
+                raise DeclarationConflict(
+                    new.plugin, old.plugin, f"service link rel={link.rel!r} on {link.resource_type}"
+                )
+
+
+__all__ = ["HTTPMethod", "Registrar", "Registry", "Service", "build_registry"]

@@ -1,0 +1,1 @@
+"""Transports that carry vCD's extension messages to the dispatcher."""

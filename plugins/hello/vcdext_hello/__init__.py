@@ -1,0 +1,1 @@
+"""vcdext-hello: the example plugin a new service author copies."""

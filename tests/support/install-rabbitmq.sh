@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Ensure the RabbitMQ server binaries are installed (Debian/Ubuntu, run as root).
+# The test suite starts its own throwaway node (tests/support/rabbitmq.py), so
+# this script only installs the package and never starts the system service.
+set -euo pipefail
+
+if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null 2>&1; then
+    echo "install-rabbitmq: rabbitmq-server already installed, nothing to do"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-rabbitmq: rabbitmq-server is missing and this script must run as root to install it" >&2
+    exit 1
+fi
+
+# A policy-rc.d that exits 101 tells invoke-rc.d (used by the package's
+# postinst) not to start the rabbitmq-server/epmd services. Install a
+# temporary one unless the machine already has its own (e.g. Docker images).
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+cleanup() { if [ -n "$own_policy" ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    own_policy=1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq rabbitmq-server >/dev/null
+
+echo "install-rabbitmq: installed rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server) (service not started)"
