@@ -7,13 +7,13 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
 from .errors import VcdExtError
 from .registry import Service
-from .runtime import Runtime, create_runtime
+from .runtime import create_runtime
 from .settings import CONFIG_ENV, Settings, load_settings, render_settings
 
 log = logging.getLogger("vcdext")
@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "until SIGTERM or Ctrl-C; in-flight requests are answered before it exits.",
     )
     run.add_argument("--amqp-url", metavar="URL", help="broker URL (overrides amqp.url)")
+    run.set_defaults(handler=_run)
 
     plugins = sub.add_parser(
         "plugins",
@@ -62,17 +63,41 @@ def _parser() -> argparse.ArgumentParser:
         "load are listed last.",
     )
     plugins.add_argument("--json", action="store_true", help="print JSON instead of text")
+    plugins.set_defaults(handler=_plugins)
 
     config = sub.add_parser("config", parents=[common], help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
-    config_sub.add_parser(
+    show = config_sub.add_parser(
         "show",
         parents=[common],
         help="print the effective settings (secrets masked)",
         description="Print the effective settings as commented TOML: file values, then "
         "environment overrides, then defaults. Passwords are masked.",
     )
+    show.set_defaults(handler=_config_show)
+    for add_commands in _command_modules():
+        add_commands(sub, common)
     return parser
+
+
+def _command_modules() -> list[Callable[[Any, argparse.ArgumentParser], None]]:
+    # Commands that live beside the part they drive (the local cell, the vCD client).
+    # Each module's add_commands(subparsers, common) adds parsers with a `handler` default.
+    import importlib
+
+    found = []
+    for name in _EXTRA_COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not exc.name or not name.startswith(exc.name):
+                raise
+            continue
+        found.append(module.add_commands)
+    return found
+
+
+_EXTRA_COMMANDS = ("vcdext.cell.command", "vcdext.vcd.command")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,22 +108,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"vcdext {__version__}")
         return 0
-    if args.command is None or (args.command == "config" and args.config_command is None):
-        parser.print_help() if args.command is None else parser.parse_args([args.command, "-h"])
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        if args.command is None:
+            parser.print_help()
+        else:
+            parser.parse_args([args.command, "-h"])
         return 2
     try:
         settings = load_settings(getattr(args, "config", None))
         _configure_logging(settings)
-        if args.command == "config":
-            print(render_settings(settings), end="")
-            return 0
-        runtime = create_runtime(settings)
-        if args.command == "plugins":
-            return _plugins(runtime, as_json=args.json)
-        return _run(runtime, amqp_url=args.amqp_url)
+        result: int = handler(args, settings)
+        return result
     except VcdExtError as exc:
         print(f"vcdext: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _config_show(args: argparse.Namespace, settings: Settings) -> int:
+    print(render_settings(settings), end="")
+    return 0
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -109,12 +138,13 @@ def _configure_logging(settings: Settings) -> None:
     )
 
 
-def _run(runtime: Runtime, *, amqp_url: str | None) -> int:
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .transport.amqp import AmqpServer, TransportError
 
+    runtime = create_runtime(settings)
     for failure in runtime.failures:
         log.warning("plugin %r skipped: %s", failure.name, failure.error)
-    server = AmqpServer(runtime, url=amqp_url)
+    server = AmqpServer(runtime, url=args.amqp_url)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s; finishing in-flight requests", signal.Signals(signum).name)
@@ -174,9 +204,10 @@ def _service_dict(service: Service) -> dict[str, Any]:
     }
 
 
-def _plugins(runtime: Runtime, *, as_json: bool) -> int:
+def _plugins(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = create_runtime(settings)
     services = runtime.registry.services
-    if as_json:
+    if args.json:
         doc = {
             "plugins": [
                 {

@@ -106,12 +106,67 @@ class PluginsSettings:
 
 
 @dataclass(frozen=True)
+class VcdSettings:
+    """``[vcd]``: the vCloud Director the runtime registers with (absent: register nothing)."""
+
+    url: str = _setting(
+        "",
+        "vCD base URL, e.g. https://vcd.example.com (a trailing /api is accepted). "
+        "Empty: serve AMQP only and register nothing.",
+        kind="str",
+    )
+    username: str = _setting("", "System administrator user name.", kind="str")
+    org: str = _setting("System", "Organization to log in to (System for a sysadmin).", kind="str")
+    password: str = _setting(
+        "", "Password (prefer VCDEXT_VCD_PASSWORD or vcd.password_file).", kind="str", secret=True
+    )
+    password_file: str = _setting(
+        "", "File whose first line is the password (used when vcd.password is empty).", kind="str"
+    )
+    verify_tls: bool = _setting(True, "Verify vCD's TLS certificate.", kind="bool")
+    ca_bundle: str = _setting(
+        "", "CA bundle (PEM file) to verify vCD's certificate with; empty: system CAs.", kind="str"
+    )
+    api_version: str = _setting(
+        "",
+        "vCloud API version to use; empty: the highest both sides support (at least 5.1).",
+        kind="str",
+    )
+    timeout: float = _setting(
+        30.0, "Seconds to wait for one vCD API call.", kind="float", minimum=0.1
+    )
+
+
+@dataclass(frozen=True)
+class CellSettings:
+    """``[cell]``: the local development cell (``vcdext dev`` / ``vcdext cell``)."""
+
+    host: str = _setting("127.0.0.1", "Address the cell's HTTP server listens on.", kind="str")
+    port: int = _setting(
+        8080, "Port of the cell's HTTP server (0: any free port).", kind="int", minimum=0
+    )
+    timeout: float = _setting(
+        10.0,
+        "The cell's extensibility.timeout: seconds it waits for a reply before answering 504.",
+        kind="float",
+        minimum=0.1,
+    )
+    seed: str = _setting(
+        "",
+        "Seed file (TOML) with users, orgs, rights and inventory; empty: the demo seed.",
+        kind="str",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, one attribute per section."""
 
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
+    vcd: VcdSettings = field(default_factory=VcdSettings)
+    cell: CellSettings = field(default_factory=CellSettings)
     #: Where the settings came from (the file path, or ``"defaults"``).
     source: str = "defaults"
 
@@ -125,6 +180,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "amqp": AmqpSettings,
     "runtime": RuntimeSettings,
     "plugins": PluginsSettings,
+    "vcd": VcdSettings,
+    "cell": CellSettings,
 }
 
 
@@ -179,6 +236,16 @@ def _coerce(value: Any, f: dataclasses.Field[Any], key: str, source: str, from_e
                 problem = f"must be at least {minimum}, got {value!r}"
             else:
                 return num(value)
+    elif kind == "bool":
+        if from_env and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        problem = f"expected true or false, got {value!r}"
     elif kind == "list":
         if from_env and isinstance(value, str):
             text = value.strip()
@@ -263,8 +330,10 @@ def mask_secret(value: Any) -> str:
     """The value with any password removed: a URL keeps everything but its password."""
     if not isinstance(value, str):
         return _MASK
+    if not value:
+        return ""
     parts = urlsplit(value)
-    if parts.scheme and parts.netloc:
+    if parts.scheme and "://" in value:
         if parts.password is None:
             return value
         host = parts.netloc.rsplit("@", 1)[1]

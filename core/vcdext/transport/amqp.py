@@ -155,8 +155,8 @@ class AmqpServer:
         self.exchange(channel).declare()
         for q in self.queues:
             q(channel).declare()
-        channel.basic_qos(prefetch_size=0, prefetch_count=self.prefetch, a_global=False)
         consumer = Consumer(channel, self.queues, on_message=self._on_message, auto_declare=False)
+        consumer.qos(prefetch_count=self.prefetch)
         self._generation += 1
         consumer.consume()
         self.ready.set()
