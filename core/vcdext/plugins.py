@@ -8,6 +8,7 @@ fails to import is logged by name and skipped, unless it is listed in ``plugins.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,10 +72,18 @@ def load_plugins(
     for name, obj in plugins:
         _register(loaded, name, obj, "(given)")
 
+    for spec in settings.plugins.modules:
+        name, _, module = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        name = name.strip() or module.rsplit(".", 1)[-1]
+        try:
+            _register(loaded, name, importlib.import_module(module.strip()), f"module {module}")
+        except Exception as exc:  # import-time failure of the plugin's own code
+            _failed(loaded, settings, name, f"module {module}", exc)
+
     if autoload:
         available = installed_entry_points()
         enabled = settings.plugins.enabled
-        known = set(available) | set(loaded.names)
+        known = set(available) | set(loaded.names) | {f.name for f in loaded.failures}
         for name in (*(enabled or ()), *settings.plugins.required):
             if name not in known:
                 key = "plugins.enabled" if enabled and name in enabled else "plugins.required"
@@ -82,11 +91,9 @@ def load_plugins(
                 raise ConfigError(
                     key, settings.source, f"unknown plugin {name!r} (installed: {have})"
                 )
-        chosen = [
-            n
-            for n in (enabled if enabled is not None else sorted(available))
-            if n not in loaded.names
-        ]
+        taken = set(loaded.names) | {f.name for f in loaded.failures}
+        wanted = enabled if enabled is not None else sorted(available)
+        chosen = [n for n in wanted if n in available and n not in taken]
         for name in chosen:  # each failure is isolated, named and (unless required) skipped
             ep = available[name]
             try:

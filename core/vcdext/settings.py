@@ -95,6 +95,12 @@ class PluginsSettings:
     required: tuple[str, ...] = _setting(
         (), "Plugins whose failure to load stops start-up (others are skipped).", kind="list"
     )
+    modules: tuple[str, ...] = _setting(
+        (),
+        "Plugin modules to load by import path, without packaging them: 'pkg.mod' (named "
+        "after its last part) or 'name=pkg.mod'. Always enabled.",
+        kind="list",
+    )
     #: The ``[plugins.<name>]`` tables, handed to each plugin as its config.
     options: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}), metadata={"kind": "tables"}

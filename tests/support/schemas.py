@@ -19,15 +19,11 @@ VERSIONS_NS = "http://www.vmware.com/vcloud/versions"
 _LOCAL_COPIES = {
     "http://www.w3.org/2001/xml.xsd": "schemas/external/xml.xsd",
     "http://www.w3.org/2009/01/xml.xsd": "schemas/external/xml.xsd",
-    "http://schemas.dmtf.org/ovf/envelope/1/dsp8023_1.1.0.xsd":
-        "schemas/external/ovf1.1/dsp8023_1.1.0.xsd",
-    "http://schemas.dmtf.org/ovf/environment/1/dsp8027_1.1.0.xsd":
-        "schemas/external/ovf1.1/dsp8027_1.1.0.xsd",
+    "http://schemas.dmtf.org/ovf/envelope/1/dsp8023_1.1.0.xsd": "schemas/external/ovf1.1/dsp8023_1.1.0.xsd",
+    "http://schemas.dmtf.org/ovf/environment/1/dsp8027_1.1.0.xsd": "schemas/external/ovf1.1/dsp8027_1.1.0.xsd",
     "http://schemas.dmtf.org/wbem/wscim/1/common.xsd": "schemas/external/ovf1.1/common.xsd",
-    "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2.22.0/CIM_VirtualSystemSettingData.xsd":
-        "schemas/external/ovf1.1/CIM_VirtualSystemSettingData.xsd",
-    "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2.22.0/CIM_ResourceAllocationSettingData.xsd":
-        "schemas/external/ovf1.1/CIM_ResourceAllocationSettingData.xsd",
+    "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2.22.0/CIM_VirtualSystemSettingData.xsd": "schemas/external/ovf1.1/CIM_VirtualSystemSettingData.xsd",
+    "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2.22.0/CIM_ResourceAllocationSettingData.xsd": "schemas/external/ovf1.1/CIM_ResourceAllocationSettingData.xsd",
     "http://www.vmware.com/schema/ovf.xsd": "schemas/external/ovf1.1/ovf-vmware.xsd",
 }
 

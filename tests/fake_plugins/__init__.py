@@ -1,0 +1,1 @@
+"""Plugin modules that tests publish under fake entry points."""

@@ -1,0 +1,261 @@
+"""The transport-free pipeline, driven through the in-process test client."""
+
+import logging
+import time
+
+import pytest
+from lxml import etree
+
+from vcdext import (
+    BadRequest,
+    NotFound,
+    Registrar,
+    Request,
+    Response,
+    current,
+    hookimpl,
+    operation,
+)
+from vcdext.settings import load_settings
+from vcdext.testing import TestClient, make_runtime
+from vcdext.xml import VCLOUD_NS
+
+RIGHT = "{io.example.shop}:Buy"
+
+
+@operation("GET", "/api/shop/items", produces=["application/vnd.example.items+xml"])
+def list_items(request: Request) -> str:
+    return "<Items/>"
+
+
+@operation("GET", "/api/shop/items/{item_id}")
+def get_item(request: Request, item_id: str) -> Response:
+    if item_id == "missing":
+        raise NotFound(f"No item {item_id}")
+    return Response(f"<Item id='{item_id}'/>", content_type="application/xml")
+
+
+@operation("GET", "/api/shop/items/new")
+def new_item_form(request: Request) -> str:
+    return "<Form/>"
+
+
+@operation(
+    "POST", "/api/shop/items", rights=["Buy"], consumes=["application/*+xml", "application/xml"]
+)
+def buy(request: Request) -> Response:
+    doc = request.xml()
+    return Response(etree.tostring(doc), status=201, headers={"Location": "/api/shop/items/9"})
+
+
+@operation("DELETE", "/api/shop/items/{item_id}")
+def delete_item(request: Request, item_id: str) -> None:
+    return None
+
+
+@operation("GET", "/api/shop/crash")
+def crash(request: Request) -> str:
+    raise RuntimeError("secret internals: password=hunter2")
+
+
+@operation("GET", "/api/shop/bad-return")
+def bad_return(request: Request) -> object:
+    return 42
+
+
+@operation("GET", "/api/shop/context")
+def context_info(request: Request) -> str:
+    ctx = current()
+    return f"{ctx.plugin}|{','.join(ctx.locales)}|{ctx.remaining > 0}"
+
+
+@operation("GET", "/api/shop/element")
+def element(request: Request) -> etree._Element:
+    return etree.Element("Thing")
+
+
+class Shop:
+    @hookimpl
+    def vcdext_register(self, registrar: Registrar) -> None:
+        registrar.service(name="shop", namespace="io.example.shop", vendor="Example")
+        registrar.add_right("Buy", description="Buy things")
+        registrar.add_operations(
+            list_items,
+            get_item,
+            new_item_form,
+            buy,
+            delete_item,
+            crash,
+            bad_return,
+            context_info,
+            element,
+        )
+
+
+@pytest.fixture
+def client():
+    return TestClient(make_runtime(shop=Shop()))
+
+
+def error_of(response):
+    assert response.content_type.startswith("application/vnd.vmware.vcloud.error+xml")
+    doc = response.xml()
+    assert doc.tag == f"{{{VCLOUD_NS}}}Error"
+    return doc
+
+
+def test_routes_and_defaults_content_type_to_first_produces(client):
+    r = client.get("/api/shop/items")
+    assert (r.status, r.text) == (200, "<Items/>")
+    assert r.content_type == "application/vnd.example.items+xml"
+    assert r.headers["Content-Length"] == str(len(r.body))
+
+
+def test_path_parameters_arrive_as_keyword_arguments(client):
+    assert client.get("/api/shop/items/7").text == "<Item id='7'/>"
+
+
+def test_literal_template_wins_over_parameter(client):
+    assert client.get("/api/shop/items/new").text == "<Form/>"
+
+
+def test_unknown_path_is_404_error(client, assert_valid_vcd_xml):
+    r = client.get("/api/shop/nothing")
+    assert r.status == 404
+    assert error_of(r).get("minorErrorCode") == "RESOURCE_NOT_FOUND"
+    assert_valid_vcd_xml(r.body)
+
+
+def test_wrong_method_is_405_with_allow(client, assert_valid_vcd_xml):
+    r = client.put("/api/shop/items/3")
+    assert r.status == 405
+    assert r.headers["Allow"] == "DELETE, GET"
+    assert error_of(r).get("minorErrorCode") == "METHOD_NOT_ALLOWED"
+    assert_valid_vcd_xml(r.body)
+
+
+def test_handler_http_error_becomes_error_reply(client, assert_valid_vcd_xml):
+    r = client.get("/api/shop/items/missing")
+    assert r.status == 404
+    assert error_of(r).get("message") == "No item missing"
+    assert_valid_vcd_xml(r.body)
+
+
+def test_missing_right_is_403_and_held_right_passes(client, assert_valid_vcd_xml):
+    body = "<Order/>"
+    headers = {"Content-Type": "application/xml"}
+    denied = client.post("/api/shop/items", body=body, headers=headers)
+    assert denied.status == 403
+    assert RIGHT in error_of(denied).get("message")
+    assert_valid_vcd_xml(denied.body)
+    allowed = client.post("/api/shop/items", body=body, headers=headers, rights=[RIGHT])
+    assert (allowed.status, allowed.headers["Location"]) == (201, "/api/shop/items/9")
+
+
+def test_right_urns_are_accepted_once_learned(client):
+    urn = "urn:vcloud:right:5b1a"
+    kwargs = {"body": "<Order/>", "headers": {"Content-Type": "application/xml"}, "rights": [urn]}
+    assert client.post("/api/shop/items", **kwargs).status == 403
+    client.runtime.dispatcher.learn_right_ids({RIGHT: [urn]})
+    assert client.post("/api/shop/items", **kwargs).status == 201
+
+
+def test_malformed_xml_body_is_400(client, assert_valid_vcd_xml):
+    r = client.post(
+        "/api/shop/items",
+        body="<Order>",
+        rights=[RIGHT],
+        headers={"Content-Type": "application/xml"},
+    )
+    assert r.status == 400
+    assert error_of(r).get("minorErrorCode") == "BAD_REQUEST"
+    assert_valid_vcd_xml(r.body)
+
+
+def test_unaccepted_content_type_is_415(client):
+    r = client.post(
+        "/api/shop/items", body="{}", rights=[RIGHT], headers={"Content-Type": "application/json"}
+    )
+    assert r.status == 415
+    assert "application/json" in error_of(r).get("message")
+
+
+def test_vendor_xml_media_type_matches_wildcard_consumes(client):
+    r = client.post(
+        "/api/shop/items",
+        body="<Order/>",
+        rights=[RIGHT],
+        headers={"Content-Type": "application/vnd.example.order+xml; charset=utf-8"},
+    )
+    assert r.status == 201
+
+
+def test_handler_exception_is_500_with_request_id_and_no_internals(client, caplog):
+    with caplog.at_level(logging.ERROR, logger="vcdext.dispatch"):
+        r = client.get("/api/shop/crash")
+    assert r.status == 500
+    message = error_of(r).get("message")
+    assert "request id test-" in message
+    assert "hunter2" not in r.text and "Traceback" not in r.text
+    request_id = message.rsplit(" ", 1)[-1]
+    record = next(rec for rec in caplog.records if request_id in rec.getMessage())
+    assert record.exc_info is not None  # the traceback is in the log
+
+
+def test_unsupported_return_type_is_500(client):
+    assert client.get("/api/shop/bad-return").status == 500
+
+
+def test_none_is_204_without_body(client):
+    r = client.delete("/api/shop/items/3")
+    assert (r.status, r.body) == (204, b"")
+    assert "Content-Type" not in r.headers
+
+
+def test_element_result_is_serialised(client):
+    r = client.get("/api/shop/element")
+    assert r.xml().tag == "Thing"
+
+
+def test_context_carries_plugin_locales_and_deadline(client):
+    r = client.get("/api/shop/context", headers={"Accept-Language": "fr-CH, fr;q=0.9, en;q=0.8"})
+    assert r.text == "shop|fr_CH,fr,en|True"
+
+
+def test_error_content_type_carries_the_clients_api_version(client):
+    r = client.get("/api/shop/nothing", headers={"Accept": "application/*+xml;version=36.0"})
+    assert r.content_type == "application/vnd.vmware.vcloud.error+xml;version=36.0"
+
+
+def test_request_past_vcds_timeout_is_not_run():
+    runtime = make_runtime(
+        shop=Shop(), settings=load_settings(None, environ={"VCDEXT_RUNTIME_TIMEOUT": "0.5"})
+    )
+    from vcdext.protocol import decode_reply, encode_request
+
+    message = encode_request("GET", "/api/shop/items", request_id="late")
+    stale = time.monotonic() - 1.0
+    reply = decode_reply(runtime.dispatcher.handle_message(message, received=stale))
+    assert reply.status == 503
+
+
+def test_undecodable_message_gets_400_with_its_id_when_readable(assert_valid_vcd_xml):
+    runtime = make_runtime(shop=Shop())
+    from vcdext.protocol import decode_reply
+
+    reply = decode_reply(runtime.handle_message(b'[{"id":"x-1","method":"GET"}]'))
+    assert (reply.status, reply.id) == (400, "x-1")
+    assert_valid_vcd_xml(reply.body)
+    assert decode_reply(runtime.handle_message(b"\x00garbage")).status == 400
+
+
+def test_routing_key_restricts_routing_to_that_service():
+    runtime = make_runtime(shop=Shop())
+    client = TestClient(runtime)
+    assert client.get("/api/shop/items", routing_key="io.example.shop").status == 200
+    assert client.get("/api/shop/items", routing_key="other").status == 404
+
+
+def test_bad_request_helper_raises():
+    with pytest.raises(BadRequest):
+        Request(id="1", method="POST", path="/api/x", body=b"{").json()

@@ -1,0 +1,145 @@
+"""Decoding vCD's request messages and encoding replies (protocol notes §2 and §11)."""
+
+import base64
+import json
+
+import pytest
+
+from vcdext.errors import ProtocolError
+from vcdext.protocol import decode_reply, decode_request, encode_reply, encode_request
+
+# Example E2 of the protocol notes, byte for byte.
+E2 = (
+    b'[{"id":"r-1","method":"GET","scheme":"https","protocol":"HTTP/1.1",'
+    b'"headers":{"Accept":"application/*+xml;version=5.1","x-vcloud-authorization":"tok"},'
+    b'"queryString":null,"localPort":443,"remoteAddr":"10.0.0.5","remotePort":51000,'
+    b'"localAddr":"10.0.0.1","request":true,'
+    b'"requestUri":"/api/org/9aee51e8-654e-49a8-8dab-3fdbf00a21ae/ticketing","body":""},'
+    b'{"user":"urn:vcloud:user:44fbd6f9-7a76-4bca-b273-3536b181ad09",'
+    b'"org":"urn:vcloud:org:9aee51e8-654e-49a8-8dab-3fdbf00a21ae","rights":[]}]'
+)
+
+
+def e4(body: bytes = b"<ticket><message>hi</message></ticket>") -> bytes:
+    doc = json.loads(E2)
+    doc[0].update(
+        method="POST",
+        requestUri="/api/org/9aee/ticketing",
+        headers={"Content-Type": "application/xml", "Accept": "application/*+xml"},
+        body=base64.b64encode(body).decode(),
+    )
+    return json.dumps(doc).encode()
+
+
+def test_decodes_example_e2():
+    req = decode_request(E2)
+    assert (req.id, req.method) == ("r-1", "GET")
+    assert req.path == "/api/org/9aee51e8-654e-49a8-8dab-3fdbf00a21ae/ticketing"
+    assert req.query_string == ""
+    assert req.headers["ACCEPT"] == "application/*+xml;version=5.1"
+    assert req.body == b""
+    assert req.security.user == "urn:vcloud:user:44fbd6f9-7a76-4bca-b273-3536b181ad09"
+    assert req.security.org.startswith("urn:vcloud:org:")
+    assert req.security.rights == frozenset()
+    assert req.raw["remoteAddr"] == "10.0.0.5"
+
+
+def test_decodes_example_e4_body_from_base64():
+    req = decode_request(e4())
+    assert req.method == "POST"
+    assert req.body == b"<ticket><message>hi</message></ticket>"
+    assert req.content_type == "application/xml"
+    assert req.xml().tag == "ticket"
+
+
+def test_tolerates_extra_elements_and_unknown_keys():
+    doc = json.loads(E2)
+    doc[0]["somethingNew"] = {"x": 1}
+    doc[1]["roles"] = ["Organization Administrator"]
+    doc.append({"future": True})
+    req = decode_request(json.dumps(doc).encode())
+    assert req.raw["somethingNew"] == {"x": 1}
+    assert req.security.raw["roles"] == ["Organization Administrator"]
+
+
+def test_object_form_is_read_too():
+    """Tolerant reading of the docs' "JSON object": the request itself, optionally with a
+    nested securityContext."""
+    doc = json.loads(E2)
+    obj = {**doc[0], "securityContext": doc[1]}
+    req = decode_request(json.dumps(obj).encode())
+    assert req.security.user == doc[1]["user"]
+
+
+def test_rights_given_as_strings_or_objects():
+    doc = json.loads(E2)
+    doc[1]["rights"] = ["urn:vcloud:right:1", {"name": "{x}:Y", "id": "urn:vcloud:right:2"}]
+    req = decode_request(json.dumps(doc).encode())
+    assert req.security.rights == {"urn:vcloud:right:1", "{x}:Y", "urn:vcloud:right:2"}
+
+
+def test_query_string_in_request_uri_is_split_off():
+    doc = json.loads(E2)
+    doc[0]["requestUri"] = "/api/x?page=2&pageSize=5"
+    req = decode_request(json.dumps(doc).encode())
+    assert req.path == "/api/x"
+    assert req.query == {"page": ["2"], "pageSize": ["5"]}
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"garbage", "not UTF-8 JSON"),
+        (b"\xff\xfe", "not UTF-8 JSON"),
+        (b"[]", "must start with the request"),
+        (b"42", "JSON array or object"),
+        (b'[{"method":"GET"}]', "needs 'method' and 'requestUri'"),
+        (b'[{"method":"GET","requestUri":"/api/x","body":"***"}]', "not valid base64"),
+        (b'[{"method":"GET","requestUri":"/api/x","headers":[1]}]', "'headers' must be an object"),
+        (b'[{"method":["GET"],"requestUri":"/api/x"}]', "'method' must be a string"),
+    ],
+)
+def test_undecodable_messages_raise_protocol_error(data, reason):
+    with pytest.raises(ProtocolError, match=reason):
+        decode_request(data)
+
+
+def test_reply_has_the_shape_of_example_e3():
+    reply = json.loads(
+        encode_reply("r-1", 200, {"Content-Type": "application/*+xml"}, b"<tickets></tickets>")
+    )
+    assert reply == {
+        "id": "r-1",
+        "headers": {"Content-Type": "application/*+xml", "Content-Length": 19},
+        "statusCode": 200,
+        "body": "PHRpY2tldHM+PC90aWNrZXRzPg==",
+        "request": False,
+    }
+
+
+def test_content_length_is_always_the_real_length():
+    reply = json.loads(encode_reply("r", 200, {"content-length": "999"}, b"abc"))
+    assert reply["headers"] == {"Content-Length": 3}
+
+
+def test_encode_request_round_trips():
+    data = encode_request(
+        "post",
+        "/api/x",
+        request_id="q",
+        headers={"A": "b"},
+        body=b"\x00\x01",
+        query_string="a=1",
+        user="u",
+        org="o",
+        rights=["r"],
+    )
+    req = decode_request(data)
+    assert (req.method, req.path, req.query_string, req.body) == (
+        "POST",
+        "/api/x",
+        "a=1",
+        b"\x00\x01",
+    )
+    assert (req.security.user, req.security.org, req.security.rights) == ("u", "o", {"r"})
+    assert decode_reply(encode_reply("q", 201, {}, b"x")).status == 201
