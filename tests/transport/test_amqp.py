@@ -1,0 +1,294 @@
+"""The AMQP request/reply loop against a real RabbitMQ node (started by the tests)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Exchange
+
+import vcdext_hello.plugin as hello
+from tests.fake_plugins import slow
+from tests.support.vcd_side import VcdSide
+from vcdext.settings import load_settings
+from vcdext.testing import make_runtime
+from vcdext.transport.amqp import AmqpServer, TransportError
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO_KEY = "io.vcdext.hello"
+SLOW_KEY = "io.example.slow"
+USER = "urn:vcloud:user:44fbd6f9-7a76-4bca-b273-3536b181ad09"
+ORG = "urn:vcloud:org:9aee51e8-654e-49a8-8dab-3fdbf00a21ae"
+
+
+def e2(
+    path: str,
+    request_id: str = "r-1",
+    method: str = "GET",
+    body: bytes = b"",
+    headers: dict | None = None,
+) -> bytes:
+    """A message shaped like example E2/E4 of the protocol notes."""
+    request = {
+        "id": request_id,
+        "method": method,
+        "scheme": "https",
+        "protocol": "HTTP/1.1",
+        "headers": headers
+        or {"Accept": "application/*+xml;version=5.1", "x-vcloud-authorization": "tok"},
+        "queryString": None,
+        "localPort": 443,
+        "remoteAddr": "10.0.0.5",
+        "remotePort": 51000,
+        "localAddr": "10.0.0.1",
+        "request": True,
+        "requestUri": path,
+        "body": base64.b64encode(body).decode(),
+    }
+    return json.dumps([request, {"user": USER, "org": ORG, "rights": []}]).encode()
+
+
+@pytest.fixture
+def exchange() -> str:
+    return f"vcdext-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def serve(rabbitmq, exchange):
+    """serve(**env) starts an AmqpServer with hello and slow in a thread; stops it after."""
+    servers = []
+
+    def start(**env: str) -> AmqpServer:
+        environ = {"VCDEXT_AMQP_URL": rabbitmq, "VCDEXT_AMQP_EXCHANGE": exchange, **env}
+        runtime = make_runtime(
+            hello=hello, slow=slow, settings=load_settings(None, environ=environ)
+        )
+        server = AmqpServer(runtime)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        assert server.ready.wait(15), "server did not come up"
+        servers.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in servers:
+        server.stop()
+        thread.join(20)
+        assert not thread.is_alive(), "server did not stop"
+
+
+@pytest.fixture
+def vcd(rabbitmq, exchange):
+    side = VcdSide(rabbitmq, exchange)
+    yield side
+    side.close()
+
+
+def queue_depth(url: str, name: str) -> int:
+    with Connection(url) as conn:
+        _, count, _ = conn.default_channel.queue_declare(name, passive=True)
+        return int(count)
+
+
+def test_answers_an_e2_shaped_get(serve, vcd, assert_valid_vcd_xml):
+    serve()
+    cid = vcd.publish_raw(e2("/api/hello"), HELLO_KEY, correlation_id="c-1")
+    (reply,) = vcd.wait(cid)
+    assert reply.correlation_id == "c-1"
+    assert (reply.exchange, reply.routing_key) == (vcd.reply_exchange, vcd.reply_key)
+    assert set(reply.doc) == {"id", "headers", "statusCode", "body", "request"}
+    assert (reply.doc["id"], reply.status, reply.doc["request"]) == ("r-1", 200, False)
+    assert reply.doc["headers"]["Content-Length"] == len(reply.body)
+    assert USER.encode() in reply.body
+
+
+def test_answers_an_e4_shaped_post_with_body(serve, vcd):
+    serve()
+    payload = b"<ticket><message>hi</message></ticket>"
+    cid = vcd.publish_raw(
+        e2("/api/hello/echo", "r-4", "POST", payload, {"Content-Type": "application/xml"}),
+        HELLO_KEY,
+    )
+    (reply,) = vcd.wait(cid)
+    assert (reply.status, reply.body) == (200, payload)
+    assert reply.doc["headers"]["Content-Type"] == "application/xml"
+
+
+def test_garbage_with_reply_address_gets_400_and_serving_goes_on(serve, vcd, assert_valid_vcd_xml):
+    serve()
+    bad = vcd.publish_raw(b"\x00 definitely not json", HELLO_KEY)
+    (reply,) = vcd.wait(bad)
+    assert reply.status == 400
+    assert_valid_vcd_xml(reply.body)
+    good = vcd.publish_raw(e2("/api/hello", "r-2"), HELLO_KEY)
+    assert vcd.wait(good)[0].status == 200
+
+
+def test_garbage_without_reply_address_is_rejected_not_requeued(serve, vcd, rabbitmq):
+    serve()
+    vcd.publish_raw(b"garbage", HELLO_KEY, reply=False)
+    good = vcd.publish_raw(e2("/api/hello", "r-3"), HELLO_KEY)
+    assert vcd.wait(good)[0].status == 200
+    time.sleep(0.3)
+    assert queue_depth(rabbitmq, HELLO_KEY) == 0
+
+
+def test_unknown_path_and_wrong_method_are_error_replies(serve, vcd, assert_valid_vcd_xml):
+    serve()
+    missing = vcd.publish_raw(e2("/api/hello/nope"), HELLO_KEY)
+    wrong = vcd.publish_raw(e2("/api/hello", method="DELETE"), HELLO_KEY)
+    r404, r405 = vcd.wait(missing, wrong)
+    assert (r404.status, r405.status) == (404, 405)
+    assert_valid_vcd_xml(r404.body)
+    assert_valid_vcd_xml(r405.body)
+
+
+def test_slow_handler_does_not_block_other_requests(serve, vcd):
+    serve(VCDEXT_RUNTIME_WORKERS="2")
+    slow_cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=2")
+    time.sleep(0.1)
+    fast = [vcd.request("GET", "/api/hello", HELLO_KEY) for _ in range(5)]
+    started = time.monotonic()
+    replies = vcd.wait(*fast)
+    assert all(r.status == 200 for r in replies)
+    assert slow_cid not in vcd.replies, "fast requests waited for the slow one"
+    assert time.monotonic() - started < 1.5
+    assert vcd.wait(slow_cid)[0].status == 200
+
+
+def test_only_declared_queues_are_bound_and_exchange_is_durable_direct(serve, rabbitmq, exchange):
+    serve()
+    with Connection(rabbitmq) as conn:
+        channel = conn.default_channel
+        # A passive declare with matching type/durability succeeds; a mismatch would raise.
+        Exchange(exchange, type="direct", durable=True, passive=True)(channel).declare()
+        for key in (HELLO_KEY, SLOW_KEY):
+            channel.queue_declare(key, passive=True)
+
+
+def test_exchange_of_the_wrong_type_is_a_clear_error(rabbitmq):
+    name = f"vcdext-fanout-{uuid.uuid4().hex[:6]}"
+    with Connection(rabbitmq) as conn:
+        Exchange(name, type="fanout", durable=True)(conn.default_channel).declare()
+    runtime = make_runtime(
+        hello=hello,
+        settings=load_settings(
+            None, environ={"VCDEXT_AMQP_URL": rabbitmq, "VCDEXT_AMQP_EXCHANGE": name}
+        ),
+    )
+    with pytest.raises(TransportError, match="refused the topology"):
+        AmqpServer(runtime).run()
+
+
+# --- the `vcdext run` process --------------------------------------------------------------
+
+
+def vcdext_run(rabbitmq: str, exchange: str, *extra_env: tuple[str, str]) -> subprocess.Popen:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VCDEXT_")},
+        "VCDEXT_AMQP_URL": rabbitmq,
+        "VCDEXT_AMQP_EXCHANGE": exchange,
+        "VCDEXT_PLUGINS_ENABLED": "hello",
+        "VCDEXT_PLUGINS_MODULES": "tests.fake_plugins.slow",
+        "PYTHONPATH": str(REPO),
+        **dict(extra_env),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "vcdext", "run"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_queue(url: str, name: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with Connection(url) as conn:
+                _, _, consumers = conn.default_channel.queue_declare(name, passive=True)
+                if consumers:
+                    return
+        except Exception:  # not declared yet
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"nobody consumes {name}")
+
+
+def test_vcdext_run_answers_e2_e4_and_garbage_then_keeps_serving(
+    rabbitmq, exchange, vcd, assert_valid_vcd_xml
+):
+    proc = vcdext_run(rabbitmq, exchange)
+    try:
+        wait_for_queue(rabbitmq, HELLO_KEY)
+        get = vcd.publish_raw(e2("/api/hello", "r-1"), HELLO_KEY)
+        post = vcd.publish_raw(
+            e2("/api/hello/echo", "r-4", "POST", b"<t/>", {"Content-Type": "application/xml"}),
+            HELLO_KEY,
+        )
+        garbage = vcd.publish_raw(b"{not json", HELLO_KEY)
+        r_get, r_post, r_bad = vcd.wait(get, post, garbage)
+        assert (r_get.status, r_post.status, r_bad.status) == (200, 200, 400)
+        assert USER.encode() in r_get.body
+        assert r_post.body == b"<t/>"
+        assert_valid_vcd_xml(r_bad.body)
+        after = vcd.publish_raw(e2("/api/hello", "r-5"), HELLO_KEY)
+        assert vcd.wait(after)[0].status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_0(rabbitmq, exchange, vcd):
+    proc = vcdext_run(rabbitmq, exchange)
+    try:
+        wait_for_queue(rabbitmq, SLOW_KEY)
+        cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=1.5")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        (reply,) = vcd.wait(cid, timeout=20)
+        assert reply.status == 200
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "finishing in-flight requests" in out
+    assert queue_depth(rabbitmq, SLOW_KEY) == 0
+
+
+def test_request_is_not_lost_when_the_service_dies_mid_request(rabbitmq, exchange, vcd):
+    """Reply, then ack: a request taken by a process that dies before replying is
+    redelivered by the broker and answered by the next instance."""
+    first = vcdext_run(rabbitmq, exchange)
+    try:
+        wait_for_queue(rabbitmq, SLOW_KEY)
+        cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=3")
+        time.sleep(1.0)  # delivered to `first`, handler sleeping
+        first.kill()
+        first.communicate(timeout=10)
+        assert cid not in vcd.replies
+        second = vcdext_run(rabbitmq, exchange)
+        try:
+            (reply,) = vcd.wait(cid, timeout=30)
+            assert reply.status == 200
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
