@@ -35,7 +35,11 @@ from ..settings import mask_secret
 
 log = logging.getLogger(__name__)
 
-_POLL = 0.1  # seconds the consumer thread waits for a message before settling acks
+# How long the consumer thread blocks waiting for the broker before it settles finished
+# requests. Acks are issued only by this thread, and with prefetch exhausted no new delivery
+# wakes it, so while requests are in flight it polls often; idle, it can sleep longer.
+_POLL_BUSY = 0.002
+_POLL_IDLE = 0.1
 
 
 class TransportError(VcdExtError):
@@ -176,7 +180,7 @@ class AmqpServer:
 
     def _drain(self, conn: Connection) -> None:
         with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=_POLL)
+            conn.drain_events(timeout=_POLL_BUSY if self._inflight else _POLL_IDLE)
         conn.heartbeat_check()
         self._settle()
 
