@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import multiprocessing
 import statistics
@@ -65,10 +66,8 @@ def bare_consumer(url: str, exchange: str, stop: threading.Event, ready: threadi
         consumer.consume()
         ready.set()
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 conn.drain_events(timeout=0.1)
-            except TimeoutError:
-                pass
 
 
 def drive(url: str, exchange: str, total: int, window: int) -> tuple[float, list[float]]:
