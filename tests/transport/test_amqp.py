@@ -292,3 +292,28 @@ def test_request_is_not_lost_when_the_service_dies_mid_request(rabbitmq, exchang
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_wrong_broker_password_is_one_clear_line(rabbitmq, exchange):
+    bad_url = rabbitmq.replace("guest:guest", "guest:wrong-pa55")
+    proc = vcdext_run(bad_url, exchange)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert "refused the login" in out
+    assert "wrong-pa55" not in out
+
+
+def test_sigterm_while_the_broker_is_unreachable_exits_promptly(exchange):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = vcdext_run(f"amqp://guest:s3cr3t-pw@127.0.0.1:{port}//", exchange)
+    time.sleep(2.0)
+    assert proc.poll() is None, "it should keep retrying"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out
+    assert "unreachable" in out
+    assert "s3cr3t-pw" not in out

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from amqp.exceptions import AccessRefused
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.message import Message
@@ -115,7 +116,7 @@ class AmqpServer:
         finally:
             self._pool.shutdown(wait=True)
             self._replies.put(None)
-            publisher.join()
+            publisher.join(timeout=self.reply_ttl + 5)
             self.ready.clear()
             log.info("stopped")
 
@@ -129,25 +130,27 @@ class AmqpServer:
         while not self._stopping.is_set():
             conn = self._connection()
             try:
-                conn.ensure_connection(
-                    errback=lambda exc, interval: log.warning(
-                        "broker unreachable (%s); retrying in %.0f s", exc, interval
-                    ),
-                    max_retries=None if not self._stopping.is_set() else 0,
-                    interval_start=1,
-                    interval_step=2,
-                    interval_max=15,
-                    callback=self._stopping.is_set,
-                )
+                try:
+                    conn.connect()
+                except AccessRefused as exc:
+                    raise TransportError(
+                        f"the broker at {mask_secret(self.url)} refused the login: {exc}"
+                    ) from None
+                delay = 1.0
                 self._consume(conn)
                 return
             except conn.connection_errors as exc:
-                # Delivery tags of the lost channel are void: the broker redelivers those
+                # Delivery tags of a lost channel are void: the broker redelivers those
                 # requests, so their late replies must not be acked on the new channel.
                 self._inflight.clear()
                 self.ready.clear()
-                log.warning("lost the broker connection (%s); reconnecting in %.0f s", exc, delay)
-                self._stopping.wait(delay)
+                log.warning(
+                    "broker %s unreachable (%s); retrying in %.0f s",
+                    mask_secret(self.url),
+                    exc,
+                    delay,
+                )
+                self._stopping.wait(delay)  # a stop() during the wait ends the loop
                 delay = min(delay * 2, 15.0)
             except conn.channel_errors as exc:
                 raise TransportError(f"the broker refused the topology: {exc}") from exc
