@@ -1,0 +1,50 @@
+"""The vCloud Director REST client and the registration reconcile.
+
+``vcdext run`` (and ``vcdext register``) call :func:`register_services`::
+
+    result = register_services(runtime, settings)          # no-op without vcd.url
+    runtime.dispatcher.learn_right_ids(result.right_aliases())
+
+Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.documents` (XML in and
+out), :mod:`.model` (desired and actual state), :mod:`.plan` (the pure diff), :mod:`.observe`
+(reading vCD), :mod:`.apply` (writing vCD), :mod:`.bundle` (localization zip),
+:mod:`.reconcile` (the whole run), :mod:`.command` (the CLI).
+"""
+
+from __future__ import annotations
+
+from .bundle import LocalizationBundle, make_bundle
+from .client import VcdClient
+from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
+from .model import DesiredService, desired_service
+from .plan import Plan, ServicePlan, plan_service
+from .reconcile import (
+    RegistrationResult,
+    desired_services,
+    reconcile,
+    register_services,
+    unregister_service,
+)
+from .versions import SUPPORTED_VERSIONS
+
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "DesiredService",
+    "LocalizationBundle",
+    "Plan",
+    "RegistrationResult",
+    "ServicePlan",
+    "VcdApiError",
+    "VcdClient",
+    "VcdConnectionError",
+    "VcdError",
+    "VcdLoginError",
+    "VcdVersionError",
+    "desired_service",
+    "desired_services",
+    "make_bundle",
+    "plan_service",
+    "reconcile",
+    "register_services",
+    "unregister_service",
+]

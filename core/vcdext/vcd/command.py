@@ -1,0 +1,86 @@
+"""``vcdext register`` and ``vcdext unregister``: the registration, by hand.
+
+The lead's ``cli.py`` imports this module and calls :func:`add_commands`. Failures (a wrong
+password, an unreachable vCD, a refused change) surface as :class:`vcdext.VcdExtError`, which
+the CLI prints as one ``vcdext: error: ...`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import ConfigError
+from ..runtime import create_runtime
+from ..settings import Settings
+from .client import VcdClient
+from .reconcile import register_services, unregister_service
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``register`` and ``unregister`` to the ``vcdext`` subcommands."""
+    register = sub.add_parser(
+        "register",
+        parents=[common],
+        help="register the enabled services with vCD",
+        description="Make vCD's extension registration match the enabled plugins: each "
+        "service, its API filters, service links, API definition, rights and localization "
+        "bundle. Changes only what differs; a second run changes nothing. Needs [vcd] url, "
+        "username and a password.",
+    )
+    register.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the planned changes as a table; change nothing",
+    )
+    register.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete services vcdext registered earlier whose plugin is no longer enabled",
+    )
+    register.set_defaults(handler=_register)
+    unregister = sub.add_parser(
+        "unregister",
+        parents=[common],
+        help="disable and delete a service in vCD",
+        description="Disable, then delete an extension service in vCD, with its filters, "
+        "links and API definitions. NAME is a plugin name or a service namespace.",
+    )
+    unregister.add_argument("name", metavar="NAME", help="plugin name or service namespace")
+    unregister.set_defaults(handler=_unregister)
+
+
+def _require_url(settings: Settings, command: str) -> None:
+    if not settings.vcd.url:
+        raise ConfigError(
+            "vcd.url", settings.source, f"not set; `vcdext {command}` needs the vCD to talk to"
+        )
+
+
+def _register(args: argparse.Namespace, settings: Settings) -> int:
+    _require_url(settings, "register")
+    client = VcdClient.from_settings(settings)  # config errors before plugins load
+    runtime = create_runtime(settings)
+    try:
+        result = register_services(
+            runtime, settings, dry_run=args.dry_run, prune=args.prune, client=client
+        )
+    finally:
+        client.close()
+    print(result.report())
+    return 0
+
+
+def _unregister(args: argparse.Namespace, settings: Settings) -> int:
+    _require_url(settings, "unregister")
+    client = VcdClient.from_settings(settings)
+    services = create_runtime(settings).registry.services
+    namespace = services[args.name].namespace if args.name in services else args.name
+    with client:
+        plan = unregister_service(client, namespace)
+    if plan is None:
+        print(f"no extension service {namespace} in {client.base_url}; nothing to do")
+    else:
+        name = plan.actual.name if plan.actual else namespace
+        print(f"disabled and deleted extension service {name} ({namespace})")
+    return 0

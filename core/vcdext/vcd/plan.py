@@ -1,0 +1,447 @@
+"""The registration plan: desired state vs vCD's state → the fewest changes (pure, no I/O).
+
+:func:`plan_service` compares one :class:`~vcdext.vcd.model.DesiredService` with what vCD has
+(or ``None``) and returns a :class:`ServicePlan`; :func:`plan_prune` plans the deletion of
+services vcdext registered earlier and no longer serves. :class:`Plan` renders as a table
+(``vcdext register --dry-run``). Rules:
+
+* the service is created with its filters and links inline, then its API definition, rights
+  and bundle; an existing one is updated by PUT only for fields that differ;
+* filters cannot be edited: missing ones are added, stale (and duplicate) ones removed;
+* service links and API definitions likewise (a changed one is removed and added again);
+* rights are added when missing and updated when their description, category or bundle key
+  differ; rights no longer declared are left in vCD (roles may hold them) and reported;
+* the bundle is uploaded when its digest differs from the one in the service's description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .bundle import LocalizationBundle
+from .model import (
+    ActualService,
+    ApiDefinitionSpec,
+    DesiredService,
+    LinkSpec,
+    RemoteApiDefinition,
+    RemoteFilter,
+    RemoteLink,
+    RemoteRight,
+    RightSpec,
+)
+
+# -- actions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateService:
+    """POST the service with its filters and links inline."""
+
+    desired: DesiredService
+    verb = "create"
+    subject = "service"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        d = self.desired
+        return f"{d.name} (routing key {d.routing_key}, exchange {d.exchange})"
+
+
+@dataclass(frozen=True)
+class UpdateService:
+    """PUT the service's own fields (never its filters or links)."""
+
+    desired: DesiredService
+    href: str
+    #: ``"field: old → new"`` per differing field.
+    changes: tuple[str, ...]
+    verb = "update"
+    subject = "service"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return "; ".join(self.changes)
+
+
+@dataclass(frozen=True)
+class AddFilter:
+    """POST an ``ApiFilter`` to the service."""
+
+    url_pattern: str
+    verb = "add"
+    subject = "api filter"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return self.url_pattern
+
+
+@dataclass(frozen=True)
+class RemoveFilter:
+    """DELETE an API filter (stale or duplicate)."""
+
+    url_pattern: str
+    href: str
+    verb = "remove"
+    subject = "api filter"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return self.url_pattern
+
+
+def _link_text(link: LinkSpec) -> str:
+    on = link.resource_type + (f" {link.resource_id}" if link.resource_id else "")
+    return f"rel={link.rel} {link.href} on {on}"
+
+
+@dataclass(frozen=True)
+class AddLink:
+    """POST a ``ServiceLink`` to the service."""
+
+    link: LinkSpec
+    verb = "add"
+    subject = "service link"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return _link_text(self.link)
+
+
+@dataclass(frozen=True)
+class RemoveLink:
+    """DELETE a service link."""
+
+    link: LinkSpec
+    href: str
+    verb = "remove"
+    subject = "service link"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return _link_text(self.link)
+
+
+@dataclass(frozen=True)
+class AddApiDefinition:
+    """POST an ``ApiDefinition`` to the service."""
+
+    definition: ApiDefinitionSpec
+    verb = "add"
+    subject = "api definition"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return f"{self.definition.name} at {self.definition.entry_point}"
+
+
+@dataclass(frozen=True)
+class RemoveApiDefinition:
+    """DELETE an API definition."""
+
+    definition: ApiDefinitionSpec
+    href: str
+    verb = "remove"
+    subject = "api definition"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return f"{self.definition.name} at {self.definition.entry_point}"
+
+
+@dataclass(frozen=True)
+class AddRight:
+    """POST a ``Right`` to the service's ``rights`` link."""
+
+    right: RightSpec
+    verb = "add"
+    subject = "right"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return self.right.name
+
+
+@dataclass(frozen=True)
+class UpdateRight:
+    """PUT a right whose description, category or bundle key changed."""
+
+    right: RightSpec
+    href: str
+    changes: tuple[str, ...]
+    verb = "update"
+    subject = "right"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return f"{self.right.name}: " + "; ".join(self.changes)
+
+
+@dataclass(frozen=True)
+class UploadBundle:
+    """Upload the localization bundle, then record its digest in the description."""
+
+    bundle: LocalizationBundle
+    verb = "upload"
+    subject = "bundle"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return f"{', '.join(self.bundle.locales)} (sha256 {self.bundle.digest})"
+
+
+@dataclass(frozen=True)
+class DeleteService:
+    """Disable, then DELETE a service (``--prune``)."""
+
+    actual: ActualService
+    verb = "delete"
+    subject = "service"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return f"{self.actual.name} (disable, then delete; --prune)"
+
+
+Action = (
+    CreateService
+    | UpdateService
+    | AddFilter
+    | RemoveFilter
+    | AddLink
+    | RemoveLink
+    | AddApiDefinition
+    | RemoveApiDefinition
+    | AddRight
+    | UpdateRight
+    | UploadBundle
+    | DeleteService
+)
+
+
+# -- plans ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """The changes for one service, in the order they are applied."""
+
+    namespace: str
+    desired: DesiredService | None
+    actual: ActualService | None
+    actions: tuple[Action, ...] = ()
+    #: Things left alone on purpose, worth telling the operator.
+    notes: tuple[str, ...] = ()
+
+    @property
+    def creates(self) -> bool:
+        """Whether the plan creates the service."""
+        return any(isinstance(a, CreateService) for a in self.actions)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plan for every service: what ``vcdext register`` does (or would do)."""
+
+    services: tuple[ServicePlan, ...] = ()
+
+    @property
+    def notes(self) -> list[str]:
+        """What was left alone on purpose, across services."""
+        return [note for sp in self.services for note in sp.notes]
+
+    @property
+    def actions(self) -> list[tuple[str, Action]]:
+        """``(namespace, action)`` for every action."""
+        return [(sp.namespace, a) for sp in self.services for a in sp.actions]
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether there is nothing to change."""
+        return not self.actions
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """``(service, action, object, detail)`` per change; a create also lists the filters
+        and links it carries."""
+        rows = []
+        for ns, action in self.actions:
+            rows.append((ns, action.verb, action.subject, action.detail))
+            if isinstance(action, CreateService):
+                rows += [(ns, "add", "api filter", p) for p in action.desired.filters]
+                rows += [(ns, "add", "service link", _link_text(x)) for x in action.desired.links]
+        return rows
+
+    def table(self) -> str:
+        """The changes as an aligned text table (empty string when there are none)."""
+        rows = [("SERVICE", "ACTION", "OBJECT", "DETAIL"), *self.rows()]
+        if len(rows) == 1:
+            return ""
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        return "\n".join(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+            for row in rows
+        )
+
+
+# -- planning -------------------------------------------------------------------------------
+
+
+def _changed(label: str, old: object, new: object) -> str | None:
+    if old == new:
+        return None
+
+    def show(value: object) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        text = str(value)
+        return repr(text) if text == "" or " " in text or "\n" in text else text
+
+    return f"{label}: {show(old)} → {show(new)}"
+
+
+def service_changes(desired: DesiredService, actual: ActualService) -> tuple[str, ...]:
+    """The service fields that differ (the namespace cannot change in vCD)."""
+    pairs: list[tuple[str, object, object]] = [
+        ("name", actual.name, desired.name),
+        ("description", actual.description, desired.description.strip()),
+        ("enabled", actual.enabled, desired.enabled),
+        ("authorization enabled", actual.authorization_enabled, desired.authorization_enabled),
+        ("routing key", actual.routing_key, desired.routing_key),
+        ("priority", actual.priority, desired.priority),
+        ("exchange", actual.exchange, desired.exchange),
+        ("vendor", actual.vendor, desired.vendor),
+    ]
+    changes = [c for c in (_changed(*p) for p in pairs) if c is not None]
+    if not actual.managed:
+        changes.append("mark as managed by vcdext")
+    return tuple(changes)
+
+
+def _diff_filters(
+    desired: tuple[str, ...], actual: Iterable[RemoteFilter]
+) -> tuple[list[AddFilter], list[RemoveFilter]]:
+    wanted, seen = set(desired), set()
+    removes = []
+    for f in actual:
+        if f.url_pattern in wanted and f.url_pattern not in seen:
+            seen.add(f.url_pattern)
+        else:
+            removes.append(RemoveFilter(f.url_pattern, f.href))
+    adds = [AddFilter(p) for p in desired if p not in seen]
+    return adds, removes
+
+
+def _diff_links(
+    desired: tuple[LinkSpec, ...], actual: Iterable[RemoteLink]
+) -> tuple[list[AddLink], list[RemoveLink]]:
+    wanted = {link.key for link in desired}
+    seen: set[tuple[str, ...]] = set()
+    removes = []
+    for remote in actual:
+        key = remote.spec.key
+        if key in wanted and key not in seen:
+            seen.add(key)
+        else:
+            removes.append(RemoveLink(remote.spec, remote.href))
+    adds = [AddLink(link) for link in desired if link.key not in seen]
+    return adds, removes
+
+
+def _diff_definitions(
+    desired: tuple[ApiDefinitionSpec, ...], actual: Iterable[RemoteApiDefinition]
+) -> tuple[list[AddApiDefinition], list[RemoveApiDefinition]]:
+    wanted = {d.key for d in desired}
+    seen: set[tuple[str, ...]] = set()
+    removes = []
+    for remote in actual:
+        key = remote.spec.key
+        if key in wanted and key not in seen:
+            seen.add(key)
+        else:
+            removes.append(RemoveApiDefinition(remote.spec, remote.href))
+    adds = [AddApiDefinition(d) for d in desired if d.key not in seen]
+    return adds, removes
+
+
+def _diff_rights(
+    desired: tuple[RightSpec, ...], actual: Iterable[RemoteRight]
+) -> tuple[list[AddRight | UpdateRight], list[str]]:
+    have = {r.name: r for r in actual}
+    actions: list[AddRight | UpdateRight] = []
+    for right in desired:
+        remote = have.pop(right.name, None)
+        if remote is None:
+            actions.append(AddRight(right))
+            continue
+        pairs = [
+            ("description", remote.description, right.description),
+            ("category", remote.category, right.category),
+            ("bundle key", remote.bundle_key, right.bundle_key),
+        ]
+        changes = tuple(c for c in (_changed(*p) for p in pairs) if c is not None)
+        if changes:
+            actions.append(UpdateRight(right, remote.href, changes))
+    notes = [
+        f"right {name} is no longer declared; left in vCD (roles may hold it)"
+        for name in sorted(have)
+    ]
+    return actions, notes
+
+
+def plan_service(desired: DesiredService, actual: ActualService | None) -> ServicePlan:
+    """The changes that make vCD's ``actual`` service what ``desired`` says."""
+    if actual is None:
+        create: list[Action] = [CreateService(desired)]
+        create += [AddApiDefinition(d) for d in desired.api_definitions]
+        create += [AddRight(r) for r in desired.rights]
+        if desired.bundle is not None:
+            create.append(UploadBundle(desired.bundle))
+        return ServicePlan(desired.namespace, desired, None, tuple(create))
+    actions: list[Action] = []
+    notes: list[str] = []
+    if not actual.managed:
+        notes.append(f"{desired.namespace} was registered outside vcdext; vcdext adopts it")
+    changes = service_changes(desired, actual)
+    if changes:
+        actions.append(UpdateService(desired, actual.href, changes))
+    if desired.bundle is not None and desired.bundle.digest != actual.bundle_digest:
+        actions.append(UploadBundle(desired.bundle))
+    filter_adds, filter_removes = _diff_filters(desired.filters, actual.filters)
+    link_adds, link_removes = _diff_links(desired.links, actual.service_links)
+    def_adds, def_removes = _diff_definitions(desired.api_definitions, actual.api_definitions)
+    # New filters first, so a changed pattern never leaves a gap; links and definitions are
+    # removed before they are added again.
+    actions += filter_adds
+    actions += filter_removes
+    actions += link_removes
+    actions += link_adds
+    actions += def_removes
+    actions += def_adds
+    right_actions, right_notes = _diff_rights(desired.rights, actual.rights)
+    actions += right_actions
+    notes += right_notes
+    return ServicePlan(desired.namespace, desired, actual, tuple(actions), tuple(notes))
+
+
+def plan_prune(managed: Iterable[ActualService], keep: Iterable[str]) -> list[ServicePlan]:
+    """Delete the vcdext-managed services whose namespace is not in ``keep``."""
+    kept = set(keep)
+    return [
+        ServicePlan(s.namespace, None, s, (DeleteService(s),))
+        for s in sorted(managed, key=lambda s: s.namespace)
+        if s.managed and s.namespace not in kept
+    ]

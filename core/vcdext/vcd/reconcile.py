@@ -1,0 +1,235 @@
+"""Registering the enabled services with vCD: observe → plan → apply, idempotently.
+
+The runtime calls :func:`register_services` at start-up (``vcdext run``) and the CLI calls it
+for ``vcdext register``; :func:`reconcile` is the same with a client and desired services of
+your own (tests, the local cell). A second run plans nothing, writes nothing, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..registry import Service
+from ..settings import Settings
+from .apply import Applier, CreateConflict
+from .client import VcdClient
+from .errors import VcdError
+from .model import DesiredService, desired_service
+from .observe import Observer
+from .plan import DeleteService, Plan, ServicePlan, UpdateRight, plan_prune, plan_service
+
+if TYPE_CHECKING:  # the runtime may import this module to register at start-up
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: ``{plugin name or namespace: {locale: {key: value}}}``, the services' localization messages.
+Messages = Mapping[str, Mapping[str, Mapping[str, str]]]
+
+
+@dataclass
+class RegistrationResult:
+    """The outcome of one registration run."""
+
+    plan: Plan = field(default_factory=Plan)
+    dry_run: bool = False
+    #: Whether vCD was contacted at all (``False`` without ``vcd.url``).
+    contacted: bool = True
+    #: Full right name (``{namespace}:Name``) → ``urn:vcloud:right:<uuid>``.
+    right_ids: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    #: Namespaces checked in vCD.
+    checked: list[str] = field(default_factory=list)
+    skipped_reason: str = ""
+
+    @property
+    def changed(self) -> bool:
+        """Whether vCD was changed (never in a dry run)."""
+        return not self.dry_run and not self.plan.is_empty
+
+    def right_aliases(self) -> dict[str, tuple[str, ...]]:
+        """For ``runtime.dispatcher.learn_right_ids``: name → (URN, bare UUID)."""
+        return {
+            name: (urn, urn.rsplit(":", 1)[-1]) if urn.startswith("urn:") else (urn,)
+            for name, urn in self.right_ids.items()
+        }
+
+    def summary(self) -> str:
+        """One line for the operator."""
+        if not self.contacted:
+            return f"vCD registration skipped: {self.skipped_reason}"
+        count = len(self.checked)
+        services = f"{count} service{'s' if count != 1 else ''}"
+        changes = len(self.plan.rows())
+        if self.plan.is_empty:
+            return f"vCD is up to date ({services} checked); nothing changed"
+        noun = f"{changes} change{'s' if changes != 1 else ''}"
+        if self.dry_run:
+            return f"dry run: {noun} planned for {services}; nothing was changed"
+        return f"vCD updated: {noun} applied to {services}"
+
+    def report(self) -> str:
+        """The plan table (if any), notes and warnings, then the summary."""
+        parts = [self.plan.table()] if not self.plan.is_empty else []
+        parts += [f"note: {n}" for n in self.plan.notes]
+        parts += [f"warning: {w}" for w in self.warnings]
+        parts.append(self.summary())
+        return "\n".join(p for p in parts if p)
+
+
+def desired_services(
+    services: Iterable[Service], *, exchange: str, messages: Messages | None = None
+) -> list[DesiredService]:
+    """The desired state of ``services``; ``messages`` is keyed by plugin name or namespace."""
+    messages = messages or {}
+    return [
+        desired_service(
+            s, exchange=exchange, messages=messages.get(s.plugin) or messages.get(s.namespace)
+        )
+        for s in services
+    ]
+
+
+def reconcile(
+    client: VcdClient,
+    desired: Iterable[DesiredService],
+    *,
+    dry_run: bool = False,
+    prune: bool = False,
+) -> RegistrationResult:
+    """Make vCD match ``desired`` through a logged-in ``client``.
+
+    :param dry_run: read only; the result's plan says what would change.
+    :param prune: also delete services vcdext registered earlier that are not in ``desired``.
+    :raises VcdError: vCD refused a change; the changes before it stay (the next run resumes).
+    """
+    observer = Observer(client)
+    applier = Applier(client, observer)
+    result = RegistrationResult(dry_run=dry_run)
+    executed: list[ServicePlan] = []
+    wanted = list(desired)
+    for want in wanted:
+        result.checked.append(want.namespace)
+        sp = plan_service(want, observer.find(want.namespace))
+        if dry_run or not sp.actions:
+            executed.append(sp)
+            if sp.actual is not None:
+                result.right_ids.update({r.name: r.id for r in sp.actual.rights if r.id})
+            continue
+        executed += _apply(applier, observer, want, sp, result)
+    if prune:
+        for sp in plan_prune(observer.managed(), (w.namespace for w in wanted)):
+            result.checked.append(sp.namespace)
+            executed.append(sp)
+            if not dry_run:
+                applier.apply(sp)
+    result.plan = Plan(tuple(executed))
+    log.info("%s", result.summary())
+    return result
+
+
+def _apply(
+    applier: Applier,
+    observer: Observer,
+    want: DesiredService,
+    sp: ServicePlan,
+    result: RegistrationResult,
+) -> list[ServicePlan]:
+    """Apply ``sp`` and collect the right ids; returns the plans that were carried out.
+
+    A create that vCD refuses because the service exists by now (another instance won the
+    race) turns into an update. After a create the service is read back and whatever is still
+    missing is applied: with a shared ``operationKey`` vCD may have handed back the other
+    instance's service, whose children that instance may still be adding.
+    """
+    done = [sp]
+    try:
+        applied = applier.apply(sp)
+    except CreateConflict as conflict:
+        actual = observer.find(want.namespace)
+        if actual is None:
+            raise conflict.cause from None
+        log.info("vCD %s: created meanwhile (another instance?); updating it", want.namespace)
+        sp = plan_service(want, actual)
+        done = [sp]  # the create never happened
+        applied = applier.apply(sp)
+    result.warnings += applied.warnings
+    service = applied.service
+    if sp.creates:
+        service = observer.find(want.namespace)
+        if service is None:
+            raise VcdError(f"vCD does not list service {want.namespace} after creating it")
+        # Only structure is re-applied: a right vCD would not update stays as it is.
+        rest = plan_service(want, service)
+        todo = tuple(a for a in rest.actions if not isinstance(a, UpdateRight))
+        if todo:
+            log.info("vCD %s: %d change(s) still missing", want.namespace, len(todo))
+            rest = ServicePlan(rest.namespace, want, service, todo, rest.notes)
+            done.append(rest)
+            applied_rest = applier.apply(rest)
+            result.warnings += applied_rest.warnings
+            applied.right_ids.update(applied_rest.right_ids)
+    ids = {r.name: r.id for r in (service.rights if service else ()) if r.id}
+    ids.update(applied.right_ids)
+    if service is not None and any(r.name not in ids for r in want.rights):
+        ids.update({r.name: r.id for r in observer.rights(service) if r.id})
+    result.right_ids.update(ids)
+    return done
+
+
+def register_services(
+    runtime: Runtime,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    prune: bool = False,
+    messages: Messages | None = None,
+    client: VcdClient | None = None,
+) -> RegistrationResult:
+    """Register every enabled plugin's service with the vCD of ``settings.vcd``.
+
+    Without ``vcd.url`` nothing is registered (the result says why). Call
+    ``runtime.dispatcher.learn_right_ids(result.right_aliases())`` afterwards.
+
+    :param messages: localization messages per plugin (or namespace), uploaded as bundles.
+    :param client: a client to use (connected or not; it is closed only if created here).
+    :raises ConfigError: ``[vcd]`` is incomplete.
+    :raises VcdError: login or registration failed.
+    """
+    if client is None and not settings.vcd.url:
+        log.info("vcd.url is not set: registering nothing with vCD")
+        return RegistrationResult(
+            dry_run=dry_run, contacted=False, skipped_reason="vcd.url is not set"
+        )
+    desired = desired_services(
+        runtime.registry.services.values(), exchange=settings.amqp.exchange, messages=messages
+    )
+    own = client is None
+    vcd = client if client is not None else VcdClient.from_settings(settings)
+    try:
+        if not vcd.connected:
+            vcd.connect()
+        return reconcile(vcd, desired, dry_run=dry_run, prune=prune)
+    finally:
+        if own:
+            vcd.close()
+
+
+def unregister_service(
+    client: VcdClient, namespace: str, *, dry_run: bool = False
+) -> ServicePlan | None:
+    """Disable, then delete the service with ``namespace``; ``None`` if vCD has none.
+
+    Unlike ``--prune`` this works on any service, vcdext's or not: the operator named it.
+    """
+    observer = Observer(client)
+    actual = observer.find(namespace, children=False)
+    if actual is None:
+        return None
+    plan = ServicePlan(namespace, None, actual, (DeleteService(actual),))
+    if not dry_run:
+        Applier(client, observer).apply(plan)
+    return plan
