@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import Any
 
 from .errors import VcdExtError
@@ -49,9 +47,15 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="serve the enabled plugins over AMQP",
         description="Serve every enabled plugin's extension service over AMQP (amqp.url) "
-        "until SIGTERM or Ctrl-C; in-flight requests are answered before it exits.",
+        "until SIGTERM or Ctrl-C; in-flight requests are answered before it exits. Once the "
+        "exchange and queues exist, the registration with vCD ([vcd] url) is reconciled.",
     )
     run.add_argument("--amqp-url", metavar="URL", help="broker URL (overrides amqp.url)")
+    run.add_argument(
+        "--no-register",
+        action="store_true",
+        help="do not reconcile the registration with vCD at start-up (see `vcdext register`)",
+    )
     run.set_defaults(handler=_run)
 
     plugins = sub.add_parser(
@@ -139,28 +143,12 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .transport.amqp import AmqpServer, TransportError
+    from .serving import serve
 
     runtime = create_runtime(settings)
     for failure in runtime.failures:
         log.warning("plugin %r skipped: %s", failure.name, failure.error)
-    server = AmqpServer(runtime, url=args.amqp_url)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s; finishing in-flight requests", signal.Signals(signum).name)
-        server.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    runtime.start()
-    try:
-        server.run()
-    except TransportError as exc:
-        print(f"vcdext: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        runtime.stop()
-    return 0
+    return serve(runtime, amqp_url=args.amqp_url, register=not args.no_register)
 
 
 def _service_dict(service: Service) -> dict[str, Any]:
