@@ -34,8 +34,9 @@ def test_no_documented_hook_is_gone():
 def test_every_setting_is_documented_with_its_environment_variable():
     text = (DOCS / "configuration.md").read_text()
     for info in all_settings():
-        row = next((line for line in text.splitlines() if line.startswith(f"| `{info.key}` |")),
-                   None)
+        row = next(
+            (line for line in text.splitlines() if line.startswith(f"| `{info.key}` |")), None
+        )
         assert row is not None, f"{info.key} missing from configuration.md"
         assert f"`{info.env}`" in row
 

@@ -1,0 +1,255 @@
+"""The cell's AMQP side: publish forwarded requests, collect replies (kombu).
+
+One thread owns the connection (kombu is not thread-safe). On it, it:
+
+* declares the cell's reply exchange (``direct``) and an exclusive, auto-delete reply queue
+  bound to it with the queue's own name as routing key (vCD: one reply exchange shared by all
+  services, one reply queue per cell);
+* consumes replies and completes the waiting request's future by ``correlation_id``;
+* publishes the requests that HTTP handler threads put on a thread-safe queue, after checking
+  (passive declare) that the service's exchange exists.
+
+HTTP threads call :meth:`Forwarder.forward` and wait on their future with vCD's timeout. A reply
+that comes after the timeout finds no future and is dropped quietly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import uuid
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from typing import Any
+
+from kombu import connection as _connection
+from kombu import entity as _entity
+from kombu import messaging as _messaging
+from kombu.exceptions import OperationalError
+
+from ..errors import VcdExtError
+from ..protocol import Reply, decode_reply
+from ..settings import mask_secret
+
+log = logging.getLogger(__name__)
+
+# kombu is only partly annotated; its objects are handled as Any in this module.
+Connection: Any = _connection.Connection
+Exchange: Any = _entity.Exchange
+Queue: Any = _entity.Queue
+Consumer: Any = _messaging.Consumer
+Producer: Any = _messaging.Producer
+
+#: The cell's reply exchange (shared by every cell on a broker, like vCD's).
+REPLY_EXCHANGE = "vcdext.cell.replies"
+_POLL = 0.02  # seconds between looking at the outgoing queue
+
+
+class ForwardError(VcdExtError):
+    """The request could not be handed to the broker (vCD answers 500)."""
+
+
+class ForwardTimeout(VcdExtError):
+    """No reply came within the timeout (vCD answers 504)."""
+
+
+@dataclass
+class _Outgoing:
+    correlation_id: str
+    exchange: str
+    routing_key: str
+    body: bytes
+    future: Future[Reply]
+
+
+class Forwarder:
+    """Publishes requests to services and waits for their replies.
+
+    :param url: broker URL; ``memory://`` works when the runtime runs in the same process.
+    :param heartbeat: AMQP heartbeat in seconds (0: off).
+    """
+
+    def __init__(self, url: str, *, heartbeat: int = 0) -> None:
+        self.url = url
+        self.heartbeat = heartbeat
+        self.reply_exchange = Exchange(REPLY_EXCHANGE, type="direct", durable=True)
+        self.reply_queue_name = f"vcdext.cell.{uuid.uuid4().hex[:12]}"
+        self._outgoing: queue.Queue[_Outgoing] = queue.Queue()
+        self._waiting: dict[str, Future[Reply]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ready = threading.Event()  # the first connection attempt has ended
+        self._connected = threading.Event()  # serving now
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- public -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Connect and declare the reply queue; raises :class:`ForwardError` if that fails."""
+        self._thread = threading.Thread(target=self._run, name="vcdext-cell-amqp", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._failure is not None:
+            self.stop()
+            reason = self._failure or "timed out"
+            raise ForwardError(f"cannot connect the cell to {mask_secret(self.url)}: {reason}")
+
+    def stop(self) -> None:
+        """Stop the thread; requests still waiting fail at once."""
+        self._stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        self._fail_all(ForwardError("the cell is stopping"))
+
+    def forward(self, exchange: str, routing_key: str, body: bytes, timeout: float) -> Reply:
+        """Publish one request and wait for its reply.
+
+        :raises ForwardTimeout: no reply within ``timeout`` seconds.
+        :raises ForwardError: the broker refused the message (no such exchange, no connection).
+        """
+        if not self._connected.is_set():
+            raise ForwardError("the cell is not connected to the broker")
+        correlation_id = uuid.uuid4().hex
+        future: Future[Reply] = Future()
+        with self._lock:
+            self._waiting[correlation_id] = future
+        self._outgoing.put(_Outgoing(correlation_id, exchange, routing_key, body, future))
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            raise ForwardTimeout(f"no reply within {timeout} s") from None
+        finally:
+            with self._lock:
+                self._waiting.pop(correlation_id, None)
+
+    # -- owner thread ---------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        return Connection(
+            self.url,
+            heartbeat=self.heartbeat or None,
+            connect_timeout=5,
+            transport_options={"polling_interval": _POLL},
+        )
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self._stopping.is_set():
+            conn = self._connection()
+            recoverable = (*conn.connection_errors, OperationalError, OSError)
+            try:
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+                delay = 1.0
+                self._serve(conn)
+                return
+            except Exception as exc:
+                self._connected.clear()
+                if not self._ready.is_set():  # never connected: start() reports it
+                    self._failure = exc
+                    self._ready.set()
+                    return
+                self._fail_all(ForwardError(f"lost the broker connection: {exc}"))
+                if not isinstance(exc, recoverable):
+                    log.exception("the cell's AMQP thread failed; forwarding is off")
+                    return
+                log.warning("lost the broker connection (%s); reconnecting in %.0f s", exc, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 15.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.release()
+
+    def _serve(self, conn: Any) -> None:
+        consume_channel = conn.channel()
+        self.reply_exchange(consume_channel).declare()
+        reply_queue = Queue(
+            self.reply_queue_name,
+            self.reply_exchange,
+            routing_key=self.reply_queue_name,
+            exclusive=True,
+            auto_delete=True,
+            durable=False,
+        )
+        reply_queue(consume_channel).declare()
+        consumer = Consumer(consume_channel, [reply_queue], on_message=self._on_reply, no_ack=True)
+        consumer.consume()
+        publish_channel = conn.channel()
+        self._connected.set()
+        self._ready.set()
+        log.info(
+            "cell connected to %s (reply exchange %r, queue %r)",
+            mask_secret(self.url),
+            REPLY_EXCHANGE,
+            self.reply_queue_name,
+        )
+        while not self._stopping.is_set():
+            publish_channel = self._publish_pending(conn, publish_channel)
+            with contextlib.suppress(TimeoutError, socket.timeout):
+                conn.drain_events(timeout=_POLL)
+            conn.heartbeat_check()
+        with contextlib.suppress(Exception):
+            consumer.cancel()
+
+    def _publish_pending(self, conn: Any, channel: Any) -> Any:
+        while True:
+            try:
+                item = self._outgoing.get_nowait()
+            except queue.Empty:
+                return channel
+            if item.future.done() or item.correlation_id not in self._waiting:
+                continue  # its caller gave up already
+            try:
+                # A passive declare fails when the exchange does not exist, as vCD's publish
+                # does, instead of the message vanishing until the timeout.
+                Exchange(item.exchange, type="direct", passive=True)(channel).declare()
+                Producer(channel).publish(
+                    item.body,
+                    exchange=item.exchange,
+                    routing_key=item.routing_key,
+                    correlation_id=item.correlation_id,
+                    reply_to=self.reply_queue_name,
+                    headers={
+                        "replyToExchange": REPLY_EXCHANGE,
+                        "messageType": "ProcessHttpRequest",
+                    },
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=1,
+                )
+            except conn.channel_errors as exc:
+                log.warning("cannot publish to exchange %r: %s", item.exchange, exc)
+                _settle(item.future, ForwardError(str(exc)))
+                with contextlib.suppress(Exception):
+                    channel.close()
+                channel = conn.channel()
+
+    def _on_reply(self, message: Any) -> None:
+        correlation_id = message.properties.get("correlation_id")
+        with self._lock:
+            future = self._waiting.get(str(correlation_id))
+        if future is None:
+            log.debug("dropped a reply for correlation id %s (late or unknown)", correlation_id)
+            return
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        try:
+            _settle(future, decode_reply(body))
+        except VcdExtError as exc:
+            _settle(future, ForwardError(f"the service sent an unreadable reply: {exc}"))
+
+    def _fail_all(self, exc: Exception) -> None:
+        with self._lock:
+            waiting = list(self._waiting.values())
+        for future in waiting:
+            _settle(future, exc)
+
+
+def _settle(future: Future[Reply], outcome: Reply | Exception) -> None:
+    """Complete ``future`` unless it is complete already (a race we lose quietly)."""
+    with contextlib.suppress(InvalidStateError):
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -1,0 +1,154 @@
+"""HTTP plumbing of the cell: the request/answer objects, routing table, Accept negotiation.
+
+Nothing here knows vCD resources; :mod:`.server` wires the routes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from .. import xml as _xml
+from ..errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
+from ..protocol import Headers
+from . import media
+from .model import Session
+from .views import Urls
+
+#: API versions the cell offers (``GET /api/versions``), oldest first.
+SUPPORTED_VERSIONS = ("5.1", "5.5", "9.0", "31.0", "32.0", "33.0", "34.0", "35.0", "36.0")
+#: The first version with ``/cloudapi/1.0.0/sessions`` and bearer tokens.
+CLOUDAPI_VERSION = 33.0
+
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+
+
+@dataclass
+class Call:
+    """One HTTP request as the routes see it."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: Headers
+    body: bytes
+    urls: Urls
+    client: tuple[str, int] = ("127.0.0.1", 0)
+    local: tuple[str, int] = ("127.0.0.1", 0)
+    #: The API version the client asked for in ``Accept`` (``""`` before negotiation).
+    version: str = ""
+    session: Session | None = None
+    request_id: str = ""
+
+    @property
+    def content_type(self) -> str:
+        """The request's media type without parameters, lower-case."""
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass
+class Answer:
+    """What the cell sends back. ``content_type`` is a bare media type; the negotiated
+    ``version`` parameter is appended when the answer is written."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Append ``;version=`` to the content type (off for forwarded replies).
+    versioned: bool = True
+
+
+def xml_answer(element: etree._Element, mime: str, status: int = 200) -> Answer:
+    """An answer carrying ``element`` as an XML document of media type ``mime``."""
+    return Answer(status, _xml.tostring(element), mime)
+
+
+def json_answer(doc: Any, status: int = 200, mime: str = "application/json") -> Answer:
+    """An answer carrying ``doc`` as JSON."""
+    return Answer(status, json.dumps(doc).encode("utf-8"), mime)
+
+
+def error_answer(exc: HTTPError, *, as_json: bool = False) -> Answer:
+    """A vCD ``Error`` document (or the cloudapi's JSON error) for ``exc``."""
+    if as_json:
+        doc = {"minorErrorCode": exc.minor_code, "message": exc.message, "stackTrace": None}
+        answer = json_answer(doc, exc.status)
+    else:
+        body = _xml.tostring(_xml.error_element(exc.status, exc.minor_code, exc.message))
+        answer = Answer(exc.status, body, media.ERROR)
+    answer.headers.update(exc.headers)
+    return answer
+
+
+def requested_version(accept: str) -> str:
+    """The ``version`` parameter of the ``Accept`` header; 406 if missing or unsupported.
+
+    Any media range is accepted (``application/*+xml``, an exact vCD type, JSON): only the
+    version matters, as in vCD.
+    """
+    versions = []
+    for media_range in accept.split(","):
+        for param in media_range.split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "version" and value.strip():
+                versions.append(value.strip().strip('"'))
+    if not versions:
+        raise NotAcceptable(
+            "The request has invalid accept header: no API version; send for example "
+            f"'Accept: application/*+xml;version={SUPPORTED_VERSIONS[-1]}'"
+        )
+    for version in versions:
+        if version in SUPPORTED_VERSIONS:
+            return version
+    raise NotAcceptable(
+        f"The request has invalid accept header: API version {versions[0]} is not supported "
+        f"(supported: {', '.join(SUPPORTED_VERSIONS)})"
+    )
+
+
+def base_url(host_header: str | None, fallback: str) -> str:
+    """The base URL hrefs are built on: the client's ``Host`` if well formed, else ours."""
+    if host_header and _HOST.fullmatch(host_header.strip()):
+        return f"http://{host_header.strip()}"
+    return fallback
+
+
+Handler = Callable[..., Answer]
+
+
+class Router:
+    """Method + path → handler; path patterns are regexes with named groups."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        """Route ``method`` on paths matching ``pattern`` (a regex) to ``handler``."""
+        for regex, methods in self._routes:
+            if regex.pattern == pattern:
+                methods[method] = handler
+                return
+        self._routes.append((re.compile(pattern), {method: handler}))
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The handler and path parameters; 405 (with ``Allow``) or 404 otherwise."""
+        allowed: set[str] = set()
+        for regex, methods in self._routes:
+            m = regex.fullmatch(path)
+            if m is None:
+                continue
+            if method in methods:
+                return methods[method], m.groupdict()
+            allowed.update(methods)
+        if allowed:
+            raise MethodNotAllowed(
+                f"Method {method} is not allowed on this resource",
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
+        raise NotFound(f"Resource not found: {path}")

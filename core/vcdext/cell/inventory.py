@@ -1,0 +1,198 @@
+"""XML rendering of the inventory (orgs, VDCs, vApps) and of tasks.
+
+Each representation carries the service links registered for its media type; the caller
+passes them in (see :meth:`vcdext.cell.state.State.service_links_for`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lxml import etree
+
+from .. import xml as _xml
+from ..xml import VCLOUD_NS
+from . import media
+from .model import Ref, ServiceLink, Task
+from .seed import Org, User, VApp, Vdc
+from .views import Urls, add_service_links, boolean, link, root, sub
+
+
+def org_list(urls: Urls, orgs: Iterable[Org]) -> etree._Element:
+    """``OrgList``: references to ``orgs``."""
+    el = root(VCLOUD_NS, "OrgList", href=f"{urls.api}/org/", type=media.ORG_LIST)
+    for org in orgs:
+        sub(el, "Org", href=urls.org(org.id), type=media.ORG, name=org.name)
+    return el
+
+
+def _org_links(urls: Urls, org: Org) -> list[tuple[str, str, str, str | None]]:
+    out: list[tuple[str, str, str, str | None]] = [
+        ("down", urls.vdc(v.id), media.VDC, v.name) for v in org.vdcs
+    ]
+    out.append(("down", urls.tasks_list(org.id), media.TASKS_LIST, None))
+    return out
+
+
+def org(
+    urls: Urls, o: Org, links: Iterable[ServiceLink], *, sysadmin: bool = False
+) -> etree._Element:
+    """A vcloud ``Org``: its VDCs, tasks list and service links."""
+    el = root(
+        VCLOUD_NS,
+        "Org",
+        href=urls.org(o.id),
+        type=media.ORG,
+        id=f"urn:vcloud:org:{o.id}",
+        name=o.name,
+    )
+    for rel, href, mime, name in _org_links(urls, o):
+        link(el, rel, href, mime, name=name)
+    if sysadmin:
+        link(el, "alternate", urls.org(o.id, admin=True), media.ADMIN_ORG)
+    add_service_links(el, urls, links, o.id)
+    sub(el, "FullName", o.full_name)
+    sub(el, "IsEnabled", "true")
+    return el
+
+
+def admin_org(urls: Urls, o: Org, links: Iterable[ServiceLink]) -> etree._Element:
+    """A minimal ``AdminOrg`` with the ``task:create`` and ``event:create`` links."""
+    href = urls.org(o.id, admin=True)
+    el = root(
+        VCLOUD_NS,
+        "AdminOrg",
+        href=href,
+        type=media.ADMIN_ORG,
+        id=f"urn:vcloud:org:{o.id}",
+        name=o.name,
+    )
+    link(el, "alternate", urls.org(o.id), media.ORG)
+    link(el, "task:create", urls.tasks_list(o.id), media.TASK)
+    link(el, "event:create", f"{href}/events", media.EVENT)
+    link(el, "down", urls.tasks_list(o.id), media.TASKS_LIST)
+    add_service_links(el, urls, links, o.id)
+    sub(el, "FullName", o.full_name)
+    sub(el, "IsEnabled", "true")
+    sub(el, "Settings")
+    if o.users:
+        users = sub(el, "Users")
+        for u in o.users:
+            sub(users, "UserReference", href=urls.user(u.id), type=media.USER, name=u.name)
+    if o.vdcs:
+        vdcs = sub(el, "Vdcs")
+        for v in o.vdcs:
+            sub(vdcs, "Vdc", href=urls.vdc(v.id), type=media.VDC, name=v.name)
+    return el
+
+
+def vdc(urls: Urls, v: Vdc, links: Iterable[ServiceLink]) -> etree._Element:
+    """A vcloud ``Vdc`` with its vApps as resource entities."""
+    el = root(
+        VCLOUD_NS,
+        "Vdc",
+        href=urls.vdc(v.id),
+        type=media.VDC,
+        id=f"urn:vcloud:vdc:{v.id}",
+        name=v.name,
+        status="1",
+    )
+    link(el, "up", urls.org(v.org_id), media.ORG)
+    add_service_links(el, urls, links, v.id)
+    sub(el, "AllocationModel", "AllocationVApp")
+    entities = sub(el, "ResourceEntities")
+    for a in v.vapps:
+        sub(entities, "ResourceEntity", href=urls.vapp(a.id), type=media.VAPP, name=a.name)
+    sub(el, "IsEnabled", "true")
+    return el
+
+
+def vapp(urls: Urls, a: VApp, links: Iterable[ServiceLink]) -> etree._Element:
+    """A minimal vcloud ``VApp`` (no VMs)."""
+    el = root(
+        VCLOUD_NS,
+        "VApp",
+        href=urls.vapp(a.id),
+        type=media.VAPP,
+        id=f"urn:vcloud:vapp:{a.id}",
+        name=a.name,
+        status="8",
+        deployed="false",
+    )
+    link(el, "up", urls.vdc(a.vdc_id), media.VDC)
+    add_service_links(el, urls, links, a.id)
+    return el
+
+
+def _ref(parent: etree._Element, name: str, ref: Ref) -> None:
+    el = sub(parent, name, href=ref.href)
+    for key, value in (("id", ref.id), ("type", ref.type), ("name", ref.name)):
+        if value:
+            el.set(key, value)
+
+
+def task(
+    urls: Urls, t: Task, org: Org, creator: User | None, *, inline: bool = False
+) -> etree._Element:
+    """A vcloud ``Task`` as vCD returns it after create, read or update."""
+    href = urls.task(t.id)
+    attrs: dict[str, str | None] = {
+        "href": href,
+        "type": media.TASK,
+        "id": t.urn,
+        "name": t.name,
+        "status": t.status,
+        "serviceNamespace": t.service_namespace,
+        "operation": t.operation,
+        "operationName": t.operation_name,
+        "startTime": t.start_time,
+        "endTime": t.end_time,
+        "expiryTime": t.expiry_time,
+        "cancelRequested": boolean(t.cancel_requested),
+    }
+    el = root(VCLOUD_NS, "Task", declare=not inline, **attrs)
+    if not t.finished:
+        link(el, "task:cancel", f"{href}/action/cancel")
+    link(el, "edit", href, media.TASK)
+    link(el, "up", urls.org(org.id), media.ORG, name=org.name)
+    if t.description:
+        sub(el, "Description", t.description)
+    if t.owner is not None:
+        _ref(el, "Owner", t.owner)
+    if t.error is not None:
+        error = _xml.error_element(t.error.major, t.error.minor, t.error.message)
+        error.tag = f"{{{VCLOUD_NS}}}Error"
+        if t.error.stack_trace:
+            error.set("stackTrace", t.error.stack_trace)
+        el.append(error)
+    if t.user is not None:
+        _ref(el, "User", t.user)
+    elif creator is not None:
+        _ref(
+            el,
+            "User",
+            Ref(urls.user(creator.id), media.USER, creator.name, f"urn:vcloud:user:{creator.id}"),
+        )
+    _ref(el, "Organization", Ref(urls.org(org.id), media.ORG, org.name, f"urn:vcloud:org:{org.id}"))
+    if t.progress is not None:
+        sub(el, "Progress", str(t.progress))
+    if t.params is not None:
+        el.append(_xml.parse(t.params))
+    if t.details is not None:
+        sub(el, "Details", t.details)
+    return el
+
+
+def tasks_list(urls: Urls, o: Org, tasks: Iterable[tuple[Task, User | None]]) -> etree._Element:
+    """``TasksList`` of an org with its tasks inline."""
+    el = root(
+        VCLOUD_NS,
+        "TasksList",
+        href=urls.tasks_list(o.id),
+        type=media.TASKS_LIST,
+        name="Tasks Lists",
+    )
+    link(el, "up", urls.org(o.id), media.ORG)
+    for t, creator in tasks:
+        el.append(task(urls, t, o, creator, inline=True))
+    return el

@@ -1,0 +1,123 @@
+"""Forwarding a request that matched a service's API filter, as vCD does (protocol §2).
+
+The message is the JSON array ``[request, securityContext]``: the request with the same
+fields as :func:`vcdext.protocol.encode_request` (real addresses and ports here), the security
+context with the caller's user and org URNs and rights (URNs or names, per the seed's
+``rights_format``). The reply's status, headers and decoded body become the HTTP answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from ..errors import HTTPError, InternalServerError
+from .forwarder import Forwarder, ForwardError, ForwardTimeout
+from .http import Answer, Call, error_answer
+from .model import Forwarded, Service
+from .state import State
+
+log = logging.getLogger(__name__)
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's, not the request's.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_REPLY_SKIP = _HOP_BY_HOP | {"content-length", "date", "server"}
+
+
+def request_message(call: Call, security: dict[str, Any], request_id: str) -> bytes:
+    """The JSON message vCD publishes for ``call``."""
+    request = {
+        "id": request_id,
+        "method": call.method,
+        "scheme": "http",
+        "protocol": "HTTP/1.1",
+        "headers": {k: v for k, v in call.headers.items() if k.lower() not in _HOP_BY_HOP},
+        "queryString": call.query_string or None,
+        "localPort": call.local[1],
+        "remoteAddr": call.client[0],
+        "remotePort": call.client[1],
+        "localAddr": call.local[0],
+        "request": True,
+        "requestUri": call.path,
+        "body": base64.b64encode(call.body).decode("ascii"),
+    }
+    return json.dumps([request, security], separators=(",", ":")).encode("utf-8")
+
+
+def gateway_timeout(service: Service, timeout: float) -> HTTPError:
+    """vCD's 504 for a service that did not answer in time."""
+    return HTTPError(
+        f"External service '{service.name}' failed to respond in the specified timeout "
+        f"({timeout:g} SECONDS)",
+        status=504,
+        minor_code="GATEWAY_TIMEOUT",
+    )
+
+
+def forward(
+    call: Call,
+    service: Service,
+    *,
+    state: State,
+    forwarder: Forwarder,
+    timeout: float,
+    rights_format: str,
+) -> Answer:
+    """Send ``call`` to ``service`` and turn its reply into the answer; 504/500 on failure."""
+    session = call.session
+    assert session is not None  # forwarding happens only after authentication
+    security = {
+        "user": session.user_urn,
+        "org": session.org_urn,
+        "rights": state.rights_of(session.user, rights_format),
+    }
+    message = request_message(call, security, request_id=call.request_id or str(uuid.uuid4()))
+    started = time.monotonic()
+    try:
+        reply = forwarder.forward(service.exchange, service.routing_key, message, timeout)
+    except ForwardTimeout:
+        log.warning(
+            "%s %s: %s did not answer within %g s", call.method, call.path, service.name, timeout
+        )
+        answer = error_answer(gateway_timeout(service, timeout))
+    except ForwardError as exc:
+        log.warning("%s %s: cannot send to %s: %s", call.method, call.path, service.name, exc)
+        answer = error_answer(
+            InternalServerError(
+                f"Cannot send message to service with id: {service.id}. "
+                "Check your service configuration."
+            )
+        )
+    else:
+        content_type = reply.headers.get("Content-Type")
+        headers = {
+            k: str(v)
+            for k, v in reply.headers.items()
+            if k.lower() not in _REPLY_SKIP and k.lower() != "content-type"
+        }
+        answer = Answer(reply.status, reply.body, content_type, headers, versioned=False)
+    state.record_forwarded(
+        Forwarded(
+            call.method,
+            call.path,
+            service.name,
+            answer.status,
+            session.user_urn,
+            round(time.monotonic() - started, 3),
+        )
+    )
+    return answer

@@ -1,0 +1,287 @@
+"""The extension registration surface: ``/api/admin/extension/...`` and ``/api/admin/right``.
+
+All of it is for system administrators (403 for anyone else), as in vCD.
+
+Choices where vCD's behaviour is not documented (see ``docs/local-cell.md``):
+
+* ``Enabled`` left out at registration means ``false``.
+* ``DELETE`` of an enabled service is allowed (204); pyvcloud disables first, others need not.
+* ``PUT`` of a service answers 200 with the Service; inline filters/links in it are ignored.
+* A duplicate namespace or right is a 400 with minor code ``DUPLICATE_NAME``.
+* Creating a service link answers 200 (the 5.5 guide's example); the other creates answer 201.
+* Inline ``ResourceClasses`` are ignored (resource classes/ACLs are not implemented).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+
+from lxml import etree
+
+from ..errors import BadRequest, Forbidden, UnsupportedMediaType
+from ..xml import VCLOUD_NS, VMEXT_NS
+from . import bodies, bundles, media, views
+from .http import Answer, Call, Router, xml_answer
+from .query import QueryParams, run_query
+from .state import State
+
+log = logging.getLogger(__name__)
+
+_SERVICE = r"/api/admin/extension/service"
+_ID = r"(?P<id>[^/]+)"
+
+
+def require_sysadmin(call: Call) -> None:
+    """403 unless the caller is a system administrator."""
+    if call.session is None or not call.session.is_sysadmin:
+        raise Forbidden("This operation is for system administrators only")
+
+
+def read_body(call: Call, namespace: str, name: str) -> etree._Element:
+    """The request body as the expected document; 415 for a non-XML Content-Type."""
+    ctype = call.content_type
+    if ctype and "xml" not in ctype:
+        raise UnsupportedMediaType(f"Content-Type {ctype} is not accepted; send XML")
+    return bodies.document(call.body, namespace, name)
+
+
+class ExtensionRoutes:
+    """Handlers for the registration surface, bound to one :class:`State`."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def register(self, router: Router) -> None:
+        """Add every route of this class to ``router``."""
+        add = router.add
+        add("GET", r"/api/admin/extension/?", self.get_extension)
+        add("GET", _SERVICE + "/?", self.list_services)
+        add("POST", _SERVICE + "/?", self.create_service)
+        # Fixed names below /service/ come before the {id} routes that would also match.
+        for kind, getter, deleter in (
+            ("apifilter", self.get_filter, self.delete_filter),
+            ("link", self.get_link, self.delete_link),
+            ("apidefinition", self.get_definition, self.delete_definition),
+        ):
+            add("GET", rf"{_SERVICE}/{kind}/{_ID}", getter)
+            add("DELETE", rf"{_SERVICE}/{kind}/{_ID}", deleter)
+        add("GET", rf"{_SERVICE}/{_ID}", self.get_service)
+        add("PUT", rf"{_SERVICE}/{_ID}", self.update_service)
+        add("DELETE", rf"{_SERVICE}/{_ID}", self.delete_service)
+        add("GET", rf"{_SERVICE}/{_ID}/apifilters", self.list_filters)
+        add("POST", rf"{_SERVICE}/{_ID}/apifilters", self.add_filter)
+        add("GET", rf"{_SERVICE}/{_ID}/links", self.list_links)
+        add("POST", rf"{_SERVICE}/{_ID}/links", self.add_link)
+        add("GET", rf"{_SERVICE}/{_ID}/apidefinitions", self.list_definitions)
+        add("POST", rf"{_SERVICE}/{_ID}/apidefinitions", self.add_definition)
+        add("GET", rf"{_SERVICE}/{_ID}/rights", self.list_rights)
+        add("POST", rf"{_SERVICE}/{_ID}/rights", self.add_right)
+        add("POST", rf"{_SERVICE}/{_ID}/localizationbundles", self.upload_bundle)
+        add("GET", rf"/api/admin/right/{_ID}", self.get_right)
+        add("DELETE", rf"/api/admin/right/{_ID}", self.delete_right)
+
+    # -- services -------------------------------------------------------------------------
+
+    def get_extension(self, call: Call) -> Answer:
+        """``GET /api/admin/extension``: ``VMWExtension``."""
+        require_sysadmin(call)
+        return xml_answer(views.vmw_extension(call.urls), media.VMW_EXTENSION)
+
+    def list_services(self, call: Call) -> Answer:
+        """``GET .../extension/service``: ``ExtensionServices`` with an ``add`` link."""
+        require_sysadmin(call)
+        doc = views.extension_services(call.urls, self.state.services())
+        return xml_answer(doc, media.EXTENSION_SERVICES)
+
+    def _service_answer(self, call: Call, service_id: str, status: int = 200) -> Answer:
+        s = self.state.service(service_id)
+        doc = views.service(
+            call.urls,
+            s,
+            self.state.filters(s.id),
+            self.state.links(s.id),
+            self.state.definitions(s.id),
+        )
+        return xml_answer(doc, media.SERVICE, status)
+
+    def create_service(self, call: Call) -> Answer:
+        """``POST .../extension/service``: register (201 + ``Service``)."""
+        require_sysadmin(call)
+        el = read_body(call, VMEXT_NS, "Service")
+        service, filters, links, definitions = bodies.service(el)
+        if el.find(f"{{{VMEXT_NS}}}ResourceClasses") is not None:
+            log.warning(
+                "service %r: inline ResourceClasses are ignored by the local cell", service.name
+            )
+        service = self.state.add_service(service, filters, links, definitions)
+        log.info("registered extension service %r (%s)", service.name, service.namespace)
+        answer = self._service_answer(call, service.id, 201)
+        answer.headers["Location"] = call.urls.service(service.id)
+        return answer
+
+    def get_service(self, call: Call, id: str) -> Answer:
+        """``GET .../service/{id}``: the ``Service`` with its parts inline."""
+        require_sysadmin(call)
+        return self._service_answer(call, id)
+
+    def update_service(self, call: Call, id: str) -> Answer:
+        """``PUT .../service/{id}``: update a service (200 + ``Service``)."""
+        require_sysadmin(call)
+        current = self.state.service(id)
+        changes = bodies.service_changes(read_body(call, VMEXT_NS, "Service"), current)
+        updated = self.state.update_service(current.id, **changes)
+        log.info("updated extension service %r (enabled=%s)", updated.name, updated.enabled)
+        return self._service_answer(call, updated.id)
+
+    def delete_service(self, call: Call, id: str) -> Answer:
+        """``DELETE .../service/{id}``: unregister, enabled or not (204)."""
+        require_sysadmin(call)
+        removed = self.state.delete_service(id)
+        log.info("deleted extension service %r", removed.name)
+        return Answer(204)
+
+    # -- filters, links, definitions ------------------------------------------------------
+
+    def _records(self, call: Call, service_id: str, query_type: str, what: str) -> Answer:
+        require_sysadmin(call)
+        s = self.state.service(service_id)
+        params = dataclasses.replace(QueryParams.parse(call.query_string), type=query_type)
+        href = call.urls.of_service(s.id, what)
+        doc, mime = run_query(
+            self.state, call.urls, params, sysadmin=True, href=href, only_service=s.id
+        )
+        return xml_answer(doc, mime)
+
+    def list_filters(self, call: Call, id: str) -> Answer:
+        """``GET .../service/{id}/apifilters``: ``apiFilter`` records."""
+        return self._records(call, id, "apiFilter", "apifilters")
+
+    def list_links(self, call: Call, id: str) -> Answer:
+        """``GET .../service/{id}/links``: ``serviceLink`` records."""
+        return self._records(call, id, "serviceLink", "links")
+
+    def list_definitions(self, call: Call, id: str) -> Answer:
+        """``GET .../service/{id}/apidefinitions``: ``adminApiDefinition`` records."""
+        return self._records(call, id, "adminApiDefinition", "apidefinitions")
+
+    def add_filter(self, call: Call, id: str) -> Answer:
+        """``POST .../service/{id}/apifilters``: 201 + ``ApiFilter``."""
+        require_sysadmin(call)
+        s = self.state.service(id)
+        f = self.state.add_filter(bodies.api_filter(read_body(call, VMEXT_NS, "ApiFilter"), s.id))
+        return xml_answer(views.api_filter(call.urls, f), media.API_FILTER, 201)
+
+    def add_link(self, call: Call, id: str) -> Answer:
+        """``POST .../service/{id}/links``: 200 + ``ServiceLink``."""
+        require_sysadmin(call)
+        s = self.state.service(id)
+        x = self.state.add_link(bodies.service_link(read_body(call, VMEXT_NS, "ServiceLink"), s.id))
+        return xml_answer(views.service_link(call.urls, x), media.SERVICE_LINK, 200)
+
+    def add_definition(self, call: Call, id: str) -> Answer:
+        """``POST .../service/{id}/apidefinitions``: 201 + ``ApiDefinition``."""
+        require_sysadmin(call)
+        s = self.state.service(id)
+        el = read_body(call, VMEXT_NS, "ApiDefinition")
+        d = self.state.add_definition(bodies.api_definition(el, s.id))
+        return xml_answer(views.api_definition(call.urls, d), media.API_DEFINITION, 201)
+
+    def get_filter(self, call: Call, id: str) -> Answer:
+        """``GET .../service/apifilter/{id}``."""
+        require_sysadmin(call)
+        return xml_answer(views.api_filter(call.urls, self.state.get_filter(id)), media.API_FILTER)
+
+    def get_link(self, call: Call, id: str) -> Answer:
+        """``GET .../service/link/{id}``."""
+        require_sysadmin(call)
+        doc = views.service_link(call.urls, self.state.get_link(id))
+        return xml_answer(doc, media.SERVICE_LINK)
+
+    def get_definition(self, call: Call, id: str) -> Answer:
+        """``GET .../service/apidefinition/{id}``."""
+        require_sysadmin(call)
+        doc = views.api_definition(call.urls, self.state.get_definition(id))
+        return xml_answer(doc, media.API_DEFINITION)
+
+    def delete_filter(self, call: Call, id: str) -> Answer:
+        """``DELETE .../service/apifilter/{id}`` (204)."""
+        require_sysadmin(call)
+        self.state.delete_filter(id)
+        return Answer(204)
+
+    def delete_link(self, call: Call, id: str) -> Answer:
+        """``DELETE .../service/link/{id}`` (204)."""
+        require_sysadmin(call)
+        self.state.delete_link(id)
+        return Answer(204)
+
+    def delete_definition(self, call: Call, id: str) -> Answer:
+        """``DELETE .../service/apidefinition/{id}`` (204)."""
+        require_sysadmin(call)
+        self.state.delete_definition(id)
+        return Answer(204)
+
+    # -- rights ---------------------------------------------------------------------------
+
+    def list_rights(self, call: Call, id: str) -> Answer:
+        """``GET .../service/{id}/rights``: ``RightRefs`` with an ``add`` link."""
+        require_sysadmin(call)
+        s = self.state.service(id)
+        return xml_answer(views.right_refs(call.urls, s.id, self.state.rights(s.id)), media.RIGHTS)
+
+    def add_right(self, call: Call, id: str) -> Answer:
+        """``POST .../service/{id}/rights``: 201 + ``Right`` named ``{namespace}:name``."""
+        require_sysadmin(call)
+        s = self.state.service(id)
+        r = self.state.add_right(bodies.right(read_body(call, VCLOUD_NS, "Right"), s))
+        log.info("registered right %r as %s", r.name, r.urn)
+        return xml_answer(views.right(call.urls, r), media.RIGHT, 201)
+
+    def get_right(self, call: Call, id: str) -> Answer:
+        """``GET /api/admin/right/{id}``."""
+        require_sysadmin(call)
+        return xml_answer(views.right(call.urls, self.state.right(id)), media.RIGHT)
+
+    def delete_right(self, call: Call, id: str) -> Answer:
+        """``DELETE /api/admin/right/{id}`` (204)."""
+        require_sysadmin(call)
+        self.state.delete_right(id)
+        return Answer(204)
+
+    # -- localization bundles -------------------------------------------------------------
+
+    def upload_bundle(self, call: Call, id: str) -> Answer:
+        """``POST .../service/{id}/localizationbundles``: ``BundleUploadSocket``."""
+        require_sysadmin(call)
+        s = self.state.service(id)
+        size = bodies.bundle_upload_params(read_body(call, VMEXT_NS, "BundleUploadParams"), s)
+        transfer = self.state.open_upload(s.id, size)
+        doc = views.bundle_upload_socket(call.urls.transfer(transfer))
+        return xml_answer(doc, media.BUNDLE_UPLOAD_SOCKET)
+
+    def receive_transfer(self, call: Call, transfer: str) -> Answer:
+        """``PUT`` of the zip (whole, or in ``Content-Range`` pieces) to the upload location.
+
+        The location is unguessable and single-use, so it needs no session (a client may
+        send one anyway).
+        """
+        start, total = _content_range(call.headers.get("Content-Range", ""))
+        done = self.state.receive_upload(transfer, call.body, start, total)
+        if done is not None:
+            service_id, data = done
+            merged = bundles.read_bundle(data)
+            self.state.merge_bundle(service_id, merged)
+            log.info("merged localization bundle for locales %s", ", ".join(sorted(merged)))
+        return Answer(200)
+
+
+def _content_range(value: str) -> tuple[int, int | None]:
+    """``bytes a-b/total`` → ``(a, total)``; no header → ``(0, None)``."""
+    if not value:
+        return 0, None
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+)\s*", value)
+    if m is None:
+        raise BadRequest(f"Malformed Content-Range {value!r}")
+    return int(m.group(1)), int(m.group(3))

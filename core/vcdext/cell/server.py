@@ -1,0 +1,266 @@
+"""The cell's HTTP server and the order in which it routes a request, as vCD does.
+
+For a path under ``/api/``:
+
+1. ``/api/versions`` is answered without a version or a session.
+2. Every other request needs ``Accept`` with a supported ``version=`` (406 otherwise).
+3. ``POST /api/sessions`` logs in; everything else needs a session (401 otherwise), given as
+   ``x-vcloud-authorization: <token>`` or ``Authorization: Bearer <token>``.
+4. Unless the path is one of the cell's built-ins that always win (``/api/session``,
+   ``/api/admin/extension...``), a path matched by the ``UrlPattern`` of an *enabled* service
+   (Python's ``re.fullmatch`` on the path without query string, like Java's ``matches()``) is
+   forwarded to that service over AMQP.
+5. Otherwise the cell's own resources answer; an unknown path is vCD's 404 ``Error``.
+
+``/cloudapi/1.0.0/sessions[/provider]`` log in for API 33.0 and later; ``/transfer/...`` takes
+bundle uploads; ``/cell/...`` are unauthenticated JSON debug endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import BadRequest, HTTPError, InternalServerError, MethodNotAllowed, NotFound
+from ..protocol import Headers
+from .forwarder import Forwarder
+from .http import Answer, Call, Router, base_url, error_answer, requested_version
+from .model import Session
+from .proxy import forward
+from .routes_api import ApiRoutes, unauthorized
+from .routes_extension import ExtensionRoutes
+from .state import State
+from .views import Urls
+
+log = logging.getLogger(__name__)
+
+#: vCD's limit on API request bodies; bundle uploads may be larger.
+MAX_API_BODY = 512 * 1024
+MAX_UPLOAD_BODY = 60 * 1024 * 1024
+
+_VERSIONS = re.compile(r"/api/versions/?")
+_LOGIN = re.compile(r"/api/sessions/?")
+_BUILTIN = re.compile(r"/api/session/?|/api/admin/extension(/.*)?")
+_CLOUDAPI_LOGIN = re.compile(r"/cloudapi/1\.0\.0/sessions(?P<provider>/provider)?/?")
+_TRANSFER = re.compile(r"/transfer/(?P<transfer>[0-9a-f-]{36})/file")
+
+
+class App:
+    """Answers one :class:`Call`; every failure becomes a vCD ``Error`` (JSON on /cloudapi)."""
+
+    def __init__(
+        self, state: State, forwarder: Forwarder, *, timeout: float, rights_format: str
+    ) -> None:
+        self.state = state
+        self.forwarder = forwarder
+        self.timeout = timeout
+        self.rights_format = rights_format
+        self.router = Router()
+        self.api = ApiRoutes(state)
+        self.extension = ExtensionRoutes(state)
+        self.api.register(self.router)
+        self.extension.register(self.router)
+
+    def handle(self, call: Call) -> Answer:
+        """The answer to ``call``; never raises."""
+        try:
+            return self._route(call)
+        except HTTPError as exc:
+            return error_answer(exc, as_json=call.path.startswith("/cloudapi/"))
+        except Exception:  # a cell bug: a 500 for the client, the traceback for the log
+            log.exception("request %s (%s %s) failed", call.request_id, call.method, call.path)
+            message = f"Internal error in the local cell; request id {call.request_id}"
+            return error_answer(InternalServerError(message))
+
+    def _route(self, call: Call) -> Answer:
+        path = call.path
+        if path == "/api" or path.startswith("/api/"):
+            return self._api(call)
+        m = _CLOUDAPI_LOGIN.fullmatch(path)
+        if m is not None:
+            if call.method != "POST":
+                raise MethodNotAllowed("Use POST to log in", headers={"Allow": "POST"})
+            call.version = requested_version(call.headers.get("Accept", ""))
+            return self.api.cloudapi_login(call, provider=bool(m.group("provider")))
+        m = _TRANSFER.fullmatch(path)
+        if m is not None:
+            if call.method != "PUT":
+                raise MethodNotAllowed("Upload with PUT", headers={"Allow": "PUT"})
+            return self.extension.receive_transfer(call, m.group("transfer"))
+        if path == "/cell" or path.startswith("/cell/"):
+            return self._local(call)
+        raise NotFound(f"Resource not found: {path}")
+
+    def _api(self, call: Call) -> Answer:
+        path = call.path
+        if _VERSIONS.fullmatch(path):
+            return self._local(call)
+        call.version = requested_version(call.headers.get("Accept", ""))
+        if _LOGIN.fullmatch(path):
+            return self._local(call)
+        call.session = self._authenticate(call)
+        if call.session is None:
+            raise unauthorized("This request needs a session (log in with POST /api/sessions)")
+        service = None if _BUILTIN.fullmatch(path) else self.state.match(path)
+        if service is not None:
+            return forward(
+                call,
+                service,
+                state=self.state,
+                forwarder=self.forwarder,
+                timeout=self.timeout,
+                rights_format=self.rights_format,
+            )
+        return self._local(call)
+
+    def _local(self, call: Call) -> Answer:
+        handler, params = self.router.resolve(call.method, call.path)
+        return handler(call, **params)
+
+    def _authenticate(self, call: Call) -> Session | None:
+        token = call.headers.get("x-vcloud-authorization", "").strip()
+        if not token:
+            scheme, _, value = call.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() == "bearer":
+                token = value.strip()
+        return self.state.session(token) if token else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads the request, hands it to the :class:`App`, writes the answer."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes; with Nagle on, keep-alive clients wait ~40 ms.
+    disable_nagle_algorithm = True
+    server: CellHTTPServer
+
+    def do_GET(self) -> None:
+        """Every method goes through :meth:`_serve`."""
+        self._serve()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _serve(self) -> None:
+        request_id = str(uuid.uuid4())
+        parts = urlsplit(self.path)
+        path = parts.path or "/"
+        headers = Headers()
+        for name, value in self.headers.items():
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        call = Call(
+            method=self.command,
+            path=path,
+            query_string=parts.query,
+            headers=headers,
+            body=b"",
+            urls=Urls(base_url(headers.get("Host"), self.server.url)),
+            client=(str(self.client_address[0]), int(self.client_address[1])),
+            local=_address(self.connection.getsockname()),
+            request_id=request_id,
+        )
+        try:
+            call.body = self._read_body(
+                MAX_UPLOAD_BODY if path.startswith("/transfer/") else MAX_API_BODY
+            )
+        except HTTPError as exc:
+            self.close_connection = True
+            self._write(error_answer(exc), call)
+            return
+        self._write(self.server.app.handle(call), call)
+
+    def _read_body(self, limit: int) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+                try:
+                    length = int(line, 16)
+                except ValueError:
+                    raise BadRequest("Malformed chunked request body") from None
+                if length == 0:
+                    while self.rfile.readline(1024).strip():
+                        pass  # trailers
+                    return b"".join(chunks)
+                size += length
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(self.rfile.read(length))
+                self.rfile.readline(1024)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise BadRequest("Malformed Content-Length") from None
+        if length > limit:
+            # Read what was sent (up to a point) so the client sees the answer, not a reset.
+            remaining = min(length, 2 * MAX_UPLOAD_BODY)
+            while remaining > 0:
+                got = self.rfile.read(min(remaining, 65536))
+                if not got:
+                    break
+                remaining -= len(got)
+            raise _too_large(limit)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _write(self, answer: Answer, call: Call) -> None:
+        content_type = answer.content_type
+        if content_type and answer.versioned and call.version:
+            content_type = f"{content_type};version={call.version}"
+        self.send_response(answer.status)
+        if content_type and (answer.body or answer.status != 204):
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.send_header("X-VMWARE-VCLOUD-REQUEST-ID", call.request_id)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if answer.body and self.command != "HEAD":
+            self.wfile.write(answer.body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors found by the stdlib itself (bad request line, unknown method) as vCD
+        ``Error`` documents too."""
+        minor = {400: "BAD_REQUEST", 404: "RESOURCE_NOT_FOUND", 501: "NOT_IMPLEMENTED"}
+        text = message or self.responses.get(code, ("Error",))[0]
+        error = HTTPError(text, status=code, minor_code=minor.get(code, "BAD_REQUEST"))
+        self.close_connection = True
+        call = Call("", "", "", Headers(), b"", Urls(self.server.url), request_id=str(uuid.uuid4()))
+        self._write(error_answer(error), call)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """The stdlib's access log, at debug level (it never holds secrets)."""
+        log.debug("%s %s", self.client_address[0], format % args)
+
+
+def _address(sockname: Any) -> tuple[str, int]:
+    return str(sockname[0]), int(sockname[1])
+
+
+def _too_large(limit: int) -> HTTPError:
+    return HTTPError(
+        f"The request body is larger than {limit} bytes", status=413, minor_code="BAD_REQUEST"
+    )
+
+
+class CellHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that knows its :class:`App` and its own base URL."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], app: App) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.app = app
+        super().__init__(address, _Handler)
+        self.host = str(self.server_address[0])
+        self.port = int(self.server_address[1])
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        if self.host in ("0.0.0.0", "::"):  # noqa: S104 - only formatting a URL
+            shown = "127.0.0.1"
+        self.url = f"http://{shown}:{self.port}"

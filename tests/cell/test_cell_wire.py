@@ -1,0 +1,199 @@
+"""The AMQP messages themselves (protocol §2), seen by a bare kombu consumer playing the
+service; routing order and pattern matching."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from kombu import Connection, Exchange, Producer, Queue
+
+from tests.cell.support import Client, service_xml
+from vcdext.cell import Cell
+from vcdext.cell.forwarder import REPLY_EXCHANGE
+from vcdext.cell.model import ApiFilter, Service
+from vcdext.cell.seed import demo_seed
+from vcdext.cell.state import State
+from vcdext.errors import BadRequest
+from vcdext.protocol import encode_request
+
+SERVICES = "/api/admin/extension/service"
+
+
+@pytest.fixture(
+    params=[pytest.param("memory"), pytest.param("rabbitmq", marks=pytest.mark.integration)]
+)
+def broker(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    url: str = request.getfixturevalue("rabbitmq")
+    return url
+
+
+@pytest.fixture
+def raw_service(broker: str) -> Iterator[tuple[Any, Any, str, str]]:
+    """A service exchange and queue declared with kombu: (connection, queue, exchange, key)."""
+    suffix = uuid.uuid4().hex[:8]
+    exchange = Exchange(f"raw-{suffix}", type="direct", durable=True)
+    with Connection(broker) as conn:
+        channel = conn.channel()
+        exchange(channel).declare()
+        queue = Queue(f"raw-{suffix}", exchange, routing_key=f"rk-{suffix}", auto_delete=True)
+        bound = queue(channel)
+        bound.declare()
+        yield conn, bound, exchange.name, f"rk-{suffix}"
+
+
+def _get_one(queue: Any, timeout: float = 10) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = queue.get(no_ack=True)
+        if message is not None:
+            return message
+        time.sleep(0.02)
+    raise AssertionError("no message reached the service queue")
+
+
+def test_request_message_and_reply_mapping(
+    broker: str, raw_service, assert_valid_vcd_xml: Callable[[bytes], None]
+) -> None:
+    conn, queue, exchange, key = raw_service
+    with Cell(amqp_url=broker, port=0, timeout=10) as cell:
+        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
+        admin.xml(
+            "POST",
+            SERVICES,
+            service_xml(
+                "raw", "io.raw", exchange=exchange, routing_key=key, patterns=["/api/raw/.*"]
+            ),
+            status=201,
+        )
+        alice = Client(cell.url, assert_valid_vcd_xml).login("alice@acme", "vmware")
+        answers: list[requests.Response] = []
+        caller = threading.Thread(
+            target=lambda: answers.append(
+                alice.post(
+                    "/api/raw/thing?x=1&y=2",
+                    b"<in/>",
+                    headers={"Content-Type": "application/xml", "X-Test": "yes"},
+                    vcd_xml=False,
+                )
+            )
+        )
+        caller.start()
+        message = _get_one(queue)
+
+        props, headers = message.properties, message.headers
+        assert props["correlation_id"]
+        assert props["reply_to"].startswith("vcdext.cell.")
+        assert headers == {"replyToExchange": REPLY_EXCHANGE, "messageType": "ProcessHttpRequest"}
+        request, security = json.loads(message.body)
+        reference = json.loads(encode_request("GET", "/", request_id="x"))[0]
+        assert set(request) == set(reference)
+        assert request["method"] == "POST"
+        assert request["requestUri"] == "/api/raw/thing"
+        assert request["queryString"] == "x=1&y=2"
+        assert request["request"] is True
+        assert base64.b64decode(request["body"]) == b"<in/>"
+        assert request["headers"]["X-Test"] == "yes"
+        assert request["headers"]["x-vcloud-authorization"] == alice.token
+        assert request["localPort"] == int(cell.url.rsplit(":", 1)[1])
+        assert request["remoteAddr"] == "127.0.0.1"
+        assert security["user"] == f"urn:vcloud:user:{cell.user('alice', 'acme').id}"
+        assert security["org"] == f"urn:vcloud:org:{cell.org('acme').id}"
+        seeded = next(r for r in cell.rights() if r.name == "{io.vcdext.hello}:View Org Greeting")
+        assert security["rights"] == [seeded.urn]
+
+        reply = {
+            "id": request["id"],
+            "headers": {
+                "Content-Type": "text/plain",
+                "Content-Length": 7,
+                "Location": "http://x/y",
+                "X-Custom": "1",
+            },
+            "statusCode": 201,
+            "body": base64.b64encode(b"created").decode(),
+            "request": False,
+        }
+        Producer(conn.channel()).publish(
+            json.dumps(reply).encode(),
+            exchange=headers["replyToExchange"],
+            routing_key=props["reply_to"],
+            correlation_id=props["correlation_id"],
+        )
+        caller.join(timeout=15)
+        (answer,) = answers
+        assert answer.status_code == 201
+        assert answer.content == b"created"
+        assert answer.headers["Content-Type"] == "text/plain"
+        assert answer.headers["Location"] == "http://x/y"
+        assert answer.headers["X-Custom"] == "1"
+
+
+def test_builtin_routes_win_over_filters(assert_valid_vcd_xml: Callable[[bytes], None]) -> None:
+    with Cell(amqp_url="memory://", port=0) as cell:
+        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
+        greedy = service_xml(
+            "greedy", "io.greedy", exchange=f"missing-{uuid.uuid4().hex}", patterns=["/api/.*"]
+        )
+        admin.xml("POST", SERVICES, greedy, status=201)
+        assert Client(cell.url, assert_valid_vcd_xml).get("/api/versions").status_code == 200
+        assert Client(cell.url, assert_valid_vcd_xml).login("alice@acme", "vmware")
+        assert admin.get("/api/session").status_code == 200
+        assert admin.get("/api/admin/extension").status_code == 200
+        assert admin.get(SERVICES).status_code == 200
+        # Everything else under /api is the service's (here: an exchange that does not exist).
+        assert admin.get("/api/org").status_code == 500
+
+
+def _state_with(*services: tuple[str, int, str, bool]) -> State:
+    state = State(demo_seed())
+    for name, priority, pattern, enabled in services:
+        service = Service(
+            str(uuid.uuid4()), name, f"ns.{name}", "rk", "ex", enabled=enabled, priority=priority
+        )
+        state.add_service(service, [ApiFilter(str(uuid.uuid4()), service.id, pattern)])
+    return state
+
+
+def test_patterns_match_the_whole_path() -> None:
+    state = _state_with(
+        ("hello", 50, "/api/hello", True), ("org", 50, "/api/org/[^/]+/hello", True)
+    )
+    assert state.match("/api/hello").name == "hello"
+    assert state.match("/api/hello/more") is None
+    assert state.match("/x/api/hello") is None
+    assert state.match("/api/org/1234/hello").name == "org"
+    assert state.match("/api/org/1/2/hello") is None
+
+
+def test_higher_priority_wins_then_registration_order() -> None:
+    state = _state_with(
+        ("first", 50, "/api/x/.*", True),
+        ("second", 50, "/api/x/.*", True),
+        ("high", 80, "/api/x/y", True),
+    )
+    assert state.match("/api/x/y").name == "high"
+    assert state.match("/api/x/z").name == "first"
+
+
+def test_disabled_services_do_not_match() -> None:
+    state = _state_with(("off", 50, "/api/off", False))
+    assert state.match("/api/off") is None
+
+
+def test_java_named_groups_are_accepted() -> None:
+    state = _state_with(("named", 50, "/api/item/(?<id>[0-9]+)", True))
+    assert state.match("/api/item/42").name == "named"
+    assert state.match("/api/item/abc") is None
+    with pytest.raises(BadRequest):
+        _state_with(("bad", 50, "/api/(", True))
