@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml $(PLUGIN_PROJECTS)
 		-e '.[dev]' $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e ./$(p))
 	touch $@
 
-run: install  ## start vcdext with every installed plugin (see README)
-	$(BIN)/vcdext run
+run: install  ## the local vCD cell plus every plugin, no vCD or broker needed
+	$(BIN)/vcdext dev
 
 test: install  ## the whole suite: unit tests and real-RabbitMQ integration tests
 	bash tests/support/install-rabbitmq.sh

@@ -85,23 +85,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list[Callable[[Any, argparse.ArgumentParser], None]]:
-    # Commands that live beside the part they drive (the local cell, the vCD client).
-    # Each module's add_commands(subparsers, common) adds parsers with a `handler` default.
-    import importlib
+    # Commands that live beside the part they drive; each adds parsers with a `handler`.
+    from . import dev
+    from .cell import command as cell_command
+    from .vcd import command as vcd_command
 
-    found = []
-    for name in _EXTRA_COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not name.startswith(exc.name):
-                raise
-            continue
-        found.append(module.add_commands)
-    return found
-
-
-_EXTRA_COMMANDS = ("vcdext.cell.command", "vcdext.vcd.command")
+    return [dev.add_commands, cell_command.add_commands, vcd_command.add_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

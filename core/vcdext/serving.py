@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from .runtime import Runtime
@@ -38,8 +39,16 @@ def register_with_vcd(runtime: Runtime, settings: Settings) -> bool:
     return True
 
 
-def serve(runtime: Runtime, *, amqp_url: str | None, register: bool) -> int:
+def serve(
+    runtime: Runtime,
+    *,
+    amqp_url: str | None,
+    register: bool,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
     """Serve over AMQP until SIGTERM/SIGINT; register with vCD once the topology exists.
+
+    ``on_ready`` is called once the server consumes (and registration, if any, is done).
 
     Returns the process exit code: 0 after a clean stop, 1 if the broker refused us.
     """
@@ -63,13 +72,15 @@ def serve(runtime: Runtime, *, amqp_url: str | None, register: bool) -> int:
     runtime.start()
     try:
         thread.start()
-        if register:
-            # vCD answers 500 for filters whose exchange does not exist yet, so register
-            # only once the exchange and queues are declared.
-            while not server.ready.wait(0.2) and thread.is_alive():
-                pass
-            if server.ready.is_set():
+        # vCD answers 500 for filters whose exchange does not exist yet, so register only
+        # once the exchange and queues are declared.
+        while not server.ready.wait(0.2) and thread.is_alive():
+            pass
+        if server.ready.is_set():
+            if register:
                 register_with_vcd(runtime, runtime.settings)
+            if on_ready is not None:
+                on_ready()
         while thread.is_alive():
             thread.join(0.5)
     finally:
