@@ -249,8 +249,10 @@ def desired_service(
         description=service.description,
         vendor=service.vendor,
         priority=service.priority,
-        # A later issue may let a service opt in to vCD's authorization framework.
-        authorization_enabled=bool(getattr(service, "authorization_enabled", False)),
+        # vcdext enforces each operation's rights itself, from the security context vCD
+        # sends. vCD's own framework needs resource classes and ACL rules, which vcdext does
+        # not register, so enabling it would lock every caller out.
+        authorization_enabled=False,
         filters=service.api_filters,
         links=links,
         rights=rights,
