@@ -16,8 +16,9 @@ services vcdext registered earlier and no longer serves. :class:`Plan` renders a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .bundle import LocalizationBundle
 from .model import (
@@ -25,12 +26,14 @@ from .model import (
     ApiDefinitionSpec,
     DesiredService,
     LinkSpec,
-    RemoteApiDefinition,
-    RemoteFilter,
-    RemoteLink,
     RemoteRight,
     RightSpec,
 )
+
+D = TypeVar("D")
+R = TypeVar("R")
+A = TypeVar("A")
+X = TypeVar("X")
 
 # -- actions --------------------------------------------------------------------------------
 
@@ -331,49 +334,27 @@ def service_changes(desired: DesiredService, actual: ActualService) -> tuple[str
     return tuple(changes)
 
 
-def _diff_filters(
-    desired: tuple[str, ...], actual: Iterable[RemoteFilter]
-) -> tuple[list[AddFilter], list[RemoveFilter]]:
-    wanted, seen = set(desired), set()
-    removes = []
-    for f in actual:
-        if f.url_pattern in wanted and f.url_pattern not in seen:
-            seen.add(f.url_pattern)
-        else:
-            removes.append(RemoveFilter(f.url_pattern, f.href))
-    adds = [AddFilter(p) for p in desired if p not in seen]
-    return adds, removes
-
-
-def _diff_links(
-    desired: tuple[LinkSpec, ...], actual: Iterable[RemoteLink]
-) -> tuple[list[AddLink], list[RemoveLink]]:
-    wanted = {link.key for link in desired}
-    seen: set[tuple[str, ...]] = set()
+def _diff_keyed(
+    desired: Iterable[D],
+    actual: Iterable[R],
+    desired_key: Callable[[D], Hashable],
+    actual_key: Callable[[R], Hashable],
+    add: Callable[[D], A],
+    remove: Callable[[R], X],
+) -> tuple[list[A], list[X]]:
+    """Objects vCD cannot edit: keep one remote per wanted key, remove the rest (stale or
+    duplicate), add what is missing."""
+    desired = tuple(desired)
+    wanted = {desired_key(d) for d in desired}
+    seen: set[Hashable] = set()
     removes = []
     for remote in actual:
-        key = remote.spec.key
+        key = actual_key(remote)
         if key in wanted and key not in seen:
             seen.add(key)
         else:
-            removes.append(RemoveLink(remote.spec, remote.href))
-    adds = [AddLink(link) for link in desired if link.key not in seen]
-    return adds, removes
-
-
-def _diff_definitions(
-    desired: tuple[ApiDefinitionSpec, ...], actual: Iterable[RemoteApiDefinition]
-) -> tuple[list[AddApiDefinition], list[RemoveApiDefinition]]:
-    wanted = {d.key for d in desired}
-    seen: set[tuple[str, ...]] = set()
-    removes = []
-    for remote in actual:
-        key = remote.spec.key
-        if key in wanted and key not in seen:
-            seen.add(key)
-        else:
-            removes.append(RemoveApiDefinition(remote.spec, remote.href))
-    adds = [AddApiDefinition(d) for d in desired if d.key not in seen]
+            removes.append(remove(remote))
+    adds = [add(d) for d in desired if desired_key(d) not in seen]
     return adds, removes
 
 
@@ -420,9 +401,30 @@ def plan_service(desired: DesiredService, actual: ActualService | None) -> Servi
         actions.append(UpdateService(desired, actual.href, changes))
     if desired.bundle is not None and desired.bundle.digest != actual.bundle_digest:
         actions.append(UploadBundle(desired.bundle))
-    filter_adds, filter_removes = _diff_filters(desired.filters, actual.filters)
-    link_adds, link_removes = _diff_links(desired.links, actual.service_links)
-    def_adds, def_removes = _diff_definitions(desired.api_definitions, actual.api_definitions)
+    filter_adds, filter_removes = _diff_keyed(
+        desired.filters,
+        actual.filters,
+        lambda p: p,
+        lambda f: f.url_pattern,
+        AddFilter,
+        lambda f: RemoveFilter(f.url_pattern, f.href),
+    )
+    link_adds, link_removes = _diff_keyed(
+        desired.links,
+        actual.service_links,
+        lambda x: x.key,
+        lambda r: r.spec.key,
+        AddLink,
+        lambda r: RemoveLink(r.spec, r.href),
+    )
+    def_adds, def_removes = _diff_keyed(
+        desired.api_definitions,
+        actual.api_definitions,
+        lambda d: d.key,
+        lambda r: r.spec.key,
+        AddApiDefinition,
+        lambda r: RemoveApiDefinition(r.spec, r.href),
+    )
     # New filters first, so a changed pattern never leaves a gap; links and definitions are
     # removed before they are added again.
     actions += filter_adds
