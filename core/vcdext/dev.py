@@ -13,6 +13,7 @@ import shlex
 import sys
 from typing import Any
 
+from .cell.command import add_cell_options
 from .runtime import create_runtime
 from .settings import Settings, mask_secret
 
@@ -32,20 +33,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "a curl line to try. No broker is needed: messages use kombu's in-memory transport "
         "unless --amqp-url names a real broker. Stops on Ctrl-C or SIGTERM.",
     )
-    dev.add_argument("--host", metavar="ADDR", help="address to listen on (cell.host)")
-    dev.add_argument("--port", type=int, metavar="N", help="port, 0 for any free one (cell.port)")
+    add_cell_options(dev)
     dev.add_argument(
         "--amqp-url",
         metavar="URL",
         default="memory://",
         help="broker URL (default memory://: cell and runtime share this process)",
-    )
-    dev.add_argument("--seed", metavar="PATH", help="seed file (TOML; default: the demo seed)")
-    dev.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help="the cell's extensibility timeout (cell.timeout)",
     )
     dev.set_defaults(handler=run_dev)
 

@@ -34,17 +34,9 @@ def add_commands(
         "matching registered API filters over AMQP, like a vCD cell. Runs until SIGTERM or "
         "Ctrl-C. Settings: [cell] host, port, timeout, seed; the broker is amqp.url.",
     )
-    cell.add_argument("--host", metavar="ADDR", help="address to listen on (cell.host)")
-    cell.add_argument("--port", type=int, metavar="N", help="port, 0 for any free one (cell.port)")
+    add_cell_options(cell)
     cell.add_argument(
         "--amqp-url", metavar="URL", help="broker URL (default amqp.url; must be a real broker)"
-    )
-    cell.add_argument("--seed", metavar="PATH", help="seed file (TOML; default: the demo seed)")
-    cell.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help="seconds to wait for a reply (cell.timeout)",
     )
     cell.add_argument(
         "--rights-format",
@@ -52,6 +44,21 @@ def add_commands(
         help="how forwarded security contexts list rights (default: the seed's, else urn)",
     )
     cell.set_defaults(handler=run_cell)
+
+
+def add_cell_options(parser: argparse.ArgumentParser) -> None:
+    """The options that place and shape a cell (shared by ``vcdext cell`` and ``vcdext dev``)."""
+    parser.add_argument("--host", metavar="ADDR", help="address to listen on (cell.host)")
+    parser.add_argument(
+        "--port", type=int, metavar="N", help="port, 0 for any free one (cell.port)"
+    )
+    parser.add_argument("--seed", metavar="PATH", help="seed file (TOML; default: the demo seed)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds the cell waits for a reply before answering 504 (cell.timeout)",
+    )
 
 
 def run_cell(args: argparse.Namespace, settings: Settings) -> int:
