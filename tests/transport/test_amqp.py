@@ -136,11 +136,13 @@ def test_garbage_with_reply_address_gets_400_and_serving_goes_on(serve, vcd, ass
 
 
 def test_garbage_without_reply_address_is_rejected_not_requeued(serve, vcd, rabbitmq):
-    serve()
+    server = serve()
     vcd.publish_raw(b"garbage", HELLO_KEY, reply=False)
     good = vcd.publish_raw(e2("/api/hello", "r-3"), HELLO_KEY)
     assert vcd.wait(good)[0].status == 200
-    time.sleep(0.3)
+    # Once the consumer is gone, anything it held unacked is back in the queue: nothing is.
+    server.stop()
+    time.sleep(1.0)
     assert queue_depth(rabbitmq, HELLO_KEY) == 0
 
 
@@ -317,3 +319,91 @@ def test_sigterm_while_the_broker_is_unreachable_exits_promptly(exchange):
     assert proc.returncode == 0, out
     assert "unreachable" in out
     assert "s3cr3t-pw" not in out
+
+
+# --- failures between the service and the broker -------------------------------------------
+
+
+@pytest.fixture
+def proxy(rabbitmq):
+    from tests.support.tcpproxy import TcpProxy
+
+    port = int(rabbitmq.rsplit(":", 1)[1].split("/")[0])
+    p = TcpProxy(port)
+    yield p
+    p.close()
+
+
+def test_service_recovers_after_the_broker_connection_is_cut(proxy, exchange, vcd, rabbitmq):
+    runtime = make_runtime(
+        hello=hello,
+        settings=load_settings(
+            None, environ={"VCDEXT_AMQP_URL": proxy.url(), "VCDEXT_AMQP_EXCHANGE": exchange}
+        ),
+    )
+    server = AmqpServer(runtime)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        assert server.ready.wait(15)
+        assert vcd.wait(vcd.publish_raw(e2("/api/hello", "before"), HELLO_KEY))[0].status == 200
+        proxy.cut(3.0)
+        during = vcd.publish_raw(e2("/api/hello", "during"), HELLO_KEY)
+        after_cut = vcd.wait(during, timeout=40)[0]
+        assert after_cut.status == 200
+        later = vcd.publish_raw(e2("/api/hello", "later"), HELLO_KEY)
+        assert vcd.wait(later, timeout=20)[0].status == 200
+    finally:
+        server.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_no_ack_before_the_reply_is_confirmed(proxy, exchange, vcd, rabbitmq):
+    """The reply connection (the process's second connection) is frozen, so the reply is
+    never confirmed; the process is then killed. Had the request been acked before its reply
+    was confirmed, it would be lost; instead the broker redelivers it to the next instance."""
+    first = vcdext_run(proxy.url(), exchange)
+    try:
+        wait_for_queue(rabbitmq, HELLO_KEY)
+        deadline = time.monotonic() + 10
+        cid = vcd.publish_raw(e2("/api/hello", "frozen"), HELLO_KEY)
+        while proxy.connection_count < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the publisher connects when the first reply is ready
+        proxy.freeze(2)
+        time.sleep(1.0)
+        assert cid not in vcd.replies
+        first.kill()
+        first.communicate(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = vcdext_run(rabbitmq, exchange)
+    try:
+        (reply,) = vcd.wait(cid, timeout=30)
+        assert reply.status == 200
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+
+
+def test_a_reply_the_broker_refuses_rejects_the_request_and_serving_goes_on(
+    serve, vcd, rabbitmq, exchange, caplog
+):
+    server = serve()
+    body = e2("/api/hello", "lost")
+    with Connection(rabbitmq) as conn:
+        conn.Producer().publish(
+            body,
+            exchange=exchange,
+            routing_key=HELLO_KEY,
+            correlation_id="x",
+            reply_to="nowhere",
+            headers={"replyToExchange": "no-such-exchange"},
+        )
+    time.sleep(1.0)
+    good = vcd.publish_raw(e2("/api/hello", "good"), HELLO_KEY)
+    assert vcd.wait(good)[0].status == 200
+    server.stop()
+    time.sleep(1.0)
+    assert queue_depth(rabbitmq, HELLO_KEY) == 0  # rejected, not requeued or left unacked

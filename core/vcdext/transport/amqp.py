@@ -4,8 +4,11 @@ Threads, and who owns what::
 
     consumer thread  owns the consuming connection: declares the topology, receives
                      requests, keeps heartbeats going, and is the only one to ack/reject.
-    worker pool      runs the dispatcher (handlers); never touches a connection.
-    publisher thread owns a second connection (publisher confirms) and publishes replies.
+    worker threads   run the dispatcher (handlers); never touch a connection. They are
+                     daemon threads, so a handler stuck past the shutdown grace cannot keep
+                     the process alive (its request is redelivered by the broker).
+    publisher thread owns a second connection (publisher confirms), publishes replies and
+                     reconnects by itself when the broker goes away.
 
 A request is acknowledged only after the broker has confirmed its reply (reply, then ack), so a
 crash between the two makes the broker redeliver the request instead of losing it. Prefetch is
@@ -20,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +33,9 @@ from kombu.entity import Exchange, Queue
 from kombu.message import Message
 from kombu.messaging import Consumer, Producer
 
+from ..dispatch import Dispatcher
 from ..errors import VcdExtError
+from ..protocol import encode_reply, request_id_of
 from ..runtime import Runtime
 from ..settings import mask_secret
 
@@ -45,6 +50,47 @@ _POLL_IDLE = 0.1
 
 class TransportError(VcdExtError):
     """The broker refused our topology or could not be reached for good."""
+
+
+class _Workers:
+    """A fixed set of daemon threads taking jobs from a queue (bounded by prefetch)."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"vcdext-worker-{i}", daemon=True)
+            for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def shutdown(self) -> None:
+        """Let idle threads end; a thread still in a handler is left to the process exit."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+@dataclass(frozen=True)
+class _Job:
+    generation: int
+    tag: int
+    body: bytes
+    routing_key: str | None
+    received: float
+    exchange: str
+    reply_to: str
+    correlation_id: str | None
+    redelivered: bool
+
+
+_IDLE = object()  # the publisher's "nothing to publish this second" marker
 
 
 @dataclass(frozen=True)
@@ -83,7 +129,10 @@ class AmqpServer:
         self._settled: queue.Queue[tuple[int, int, str]] = queue.Queue()
         self._inflight: dict[int, Message] = {}
         self._generation = 0
-        self._pool: ThreadPoolExecutor | None = None
+        self._workers: _Workers | None = None
+        # Set when shutdown gave up waiting: queued requests are then left to the broker.
+        self._abandon = threading.Event()
+        self._fatal: TransportError | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -106,7 +155,7 @@ class AmqpServer:
             self.prefetch,
             self.workers,
         )
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vcdext-worker")
+        self._workers = _Workers(self.workers)
         publisher = threading.Thread(
             target=self._publish_loop, name="vcdext-publisher", daemon=True
         )
@@ -114,11 +163,14 @@ class AmqpServer:
         try:
             self._consume_with_reconnect()
         finally:
-            self._pool.shutdown(wait=True)
+            self._abandon.set()
+            self._workers.shutdown()
             self._replies.put(None)
-            publisher.join(timeout=self.reply_ttl + 5)
+            publisher.join(timeout=10)
             self.ready.clear()
             log.info("stopped")
+        if self._fatal is not None:
+            raise self._fatal
 
     # -- consumer thread --------------------------------------------------------------------
 
@@ -202,12 +254,11 @@ class AmqpServer:
             message.reject(requeue=False)
             return
         self._inflight[tag] = message
-        assert self._pool is not None
-        self._pool.submit(
-            self._work,
+        assert self._workers is not None
+        job = _Job(
             self._generation,
             tag,
-            message.body,
+            message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8"),
             message.delivery_info.get("routing_key"),
             received,
             str(exchange),
@@ -215,6 +266,7 @@ class AmqpServer:
             props.get("correlation_id"),
             bool(message.delivery_info.get("redelivered")),
         )
+        self._workers.submit(lambda: self._work(job))
 
     def _settle(self) -> None:
         while True:
@@ -234,73 +286,112 @@ class AmqpServer:
 
     # -- worker threads ---------------------------------------------------------------------
 
-    def _work(
-        self,
-        generation: int,
-        tag: int,
-        body: bytes,
-        routing_key: str | None,
-        received: float,
-        exchange: str,
-        reply_to: str,
-        correlation_id: str | None,
-        redelivered: bool,
-    ) -> None:
+    def _work(self, job: _Job) -> None:
+        if self._abandon.is_set() or job.generation != self._generation:
+            # Shutdown gave up on it, or its channel is gone: the broker redelivers it.
+            return
         try:
             reply = self.runtime.dispatcher.handle_message(
-                body if isinstance(body, bytes) else bytes(body, "utf-8"),
-                routing_key=routing_key,
-                received=received,
+                job.body, routing_key=job.routing_key, received=job.received
             )
         except Exception:  # the dispatcher answers errors itself; this is a last resort
-            log.exception("dispatch failed for correlation id %s", correlation_id)
-            self._settled.put((generation, tag, "reject"))
-            return
+            log.exception("dispatch failed for correlation id %s", job.correlation_id)
+            outcome = Dispatcher.error_outcome(500, "INTERNAL_SERVER_ERROR", "Internal error")
+            reply = encode_reply(
+                request_id_of(job.body), outcome.status, outcome.headers, outcome.body
+            )
         self._replies.put(
-            _Reply(generation, tag, exchange, reply_to, correlation_id, reply, redelivered)
+            _Reply(
+                job.generation,
+                job.tag,
+                job.exchange,
+                job.reply_to,
+                job.correlation_id,
+                reply,
+                job.redelivered,
+            )
         )
 
     # -- publisher thread -------------------------------------------------------------------
 
     def _publish_loop(self) -> None:
-        conn = self._connection(transport_options={"confirm_publish": True})
+        try:
+            self._publish_until_stopped()
+        except Exception as exc:  # a bug here must not leave requests silently unanswered
+            log.exception("the reply publisher failed; stopping")
+            self._fatal = TransportError(f"the reply publisher failed: {exc!r}")
+            self.stop()
+
+    def _publish_until_stopped(self) -> None:
+        conn: Connection | None = None
         producer: Producer | None = None
+        delay = 0.5
         try:
             while True:
+                item: _Reply | object | None
                 try:
                     item = self._replies.get(timeout=1.0)
                 except queue.Empty:
-                    if producer is not None:
-                        self._heartbeat(conn)
-                    continue
+                    item = _IDLE
                 if item is None:
                     return
-                if producer is None:
-                    producer = Producer(conn.default_channel)
-                producer = self._publish(conn, producer, item)
+                try:
+                    if conn is None or producer is None:
+                        conn = self._connection(transport_options={"confirm_publish": True})
+                        conn.connect()
+                        producer = Producer(conn.channel())
+                    if isinstance(item, _Reply):
+                        self._publish(producer, item)
+                        self._settled.put((item.generation, item.tag, "ack"))
+                    else:
+                        self._keep_alive(conn)
+                    delay = 0.5
+                except Exception as exc:
+                    refused = isinstance(exc, conn.channel_errors if conn else ()) and not (
+                        isinstance(exc, conn.connection_errors if conn else ())
+                    )
+                    if isinstance(item, _Reply):
+                        self._publish_failed(item, exc, refused)
+                    if refused and conn is not None:
+                        producer = Producer(conn.channel())
+                        continue
+                    log.warning(
+                        "reply connection to %s lost (%s); reconnecting in %.1f s",
+                        mask_secret(self.url),
+                        exc,
+                        delay,
+                    )
+                    if conn is not None:
+                        conn.release()
+                    conn = producer = None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 15.0)
         finally:
-            conn.release()
+            if conn is not None:
+                conn.release()
 
-    def _heartbeat(self, conn: Connection) -> None:
-        try:
-            conn.heartbeat_check()
-        except conn.connection_errors as exc:
-            log.debug("publisher heartbeat failed (%s); reconnecting on next reply", exc)
+    def _keep_alive(self, conn: Connection) -> None:
+        # Read what the broker sent (its heartbeats) and send ours; a dead connection raises.
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=0)
+        conn.heartbeat_check()
 
-    def _publish(self, conn: Connection, producer: Producer, item: _Reply) -> Producer:
-        try:
-            producer.publish(
-                item.body,
-                exchange=item.exchange,
-                routing_key=item.routing_key,
-                correlation_id=item.correlation_id,
-                content_type="application/json",
-                content_encoding="utf-8",
-                expiration=self.reply_ttl,
-                retry=True,
-                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-            )
-        except conn.channel_errors as exc:
+    def _publish(self, producer: Producer, item: _Reply) -> None:
+        producer.publish(
+            item.body,
+            exchange=item.exchange,
+            routing_key=item.routing_key,
+            correlation_id=item.correlation_id,
+            content_type="application/json",
+            content_encoding="utf-8",
+            expiration=self.reply_ttl,
+            confirm_timeout=self.reply_ttl,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+
+    def _publish_failed(self, item: _Reply, exc: Exception, refused: bool) -> None:
+        if refused:
             # For example the reply exchange does not exist: retrying cannot help.
             log.error(
                 "reply for correlation id %s to exchange %r refused: %s",
@@ -309,14 +400,8 @@ class AmqpServer:
                 exc,
             )
             self._settled.put((item.generation, item.tag, "reject"))
-            return Producer(conn.channel())
-        except conn.connection_errors as exc:
-            # Give the request back once so that another attempt (or instance) can answer it.
-            log.error("could not publish reply for correlation id %s: %s", item.correlation_id, exc)
-            self._settled.put(
-                (item.generation, item.tag, "reject" if item.redelivered else "requeue")
-            )
-            conn.release()
-            return Producer(conn.default_channel)
-        self._settled.put((item.generation, item.tag, "ack"))
-        return producer
+            return
+        # Give the request back once so that another attempt (or instance) can answer it.
+        log.error("could not publish reply for correlation id %s: %s", item.correlation_id, exc)
+        action = "reject" if item.redelivered else "requeue"
+        self._settled.put((item.generation, item.tag, action))
