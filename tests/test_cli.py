@@ -63,3 +63,11 @@ def test_each_command_has_help(command, capsys):
         main([*command, "--help"])
     assert info.value.code == 0
     assert "--config" in capsys.readouterr().out
+
+
+def test_run_with_an_incomplete_vcd_section_stops_before_serving(monkeypatch, capsys):
+    monkeypatch.setenv("VCDEXT_AMQP_URL", "memory://")
+    monkeypatch.setenv("VCDEXT_VCD_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("VCDEXT_VCD_USERNAME", "admin")
+    assert main(["run"]) == 2
+    assert "vcd.password" in capsys.readouterr().err

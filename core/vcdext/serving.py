@@ -54,6 +54,11 @@ def serve(
     """
     from .transport.amqp import AmqpServer, TransportError
 
+    if register and runtime.settings.vcd.url:
+        from .vcd import VcdClient
+
+        # An incomplete [vcd] section is a config error: report it before serving anything.
+        VcdClient.from_settings(runtime.settings).close()
     server = AmqpServer(runtime, url=amqp_url)
     failure: list[TransportError] = []
 
@@ -84,6 +89,9 @@ def serve(
         while thread.is_alive():
             thread.join(0.5)
     finally:
+        # Also on an exception above (say, in registration): never leave the consumer running.
+        server.stop()
+        thread.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
         runtime.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
