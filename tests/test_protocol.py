@@ -143,3 +143,14 @@ def test_encode_request_round_trips():
     )
     assert (req.security.user, req.security.org, req.security.rights) == ("u", "o", {"r"})
     assert decode_reply(encode_reply("q", 201, {}, b"x")).status == 201
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[]", b"42", b'{"statusCode": "x"}', b'{"statusCode": 200, "headers": []}',
+     b'{"statusCode": 200, "body": 5}', b'{"statusCode": 200, "body": "***"}',
+     b'{"statusCode": true}', b'{"headers": {}}', b"\xff"],
+)
+def test_malformed_replies_raise_protocol_error(data):
+    with pytest.raises(ProtocolError):
+        decode_reply(data)

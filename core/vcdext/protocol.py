@@ -286,11 +286,23 @@ def decode_reply(data: bytes) -> Reply:
     """Read a reply produced by :func:`encode_reply` (or by any vCD extension service)."""
     try:
         doc = json.loads(data.decode("utf-8"))
+        if not isinstance(doc, dict):
+            raise TypeError("a reply must be a JSON object")
+        headers = doc.get("headers")
+        headers = {} if headers is None else headers
+        if not isinstance(headers, dict):
+            raise TypeError("'headers' must be an object")
+        status = doc["statusCode"]
+        if isinstance(status, bool) or not isinstance(status, int | str):
+            raise TypeError("'statusCode' must be a number")
+        body = doc.get("body") or ""
+        if not isinstance(body, str):
+            raise TypeError("'body' must be a base64 string")
         return Reply(
             id=str(doc.get("id", "")),
-            status=int(doc["statusCode"]),
-            headers=Headers(doc.get("headers") or {}),
-            body=base64.b64decode(doc.get("body") or ""),
+            status=int(status),
+            headers=Headers(headers),
+            body=base64.b64decode(body, validate=True),
         )
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"not a vCD extension reply: {exc}") from None

@@ -197,3 +197,51 @@ def test_java_named_groups_are_accepted() -> None:
     assert state.match("/api/item/abc") is None
     with pytest.raises(BadRequest):
         _state_with(("bad", 50, "/api/(", True))
+
+
+def test_a_malformed_reply_fails_that_request_only(
+    broker: str, raw_service, assert_valid_vcd_xml: Callable[[bytes], None]
+) -> None:
+    conn, queue, exchange, key = raw_service
+    with Cell(amqp_url=broker, port=0, timeout=10) as cell:
+        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
+        admin.xml(
+            "POST",
+            SERVICES,
+            service_xml("raw", "io.raw", exchange=exchange, routing_key=key, patterns=["/api/raw"]),
+            status=201,
+        )
+        alice = Client(cell.url, assert_valid_vcd_xml).login("alice@acme", "vmware")
+        producer = Producer(conn.channel())
+        for body, expected in ((b"[]", None), (None, 200)):
+            answers: list[requests.Response] = []
+            caller = threading.Thread(
+                target=lambda out=answers: out.append(alice.get("/api/raw", vcd_xml=False))
+            )
+            caller.start()
+            message = _get_one(queue)
+            request = json.loads(message.body)[0]
+            reply = (
+                body
+                or json.dumps(
+                    {
+                        "id": request["id"],
+                        "statusCode": 200,
+                        "headers": {},
+                        "body": "",
+                        "request": False,
+                    }
+                ).encode()
+            )
+            producer.publish(
+                reply,
+                exchange=message.headers["replyToExchange"],
+                routing_key=message.properties["reply_to"],
+                correlation_id=message.properties["correlation_id"],
+            )
+            caller.join(timeout=15)
+            (answer,) = answers
+            if expected is None:
+                assert answer.status_code >= 500  # that request fails, as vCD would
+            else:
+                assert answer.status_code == expected  # and forwarding still works

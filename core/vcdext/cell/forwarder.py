@@ -236,7 +236,7 @@ class Forwarder:
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         try:
             _settle(future, decode_reply(body))
-        except VcdExtError as exc:
+        except Exception as exc:  # one bad reply fails one request, never the forwarder
             _settle(future, ForwardError(f"the service sent an unreadable reply: {exc}"))
 
     def _fail_all(self, exc: Exception) -> None:
