@@ -147,10 +147,27 @@ def test_encode_request_round_trips():
 
 @pytest.mark.parametrize(
     "data",
-    [b"[]", b"42", b'{"statusCode": "x"}', b'{"statusCode": 200, "headers": []}',
-     b'{"statusCode": 200, "body": 5}', b'{"statusCode": 200, "body": "***"}',
-     b'{"statusCode": true}', b'{"headers": {}}', b"\xff"],
+    [
+        b"[]",
+        b"42",
+        b'{"statusCode": "x"}',
+        b'{"statusCode": 200, "headers": []}',
+        b'{"statusCode": 200, "body": 5}',
+        b'{"statusCode": 200, "body": "***"}',
+        b'{"statusCode": true}',
+        b'{"headers": {}}',
+        b"\xff",
+    ],
 )
 def test_malformed_replies_raise_protocol_error(data):
     with pytest.raises(ProtocolError):
         decode_reply(data)
+
+
+def test_credentials_never_show_in_reprs():
+    req = decode_request(E2)
+    req.headers["Authorization"] = "Bearer eyJsecret"
+    text = repr(req) + repr(req.headers)
+    assert "tok" not in text.replace("x-vcloud-authorization", "")
+    assert "eyJsecret" not in text
+    assert "application/*+xml;version=5.1" in text

@@ -125,3 +125,17 @@ def test_every_setting_has_a_description_and_an_env_name():
     for info in all_settings():
         assert info.description.strip(), info.key
         assert info.env == "VCDEXT_" + info.key.upper().replace(".", "_")
+
+
+def test_a_bad_secret_value_is_not_echoed(tmp_path):
+    path = write(tmp_path, "[vcd]\npassword = 123456\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "123456" not in str(info.value)
+    assert "vcd.password" in str(info.value)
+
+
+def test_every_password_of_a_failover_url_is_masked():
+    shown = mask_secret("amqp://u:p1@h1//;amqp://u:p2@h2//")
+    assert "p1" not in shown and "p2" not in shown
+    assert shown == "amqp://u:********@h1//;amqp://u:********@h2//"

@@ -23,6 +23,18 @@ from .errors import BadRequest, ProtocolError
 
 JSON = Any
 
+#: Headers whose values are credentials: masked in reprs (and so in logs and tracebacks).
+_SENSITIVE_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-vcloud-authorization",
+        "cookie",
+        "set-cookie",
+        "x-vmware-vcloud-access-token",
+    }
+)
+
 
 class Headers(MutableMapping[str, str]):
     """HTTP headers with case-insensitive names that keep the spelling they were given."""
@@ -48,7 +60,11 @@ class Headers(MutableMapping[str, str]):
         return len(self._items)
 
     def __repr__(self) -> str:
-        return f"Headers({dict(self.items())!r})"
+        shown = {
+            name: "********" if name.lower() in _SENSITIVE_HEADERS else value
+            for name, value in self.items()
+        }
+        return f"Headers({shown!r})"
 
 
 @dataclass(frozen=True)

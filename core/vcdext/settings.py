@@ -222,24 +222,25 @@ def all_settings() -> Iterator[SettingInfo]:
 def _coerce(value: Any, f: dataclasses.Field[Any], key: str, source: str, from_env: bool) -> Any:
     kind: str = f.metadata["kind"]
     problem = None
+    shown = _MASK if f.metadata.get("secret") else repr(value)  # never echo a secret
     if kind == "str":
         if isinstance(value, str):
             return value
-        problem = f"expected a string, got {value!r}"
+        problem = f"expected a string, got {shown}"
     elif kind in ("int", "float"):
         num: Callable[[Any], float | int] = int if kind == "int" else float
         if from_env and isinstance(value, str):
             try:
                 value = num(value.strip())
             except ValueError:
-                problem = f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
+                problem = f"expected {'an integer' if kind == 'int' else 'a number'}, got {shown}"
         ok = isinstance(value, int) or (kind == "float" and isinstance(value, float))
         if problem is None and (isinstance(value, bool) or not ok):
-            problem = f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
+            problem = f"expected {'an integer' if kind == 'int' else 'a number'}, got {shown}"
         if problem is None:
             minimum = f.metadata["minimum"]
             if minimum is not None and value < minimum:
-                problem = f"must be at least {minimum}, got {value!r}"
+                problem = f"must be at least {minimum}, got {shown}"
             else:
                 return num(value)
     elif kind == "bool":
@@ -251,7 +252,7 @@ def _coerce(value: Any, f: dataclasses.Field[Any], key: str, source: str, from_e
                 return False
         if isinstance(value, bool):
             return value
-        problem = f"expected true or false, got {value!r}"
+        problem = f"expected true or false, got {shown}"
     elif kind == "list":
         if from_env and isinstance(value, str):
             text = value.strip()
@@ -262,15 +263,15 @@ def _coerce(value: Any, f: dataclasses.Field[Any], key: str, source: str, from_e
             )
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        problem = f"expected a list of strings, got {value!r}"
+        problem = f"expected a list of strings, got {shown}"
     elif kind.startswith("choice:"):
         choices = kind.split(":", 1)[1].split(",")
         if isinstance(value, str) and value.upper() in choices:
             return value.upper()
-        problem = f"expected one of {', '.join(choices)}, got {value!r}"
+        problem = f"expected one of {', '.join(choices)}, got {shown}"
     else:  # pragma: no cover - a programming error in this module
         raise AssertionError(kind)
-    raise ConfigError(key, source, problem or f"invalid value {value!r}")
+    raise ConfigError(key, source, problem or f"invalid value {shown}")
 
 
 def _build_section(section: str, cls: type[Any], table: Mapping[str, Any], source: str) -> Any:
@@ -338,6 +339,8 @@ def mask_secret(value: Any) -> str:
         return _MASK
     if not value:
         return ""
+    if ";" in value:  # kombu's failover syntax: several URLs, each with its own password
+        return ";".join(mask_secret(part) for part in value.split(";"))
     parts = urlsplit(value)
     if parts.scheme and "://" in value:
         if parts.password is None:
