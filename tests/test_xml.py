@@ -36,3 +36,28 @@ def test_ordinary_documents_parse():
 
 def test_error_element_validates(assert_valid_vcd_xml):
     assert_valid_vcd_xml(tostring(error_element(404, "RESOURCE_NOT_FOUND", "gone <&>")))
+
+
+def test_a_doctype_in_another_encoding_is_refused_too():
+    utf16 = EXTERNAL_ENTITY.decode().replace(
+        '<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>'
+    )
+    with pytest.raises(BadRequest, match="DOCTYPE"):
+        parse(utf16.encode("utf-16"))
+
+
+def test_the_parser_itself_resolves_no_entities_and_reads_no_files(tmp_path):
+    """Even without the DOCTYPE checks, the parser's own flags keep files and entities out."""
+    from lxml import etree
+
+    from vcdext.xml import parser
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    doc = (
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">'
+        '<!ENTITY y "yy">]><r>&x;&y;</r>'
+    ).encode()
+    root = etree.fromstring(doc, parser())
+    assert "TOP-SECRET" not in etree.tostring(root).decode()
+    assert "yy" not in (root.text or "")

@@ -23,6 +23,11 @@ ERROR_MEDIA_TYPE = "application/vnd.vmware.vcloud.error+xml"
 _MAX_DEPTH = 100  # vCD's own limit on request documents
 
 
+def parser() -> etree.XMLParser:
+    """The hardened parser: no entity resolution, no DTD loading, no network."""
+    return _parser()
+
+
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
@@ -46,6 +51,10 @@ def parse(data: bytes | str) -> etree._Element:
         raise BadRequest(f"Malformed XML: {exc.msg}") from None
     if root is None:
         raise BadRequest("Empty XML document")
+    # The byte check above misses other encodings (UTF-16); the parsed tree does not.
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise BadRequest("XML documents with a DOCTYPE are not accepted")
     if _depth(root) > _MAX_DEPTH:
         raise BadRequest(f"XML document is nested deeper than {_MAX_DEPTH} levels")
     return root
