@@ -259,3 +259,17 @@ def test_routing_key_restricts_routing_to_that_service():
 def test_bad_request_helper_raises():
     with pytest.raises(BadRequest):
         Request(id="1", method="POST", path="/api/x", body=b"{").json()
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("application/*+xml;version=36.0, application/json;version=36.0",
+         "application/vnd.vmware.vcloud.error+xml;version=36.0"),
+        ("application/*+xml;version=<script>", "application/vnd.vmware.vcloud.error+xml"),
+        ("application/*+xml", "application/vnd.vmware.vcloud.error+xml"),
+    ],
+)
+def test_error_content_type_echoes_only_a_well_formed_version(client, accept, content_type):
+    r = client.get("/api/shop/nothing", headers={"Accept": accept})
+    assert r.content_type == content_type

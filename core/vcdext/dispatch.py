@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from . import media
 from . import xml as _xml
 from .context import RequestContext, _current, parse_accept_language
 from .errors import (
@@ -80,11 +81,8 @@ def media_matches(pattern: str, media_type: str) -> bool:
 
 
 def _api_version(request: Request) -> str:
-    for part in request.headers.get("Accept", "").split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key == "version" and value:
-            return value
-    return ""
+    versions = media.accept_versions(request.headers.get("Accept", ""))
+    return versions[0] if versions else ""
 
 
 class Dispatcher:
@@ -228,6 +226,6 @@ class Dispatcher:
     @staticmethod
     def error_outcome(status: int, minor_code: str, message: str, version: str = "") -> Outcome:
         """A ``vcloud:Error`` outcome, as vCD itself would answer."""
-        ctype = _xml.ERROR_MEDIA_TYPE + (f";version={version}" if version else "")
+        ctype = media.ERROR + (f";version={version}" if version else "")
         body = _xml.tostring(_xml.error_element(status, minor_code, message))
         return Outcome(status, {"Content-Type": ctype}, body)

@@ -17,8 +17,6 @@ VCLOUD_NS = "http://www.vmware.com/vcloud/v1.5"
 #: The vCloud extension namespace (``vmext``).
 VMEXT_NS = "http://www.vmware.com/vcloud/extension/v1.5"
 
-#: Media type of a vCloud ``Error`` document.
-ERROR_MEDIA_TYPE = "application/vnd.vmware.vcloud.error+xml"
 
 _MAX_DEPTH = 100  # vCD's own limit on request documents
 
@@ -53,7 +51,8 @@ def parse(data: bytes | str) -> etree._Element:
         raise BadRequest("Empty XML document")
     # The byte check above misses other encodings (UTF-16); the parsed tree does not.
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    doctype = docinfo.doctype  # type: ignore[union-attr]  # lxml-stubs lack DocInfo.doctype
+    if doctype or docinfo.internalDTD is not None:
         raise BadRequest("XML documents with a DOCTYPE are not accepted")
     if _depth(root) > _MAX_DEPTH:
         raise BadRequest(f"XML document is nested deeper than {_MAX_DEPTH} levels")

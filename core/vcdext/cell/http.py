@@ -13,10 +13,10 @@ from typing import Any
 
 from lxml import etree
 
+from .. import media
 from .. import xml as _xml
 from ..errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
 from ..protocol import Headers
-from . import media
 from .model import Session
 from .views import Urls
 
@@ -92,12 +92,7 @@ def requested_version(accept: str) -> str:
     Any media range is accepted (``application/*+xml``, an exact vCD type, JSON): only the
     version matters, as in vCD.
     """
-    versions = []
-    for media_range in accept.split(","):
-        for param in media_range.split(";")[1:]:
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "version" and value.strip():
-                versions.append(value.strip().strip('"'))
+    versions = media.accept_versions(accept)
     if not versions:
         raise NotAcceptable(
             "The request has invalid accept header: no API version; send for example "

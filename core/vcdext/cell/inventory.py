@@ -10,9 +10,9 @@ from collections.abc import Iterable
 
 from lxml import etree
 
+from .. import media
 from .. import xml as _xml
 from ..xml import VCLOUD_NS
-from . import media
 from .model import Ref, ServiceLink, Task
 from .seed import Org, User, VApp, Vdc
 from .views import Urls, add_service_links, boolean, link, root, sub

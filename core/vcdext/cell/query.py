@@ -21,9 +21,9 @@ from urllib.parse import quote, unquote_plus
 
 from lxml import etree
 
+from .. import media
 from ..errors import BadRequest, Forbidden
 from ..xml import VCLOUD_NS
-from . import media
 from .state import State
 from .views import Urls, boolean, link, root, sub
 

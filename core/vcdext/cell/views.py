@@ -13,12 +13,9 @@ from urllib.parse import urlencode
 
 from lxml import etree
 
+from .. import media
 from ..xml import VCLOUD_NS, VMEXT_NS
-from . import media
 from .model import ApiDefinition, ApiFilter, Right, Service, ServiceLink, Session
-
-VERSIONS_NS = "http://www.vmware.com/vcloud/versions"
-
 
 # -- building blocks ---------------------------------------------------------------------
 
@@ -155,12 +152,13 @@ def add_service_links(
 def supported_versions(urls: Urls, versions: Iterable[str]) -> etree._Element:
     """``SupportedVersions`` (versions namespace) with one ``VersionInfo`` per version."""
     el = etree.Element(
-        f"{{{VERSIONS_NS}}}SupportedVersions", nsmap=cast("dict[str, str]", {None: VERSIONS_NS})
+        f"{{{media.VERSIONS_NS}}}SupportedVersions",
+        nsmap=cast("dict[str, str]", {None: media.VERSIONS_NS}),
     )
     for version in versions:
-        info = etree.SubElement(el, f"{{{VERSIONS_NS}}}VersionInfo", deprecated="false")
-        etree.SubElement(info, f"{{{VERSIONS_NS}}}Version").text = version
-        etree.SubElement(info, f"{{{VERSIONS_NS}}}LoginUrl").text = f"{urls.api}/sessions"
+        info = etree.SubElement(el, f"{{{media.VERSIONS_NS}}}VersionInfo", deprecated="false")
+        etree.SubElement(info, f"{{{media.VERSIONS_NS}}}Version").text = version
+        etree.SubElement(info, f"{{{media.VERSIONS_NS}}}LoginUrl").text = f"{urls.api}/sessions"
     return el
 
 

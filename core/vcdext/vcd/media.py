@@ -1,31 +1,27 @@
-"""Media types, link relations and XML namespaces of the vCloud API calls vcdext makes."""
+"""Link relations and header names of the vCloud API calls vcdext makes (the media types
+themselves live in :mod:`vcdext.media`, shared with dispatch and the local cell)."""
 
 from __future__ import annotations
 
+from ..media import ANY_XML as ANY_XML
+from ..media import API_DEFINITION as API_DEFINITION
+from ..media import API_FILTER as API_FILTER
+from ..media import BUNDLE_UPLOAD_PARAMS as BUNDLE_UPLOAD_PARAMS
+from ..media import BUNDLE_UPLOAD_SOCKET as BUNDLE_UPLOAD_SOCKET
+from ..media import ERROR as ERROR
+from ..media import EXTENSION_SERVICES as EXTENSION_SERVICES
+from ..media import JSON as JSON
+from ..media import QUERY_LIST as QUERY_LIST
+from ..media import RIGHT as RIGHT
+from ..media import RIGHTS as RIGHTS
+from ..media import SERVICE as SERVICE
+from ..media import SERVICE_LINK as SERVICE_LINK
+from ..media import SESSION as SESSION
+from ..media import VERSIONS_NS as VERSIONS_NS
+from ..media import VMW_EXTENSION as VMW_EXTENSION
 from ..xml import VCLOUD_NS as VCLOUD_NS
 from ..xml import VMEXT_NS as VMEXT_NS
 
-#: Namespace of ``GET /api/versions`` (``SupportedVersions``).
-VERSIONS_NS = "http://www.vmware.com/vcloud/versions"
-
-ANY_XML = "application/*+xml"
-JSON = "application/json"
-
-SESSION = "application/vnd.vmware.vcloud.session+xml"
-QUERY_LIST = "application/vnd.vmware.vcloud.query.queryList+xml"
-QUERY_RECORDS = "application/vnd.vmware.vcloud.query.records+xml"
-ERROR = "application/vnd.vmware.vcloud.error+xml"
-
-VMW_EXTENSION = "application/vnd.vmware.admin.vmwExtension+xml"
-EXTENSION_SERVICES = "application/vnd.vmware.admin.extensionServices+xml"
-SERVICE = "application/vnd.vmware.admin.service+xml"
-API_FILTER = "application/vnd.vmware.admin.apiFilter+xml"
-SERVICE_LINK = "application/vnd.vmware.admin.serviceLink+xml"
-API_DEFINITION = "application/vnd.vmware.admin.apiDefinition+xml"
-RIGHT = "application/vnd.vmware.admin.right+xml"
-RIGHTS = "application/vnd.vmware.admin.rights+xml"
-BUNDLE_UPLOAD_PARAMS = "application/vnd.vmware.admin.bundleUploadParams+xml"
-BUNDLE_UPLOAD_SOCKET = "application/vnd.vmware.admin.bundleUploadSocket+xml"
 #: Content-Type of the zip PUT to a ``BundleUploadSocket``'s ``uploadLocation`` [inferred].
 ZIP = "application/octet-stream"
 

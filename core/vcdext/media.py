@@ -1,7 +1,15 @@
-"""Media types of the vCloud API documents the cell reads and writes."""
+"""The vCloud API's wire vocabulary shared by dispatch, the vCD client and the local cell:
+media types, the versions namespace, and reading the API version a client asked for."""
 
 from __future__ import annotations
 
+import re
+
+#: Namespace of ``GET /api/versions`` (``SupportedVersions``).
+VERSIONS_NS = "http://www.vmware.com/vcloud/versions"
+
+ANY_XML = "application/*+xml"
+JSON = "application/json"
 SESSION = "application/vnd.vmware.vcloud.session+xml"
 ORG_LIST = "application/vnd.vmware.vcloud.orgList+xml"
 ORG = "application/vnd.vmware.vcloud.org+xml"
@@ -31,3 +39,21 @@ BUNDLE_UPLOAD_SOCKET = "application/vnd.vmware.admin.bundleUploadSocket+xml"
 ERROR = "application/vnd.vmware.vcloud.error+xml"
 #: ``GET /api/versions`` is answered before any version is negotiated.
 VERSIONS = "text/xml"
+
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def accept_versions(accept: str) -> list[str]:
+    """The ``version=`` parameters of an ``Accept`` header, in order.
+
+    Any media range counts (``application/*+xml``, an exact vCD type, JSON); values that are
+    not dotted numbers are ignored, so nothing else from the header is ever echoed back.
+    """
+    versions = []
+    for media_range in accept.split(","):
+        for param in media_range.split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            value = value.strip().strip('"')
+            if key.strip().lower() == "version" and _VERSION.fullmatch(value):
+                versions.append(value)
+    return versions
