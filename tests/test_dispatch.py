@@ -264,8 +264,10 @@ def test_bad_request_helper_raises():
 @pytest.mark.parametrize(
     ("accept", "content_type"),
     [
-        ("application/*+xml;version=36.0, application/json;version=36.0",
-         "application/vnd.vmware.vcloud.error+xml;version=36.0"),
+        (
+            "application/*+xml;version=36.0, application/json;version=36.0",
+            "application/vnd.vmware.vcloud.error+xml;version=36.0",
+        ),
         ("application/*+xml;version=<script>", "application/vnd.vmware.vcloud.error+xml"),
         ("application/*+xml", "application/vnd.vmware.vcloud.error+xml"),
     ],
