@@ -139,3 +139,11 @@ def test_every_password_of_a_failover_url_is_masked():
     shown = mask_secret("amqp://u:p1@h1//;amqp://u:p2@h2//")
     assert "p1" not in shown and "p2" not in shown
     assert shown == "amqp://u:********@h1//;amqp://u:********@h2//"
+
+
+def test_a_misspelled_environment_variable_is_an_error():
+    with pytest.raises(ConfigError, match="environment VCDEXT_AMQP_URLL") as info:
+        load_settings(None, environ={"VCDEXT_AMQP_URLL": "amqp://x//"})
+    assert "VCDEXT_AMQP_URL" in str(info.value)
+    # Variables outside the settings' sections are not ours to judge.
+    load_settings(None, environ={"VCDEXT_SCHEMAS": "/x", "VCDEXT_CONFIGX": "y"})

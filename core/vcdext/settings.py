@@ -324,6 +324,18 @@ def load_settings(
         name: _build_section(name, cls, data.get(name, {}), source)
         for name, cls in _SECTIONS.items()
     }
+    known_env = {info.env for info in all_settings()}
+    for name in env:
+        section = next((s for s in _SECTIONS if name.startswith(f"{ENV_PREFIX}{s.upper()}_")), "")
+        if section and name not in known_env:
+            similar = sorted(
+                e for e in known_env if e.startswith(f"{ENV_PREFIX}{section.upper()}_")
+            )
+            raise ConfigError(
+                name[len(ENV_PREFIX) :].lower().replace("_", ".", 1),
+                f"environment {name}",
+                f"unknown setting (known in [{section}]: {', '.join(similar)})",
+            )
     for info in all_settings():
         if info.env in env:
             section, name = info.key.split(".", 1)
