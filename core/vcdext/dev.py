@@ -55,6 +55,7 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         timeout=args.timeout,
         seed=args.seed,
+        allow_remote=args.allow_remote,
     )
     admin = next((c for c in cell.demo_credentials if c.sysadmin), None)
     if admin is None:

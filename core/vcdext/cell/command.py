@@ -59,6 +59,12 @@ def add_cell_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds the cell waits for a reply before answering 504 (cell.timeout)",
     )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen beyond loopback and answer any Host name (the cell has demo passwords "
+        "and unauthenticated debug pages: only on a network you trust)",
+    )
 
 
 def run_cell(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,6 +82,7 @@ def run_cell(args: argparse.Namespace, settings: Settings) -> int:
         timeout=args.timeout,
         seed=args.seed,
         rights_format=args.rights_format,
+        allow_remote=args.allow_remote,
     )
     stop = threading.Event()
 

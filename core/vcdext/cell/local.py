@@ -13,7 +13,7 @@ from ..settings import Settings, mask_secret
 from .forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from .model import Event, Forwarded, Right, Service, Task
 from .seed import RIGHTS_FORMATS, Org, Seed, User, load_seed
-from .server import App, CellHTTPServer
+from .server import App, CellHTTPServer, is_loopback
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,11 @@ class Cell:
         timeout: float | None = None,
         seed: Seed | str | Path | None = None,
         rights_format: str | None = None,
+        allow_remote: bool = False,
     ) -> None:
+        """:param allow_remote: listen on non-loopback addresses and answer any ``Host``."""
         settings = settings or Settings()
+        self.allow_remote = allow_remote
         self.host = settings.cell.host if host is None else host
         self.port = settings.cell.port if port is None else port
         self.timeout = settings.cell.timeout if timeout is None else timeout
@@ -97,12 +100,22 @@ class Cell:
         """Connect to the broker and start serving HTTP; returns once both are ready."""
         if self._server is not None:
             return
+        if not self.allow_remote and not is_loopback(self.host):
+            raise CellError(
+                f"the cell would listen on {self.host}, where other machines can reach it; it "
+                "has demo passwords and unauthenticated debug pages. Use a loopback address, "
+                "or --allow-remote if you mean it"
+            )
         try:
             self._forwarder.start()
         except ForwardError as exc:
             raise CellError(str(exc)) from None
         app = App(
-            self.state, self._forwarder, timeout=self.timeout, rights_format=self.rights_format
+            self.state,
+            self._forwarder,
+            timeout=self.timeout,
+            rights_format=self.rights_format,
+            allow_remote=self.allow_remote,
         )
         try:
             self._server = CellHTTPServer((self.host, self.port), app)

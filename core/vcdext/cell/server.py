@@ -18,6 +18,7 @@ bundle uploads; ``/cell/...`` are unauthenticated JSON debug endpoints.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import socket
@@ -26,7 +27,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import BadRequest, HTTPError, InternalServerError, MethodNotAllowed, NotFound
+from ..errors import (
+    BadRequest,
+    Forbidden,
+    HTTPError,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+)
 from ..protocol import Headers
 from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
@@ -54,8 +62,15 @@ class App:
     """Answers one :class:`Call`; every failure becomes a vCD ``Error`` (JSON on /cloudapi)."""
 
     def __init__(
-        self, state: State, forwarder: Forwarder, *, timeout: float, rights_format: str
+        self,
+        state: State,
+        forwarder: Forwarder,
+        *,
+        timeout: float,
+        rights_format: str,
+        allow_remote: bool = False,
     ) -> None:
+        self.allow_remote = allow_remote
         self.state = state
         self.forwarder = forwarder
         self.timeout = timeout
@@ -78,6 +93,14 @@ class App:
             return error_answer(InternalServerError(message))
 
     def _route(self, call: Call) -> Answer:
+        host = call.headers.get("Host")
+        if not self.allow_remote and host and not is_loopback(urlsplit(f"//{host}").hostname):
+            # A page in the developer's browser can point its own host name at 127.0.0.1
+            # (DNS rebinding); the cell has demo passwords and unauthenticated debug pages.
+            raise Forbidden(
+                "The local cell answers only requests addressed to a loopback host; "
+                "start it with --allow-remote to serve other names"
+            )
         path = call.path
         if path == "/api" or path.startswith("/api/"):
             return self._api(call)
@@ -129,6 +152,18 @@ class App:
             if scheme.lower() == "bearer":
                 token = value.strip()
         return self.state.session(token) if token else None
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a name or address) can only mean this machine."""
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _Handler(BaseHTTPRequestHandler):
