@@ -245,3 +245,43 @@ def test_a_malformed_reply_fails_that_request_only(
                 assert answer.status_code >= 500  # that request fails, as vCD would
             else:
                 assert answer.status_code == expected  # and forwarding still works
+
+
+def test_reply_headers_cannot_inject_into_the_http_response(
+    broker: str, raw_service, assert_valid_vcd_xml: Callable[[bytes], None]
+) -> None:
+    conn, queue, exchange, key = raw_service
+    with Cell(amqp_url=broker, port=0, timeout=10) as cell:
+        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
+        admin.xml(
+            "POST",
+            SERVICES,
+            service_xml("raw", "io.raw", exchange=exchange, routing_key=key, patterns=["/api/raw"]),
+            status=201,
+        )
+        alice = Client(cell.url, assert_valid_vcd_xml).login("alice@acme", "vmware")
+        answers: list[requests.Response] = []
+        caller = threading.Thread(
+            target=lambda: answers.append(alice.get("/api/raw", vcd_xml=False))
+        )
+        caller.start()
+        message = _get_one(queue)
+        request = json.loads(message.body)[0]
+        reply = {
+            "id": request["id"],
+            "statusCode": 200,
+            "body": "",
+            "request": False,
+            "headers": {"X-Bad": "a\r\nSet-Cookie: evil=1", "X-Good": "ok"},
+        }
+        Producer(conn.channel()).publish(
+            json.dumps(reply).encode(),
+            exchange=message.headers["replyToExchange"],
+            routing_key=message.properties["reply_to"],
+            correlation_id=message.properties["correlation_id"],
+        )
+        caller.join(timeout=15)
+        (answer,) = answers
+        assert answer.status_code == 200
+        assert answer.headers.get("X-Good") == "ok"
+        assert "Set-Cookie" not in answer.headers and "X-Bad" not in answer.headers

@@ -104,10 +104,14 @@ def forward(
         )
     else:
         content_type = reply.headers.get("Content-Type")
+        if content_type is not None and not _header_safe("Content-Type", content_type):
+            content_type = None
         headers = {
             k: str(v)
             for k, v in reply.headers.items()
-            if k.lower() not in _REPLY_SKIP and k.lower() != "content-type"
+            if k.lower() not in _REPLY_SKIP
+            and k.lower() != "content-type"
+            and _header_safe(k, str(v))
         }
         answer = Answer(reply.status, reply.body, content_type, headers, versioned=False)
     state.record_forwarded(
@@ -121,3 +125,8 @@ def forward(
         )
     )
     return answer
+
+
+def _header_safe(name: str, value: str) -> bool:
+    """A reply header the cell may copy into its HTTP response (no CR/LF: no injection)."""
+    return not any(c in name + value for c in "\r\n\0") and ":" not in name
