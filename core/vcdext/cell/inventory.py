@@ -12,10 +12,12 @@ from lxml import etree
 
 from .. import media
 from .. import xml as _xml
-from ..xml import VCLOUD_NS
+from ..xml import VCLOUD_NS, boolean
+from ..xml import child as sub
+from ..xml import document as root
 from .model import Ref, ServiceLink, Task
 from .seed import Org, User, VApp, Vdc
-from .views import Urls, add_service_links, boolean, link, root, sub
+from .views import Urls, add_service_links, link
 
 
 def org_list(urls: Urls, orgs: Iterable[Org]) -> etree._Element:

@@ -23,9 +23,11 @@ from lxml import etree
 
 from .. import media
 from ..errors import BadRequest, Forbidden
-from ..xml import VCLOUD_NS
+from ..xml import VCLOUD_NS, boolean
+from ..xml import child as sub
+from ..xml import document as root
 from .state import State
-from .views import Urls, boolean, link, root, sub
+from .views import Urls, link
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 128

@@ -14,44 +14,12 @@ from urllib.parse import urlencode
 from lxml import etree
 
 from .. import media
-from ..xml import VCLOUD_NS, VMEXT_NS
+from ..xml import VCLOUD_NS, VMEXT_NS, boolean
+from ..xml import child as sub
+from ..xml import document as root
 from .model import ApiDefinition, ApiFilter, Right, Service, ServiceLink, Session
 
 # -- building blocks ---------------------------------------------------------------------
-
-
-def root(
-    namespace: str, name: str, /, *, declare: bool = True, **attributes: str | None
-) -> etree._Element:
-    """A document root; vmext roots also declare ``vcloud`` as the default namespace.
-
-    ``declare=False`` builds an element to append to another document (no declarations).
-    """
-    nsmap = {None: VCLOUD_NS} if namespace == VCLOUD_NS else {None: VCLOUD_NS, "vmext": namespace}
-    el = etree.Element(
-        f"{{{namespace}}}{name}", nsmap=cast("dict[str, str]", nsmap) if declare else None
-    )
-    for key, value in attributes.items():
-        if value is not None:
-            el.set(key, value)
-    return el
-
-
-def sub(
-    parent: etree._Element,
-    name: str,
-    text: str | None = None,
-    /,
-    *,
-    ns: str = VCLOUD_NS,
-    **attrs: str,
-) -> etree._Element:
-    """A child element ``name`` (vcloud namespace unless ``ns``) with text and attributes."""
-    el = etree.SubElement(parent, f"{{{ns}}}{name}")
-    for key, value in attrs.items():
-        el.set(key, value)
-    el.text = text
-    return el
 
 
 def link(
@@ -68,11 +36,6 @@ def link(
         if value:
             el.set(key, value)
     return el
-
-
-def boolean(value: bool) -> str:
-    """``true``/``false`` as ``xs:boolean`` text."""
-    return "true" if value else "false"
 
 
 class Urls:

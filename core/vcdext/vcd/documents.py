@@ -8,10 +8,10 @@ empty) because vCD versions differ in what they include.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import cast
 
 from lxml import etree
 
+from ..xml import boolean, child, document
 from .media import VCLOUD_NS, VMEXT_NS
 from .model import (
     ActualService,
@@ -27,9 +27,6 @@ from .model import (
     split_description,
 )
 
-_NSMAP_VMEXT = cast("dict[str, str]", {None: VMEXT_NS, "vcloud": VCLOUD_NS})
-_NSMAP_VCLOUD = cast("dict[str, str]", {None: VCLOUD_NS})
-
 
 def _v(name: str) -> str:
     return f"{{{VCLOUD_NS}}}{name}"
@@ -37,16 +34,6 @@ def _v(name: str) -> str:
 
 def _x(name: str) -> str:
     return f"{{{VMEXT_NS}}}{name}"
-
-
-def _sub(parent: etree._Element, tag: str, text: str) -> etree._Element:
-    child = etree.SubElement(parent, tag)
-    child.text = text
-    return child
-
-
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
 
 
 # -- builders -------------------------------------------------------------------------------
@@ -63,91 +50,91 @@ def service_element(
 
     ``children`` is for the create; an update (PUT) sends only the service's own fields.
     """
-    root = etree.Element(_x("Service"), nsmap=_NSMAP_VMEXT)
+    root = document(VMEXT_NS, "Service")
     if operation_key:
         root.set("operationKey", operation_key)
     root.set("name", desired.name)
     if description:
-        _sub(root, _v("Description"), description)
-    _sub(root, _x("Namespace"), desired.namespace)
-    _sub(root, _x("Enabled"), _bool(desired.enabled))
-    _sub(root, _x("AuthorizationEnabled"), _bool(desired.authorization_enabled))
-    _sub(root, _x("RoutingKey"), desired.routing_key)
-    _sub(root, _x("Priority"), str(desired.priority))
-    _sub(root, _x("Exchange"), desired.exchange)
+        child(root, "Description", description)
+    child(root, "Namespace", desired.namespace, ns=VMEXT_NS)
+    child(root, "Enabled", boolean(desired.enabled), ns=VMEXT_NS)
+    child(root, "AuthorizationEnabled", boolean(desired.authorization_enabled), ns=VMEXT_NS)
+    child(root, "RoutingKey", desired.routing_key, ns=VMEXT_NS)
+    child(root, "Priority", str(desired.priority), ns=VMEXT_NS)
+    child(root, "Exchange", desired.exchange, ns=VMEXT_NS)
     if desired.vendor:
-        _sub(root, _x("Vendor"), desired.vendor)
+        child(root, "Vendor", desired.vendor, ns=VMEXT_NS)
     if children and desired.filters:
-        filters = etree.SubElement(root, _x("ApiFilters"))
+        filters = child(root, "ApiFilters", ns=VMEXT_NS)
         for pattern in desired.filters:
-            _fill_api_filter(etree.SubElement(filters, _x("ApiFilter")), pattern)
+            _fill_api_filter(child(filters, "ApiFilter", ns=VMEXT_NS), pattern)
     if children and desired.links:
-        links = etree.SubElement(root, _x("ServiceLinks"))
+        links = child(root, "ServiceLinks", ns=VMEXT_NS)
         for link in desired.links:
-            _fill_service_link(etree.SubElement(links, _x("ServiceLink")), link)
+            _fill_service_link(child(links, "ServiceLink", ns=VMEXT_NS), link)
     return root
 
 
 def _fill_api_filter(el: etree._Element, pattern: str) -> None:
-    _sub(el, _x("UrlPattern"), pattern)
+    child(el, "UrlPattern", pattern, ns=VMEXT_NS)
 
 
 def api_filter_element(pattern: str) -> etree._Element:
     """A ``vmext:ApiFilter`` with a ``UrlPattern``."""
-    root = etree.Element(_x("ApiFilter"), nsmap=_NSMAP_VMEXT)
+    root = document(VMEXT_NS, "ApiFilter")
     _fill_api_filter(root, pattern)
     return root
 
 
 def _fill_service_link(el: etree._Element, link: LinkSpec) -> None:
-    _sub(el, _x("LinkHref"), link.href)
-    _sub(el, _x("MimeType"), link.mime_type)
-    _sub(el, _x("Rel"), link.rel)
-    _sub(el, _x("ResourceType"), link.resource_type)
+    child(el, "LinkHref", link.href, ns=VMEXT_NS)
+    child(el, "MimeType", link.mime_type, ns=VMEXT_NS)
+    child(el, "Rel", link.rel, ns=VMEXT_NS)
+    child(el, "ResourceType", link.resource_type, ns=VMEXT_NS)
     if link.resource_id:
-        _sub(el, _x("ResourceId"), link.resource_id)
+        child(el, "ResourceId", link.resource_id, ns=VMEXT_NS)
     if link.external_id:
-        _sub(el, _x("ExternalResourceId"), link.external_id)
+        child(el, "ExternalResourceId", link.external_id, ns=VMEXT_NS)
 
 
 def service_link_element(link: LinkSpec) -> etree._Element:
     """A ``vmext:ServiceLink``."""
-    root = etree.Element(_x("ServiceLink"), nsmap=_NSMAP_VMEXT)
+    root = document(VMEXT_NS, "ServiceLink")
     _fill_service_link(root, link)
     return root
 
 
 def api_definition_element(spec: ApiDefinitionSpec) -> etree._Element:
     """A ``vmext:ApiDefinition`` (no file descriptors)."""
-    root = etree.Element(_x("ApiDefinition"), nsmap=_NSMAP_VMEXT)
+    root = document(VMEXT_NS, "ApiDefinition")
     root.set("name", spec.name)
     if spec.description:
-        _sub(root, _v("Description"), spec.description)
-    _sub(root, _x("EntryPoint"), spec.entry_point)
-    _sub(root, _x("Namespace"), spec.namespace)
-    _sub(root, _x("ApiVendor"), spec.api_vendor)
-    versions = etree.SubElement(root, _x("SupportedApiVersions"))
+        child(root, "Description", spec.description)
+    child(root, "EntryPoint", spec.entry_point, ns=VMEXT_NS)
+    child(root, "Namespace", spec.namespace, ns=VMEXT_NS)
+    child(root, "ApiVendor", spec.api_vendor, ns=VMEXT_NS)
+    versions = child(root, "SupportedApiVersions", ns=VMEXT_NS)
     for version in spec.versions:
-        _sub(versions, _x("Version"), version)
+        child(versions, "Version", version, ns=VMEXT_NS)
     return root
 
 
 def right_element(right: RightSpec, *, namespace: str, name: str) -> etree._Element:
     """A ``vcloud:Right``: ``name`` is the short name to create, the full name to update."""
-    root = etree.Element(_v("Right"), nsmap=_NSMAP_VCLOUD)
+    root = document(VCLOUD_NS, "Right")
     root.set("name", name)
     if right.description:
-        _sub(root, _v("Description"), right.description)
-    _sub(root, _v("Category"), right.category)
+        child(root, "Description", right.description)
+    child(root, "Category", right.category)
     if right.bundle_key:
-        _sub(root, _v("BundleKey"), right.bundle_key)
-    _sub(root, _v("ServiceNamespace"), namespace)
+        child(root, "BundleKey", right.bundle_key)
+    child(root, "ServiceNamespace", namespace)
     return root
 
 
 def bundle_upload_params(size: int, namespace: str) -> etree._Element:
     """``vmext:BundleUploadParams fileSize= serviceNamespace=``."""
-    root = etree.Element(_x("BundleUploadParams"), nsmap=_NSMAP_VMEXT)
+    root = document(VMEXT_NS, "BundleUploadParams")
     root.set("fileSize", str(size))
     root.set("serviceNamespace", namespace)
     return root
@@ -218,9 +205,9 @@ def service_from_document(root: etree._Element, *, href: str = "") -> ActualServ
 
 def records(root: etree._Element) -> Iterator[etree._Element]:
     """The record elements of a ``QueryResultRecords`` (everything but its links)."""
-    for child in root:
-        if isinstance(child.tag, str) and child.tag != _v("Link"):
-            yield child
+    for record in root:
+        if isinstance(record.tag, str) and record.tag != _v("Link"):
+            yield record
 
 
 def filter_from_record(record: etree._Element) -> RemoteFilter | None:
