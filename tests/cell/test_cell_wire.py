@@ -199,89 +199,72 @@ def test_java_named_groups_are_accepted() -> None:
         _state_with(("bad", 50, "/api/(", True))
 
 
+def _raw_cell(broker: str, raw_service: Any, assert_valid_vcd_xml: Any) -> tuple[Cell, Client]:
+    """A started cell with the raw service registered for ``/api/raw``; alice logged in."""
+    _, _, exchange, key = raw_service
+    cell = Cell(amqp_url=broker, port=0, timeout=10)
+    cell.start()
+    admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
+    admin.xml(
+        "POST",
+        SERVICES,
+        service_xml("raw", "io.raw", exchange=exchange, routing_key=key, patterns=["/api/raw"]),
+        status=201,
+    )
+    return cell, Client(cell.url, assert_valid_vcd_xml).login("alice@acme", "vmware")
+
+
+def _call_and_reply(
+    alice: Client, raw_service: Any, reply: Callable[[dict], bytes]
+) -> requests.Response:
+    """GET /api/raw through the cell, answering as the service with ``reply(request)``."""
+    conn, queue, _, _ = raw_service
+    answers: list[requests.Response] = []
+    caller = threading.Thread(target=lambda: answers.append(alice.get("/api/raw", vcd_xml=False)))
+    caller.start()
+    message = _get_one(queue)
+    Producer(conn.channel()).publish(
+        reply(json.loads(message.body)[0]),
+        exchange=message.headers["replyToExchange"],
+        routing_key=message.properties["reply_to"],
+        correlation_id=message.properties["correlation_id"],
+    )
+    caller.join(timeout=15)
+    (answer,) = answers
+    return answer
+
+
+def _reply(request: dict, **headers: str) -> bytes:
+    return json.dumps(
+        {"id": request["id"], "statusCode": 200, "headers": headers, "body": "", "request": False}
+    ).encode()
+
+
 def test_a_malformed_reply_fails_that_request_only(
     broker: str, raw_service, assert_valid_vcd_xml: Callable[[bytes], None]
 ) -> None:
-    conn, queue, exchange, key = raw_service
-    with Cell(amqp_url=broker, port=0, timeout=10) as cell:
-        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
-        admin.xml(
-            "POST",
-            SERVICES,
-            service_xml("raw", "io.raw", exchange=exchange, routing_key=key, patterns=["/api/raw"]),
-            status=201,
-        )
-        alice = Client(cell.url, assert_valid_vcd_xml).login("alice@acme", "vmware")
-        producer = Producer(conn.channel())
-        for body, expected in ((b"[]", None), (None, 200)):
-            answers: list[requests.Response] = []
-            caller = threading.Thread(
-                target=lambda out=answers: out.append(alice.get("/api/raw", vcd_xml=False))
-            )
-            caller.start()
-            message = _get_one(queue)
-            request = json.loads(message.body)[0]
-            reply = (
-                body
-                or json.dumps(
-                    {
-                        "id": request["id"],
-                        "statusCode": 200,
-                        "headers": {},
-                        "body": "",
-                        "request": False,
-                    }
-                ).encode()
-            )
-            producer.publish(
-                reply,
-                exchange=message.headers["replyToExchange"],
-                routing_key=message.properties["reply_to"],
-                correlation_id=message.properties["correlation_id"],
-            )
-            caller.join(timeout=15)
-            (answer,) = answers
-            if expected is None:
-                assert answer.status_code >= 500  # that request fails, as vCD would
-            else:
-                assert answer.status_code == expected  # and forwarding still works
+    cell, alice = _raw_cell(broker, raw_service, assert_valid_vcd_xml)
+    try:
+        bad = _call_and_reply(alice, raw_service, lambda request: b"[]")
+        assert bad.status_code >= 500  # that request fails, as vCD would
+        good = _call_and_reply(alice, raw_service, _reply)
+        assert good.status_code == 200  # and forwarding still works
+    finally:
+        cell.stop()
 
 
 def test_reply_headers_cannot_inject_into_the_http_response(
     broker: str, raw_service, assert_valid_vcd_xml: Callable[[bytes], None]
 ) -> None:
-    conn, queue, exchange, key = raw_service
-    with Cell(amqp_url=broker, port=0, timeout=10) as cell:
-        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
-        admin.xml(
-            "POST",
-            SERVICES,
-            service_xml("raw", "io.raw", exchange=exchange, routing_key=key, patterns=["/api/raw"]),
-            status=201,
+    cell, alice = _raw_cell(broker, raw_service, assert_valid_vcd_xml)
+    try:
+        answer = _call_and_reply(
+            alice,
+            raw_service,
+            lambda request: _reply(request, **{"X-Bad": "a\r\nSet-Cookie: evil=1", "X-Good": "ok"}),
         )
-        alice = Client(cell.url, assert_valid_vcd_xml).login("alice@acme", "vmware")
-        answers: list[requests.Response] = []
-        caller = threading.Thread(
-            target=lambda: answers.append(alice.get("/api/raw", vcd_xml=False))
-        )
-        caller.start()
-        message = _get_one(queue)
-        request = json.loads(message.body)[0]
-        reply = {
-            "id": request["id"],
-            "statusCode": 200,
-            "body": "",
-            "request": False,
-            "headers": {"X-Bad": "a\r\nSet-Cookie: evil=1", "X-Good": "ok"},
-        }
-        Producer(conn.channel()).publish(
-            json.dumps(reply).encode(),
-            exchange=message.headers["replyToExchange"],
-            routing_key=message.properties["reply_to"],
-            correlation_id=message.properties["correlation_id"],
-        )
-        caller.join(timeout=15)
-        (answer,) = answers
-        assert answer.status_code == 200
-        assert answer.headers.get("X-Good") == "ok"
-        assert "Set-Cookie" not in answer.headers and "X-Bad" not in answer.headers
+    finally:
+        cell.stop()
+    assert answer.status_code == 200
+    assert answer.headers.get("X-Good") == "ok"
+    assert "Set-Cookie" not in answer.headers and "X-Bad" not in answer.headers
