@@ -71,3 +71,9 @@ def test_run_with_an_incomplete_vcd_section_stops_before_serving(monkeypatch, ca
     monkeypatch.setenv("VCDEXT_VCD_USERNAME", "admin")
     assert main(["run"]) == 2
     assert "vcd.password" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["cell", "dev"])
+def test_a_non_positive_cell_timeout_is_a_usage_error(command, capsys):
+    assert main([command, "--port", "0", "--timeout", "-1"]) == 2
+    assert "--timeout: must be positive" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import shlex
 import sys
 from typing import Any
 
-from .cell.command import add_cell_options
+from .cell.command import add_cell_options, cell_from_args
 from .runtime import create_runtime
 from .settings import Settings, mask_secret
 
@@ -45,18 +45,10 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_dev(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, then serve the runtime against it until a signal."""
-    from .cell import Cell, CellError
+    from .cell import CellError
     from .serving import serve
 
-    cell = Cell(
-        settings,
-        amqp_url=args.amqp_url,
-        host=args.host,
-        port=args.port,
-        timeout=args.timeout,
-        seed=args.seed,
-        allow_remote=args.allow_remote,
-    )
+    cell = cell_from_args(args, settings)
     admin = next((c for c in cell.demo_credentials if c.sysadmin), None)
     if admin is None:
         print(

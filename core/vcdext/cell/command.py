@@ -12,8 +12,9 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from ..settings import Settings, mask_secret
 from .seed import RIGHTS_FORMATS
 
@@ -67,23 +68,29 @@ def add_cell_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_cell(args: argparse.Namespace, settings: Settings) -> int:
-    """Start the cell, print where it is and who can log in, serve until a signal."""
-    from .local import Cell, CellError
+def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -> Cell:
+    """The cell that :func:`add_cell_options` (and ``--amqp-url``) describe."""
+    from .local import Cell
 
     if args.timeout is not None and args.timeout <= 0:
-        print("vcdext: error: --timeout must be positive", file=sys.stderr)
-        return 2
-    cell = Cell(
+        raise ConfigError("--timeout", "command line", "must be positive")
+    return Cell(
         settings,
         amqp_url=args.amqp_url,
         host=args.host,
         port=args.port,
         timeout=args.timeout,
         seed=args.seed,
-        rights_format=args.rights_format,
         allow_remote=args.allow_remote,
+        **extra,
     )
+
+
+def run_cell(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the cell, print where it is and who can log in, serve until a signal."""
+    from .local import CellError
+
+    cell = cell_from_args(args, settings, rights_format=args.rights_format)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
