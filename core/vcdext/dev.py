@@ -11,11 +11,16 @@ import argparse
 import dataclasses
 import shlex
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .cell.command import add_cell_options, cell_from_args
 from .runtime import create_runtime
 from .settings import Settings, mask_secret
+
+if TYPE_CHECKING:
+    from .cell import Cell
+    from .registry import Service
 
 #: The API version the printed curl line asks for.
 _CURL_VERSION = "36.0"
@@ -85,7 +90,7 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
         cell.stop()
 
 
-def banner(cell: Any, services: Any) -> str:
+def banner(cell: Cell, services: Mapping[str, Service]) -> str:
     """What `vcdext dev` prints once everything is up."""
     demo = cell.seed.source == "demo"
     users = [c for c in cell.demo_credentials]
