@@ -293,6 +293,22 @@ def _build_section(section: str, cls: type[Any], table: Mapping[str, Any], sourc
     return cls(**values)
 
 
+def read_toml(
+    path: str | os.PathLike[str], key: str, *, syntax_key: str | None = None
+) -> dict[str, Any]:
+    """Read a TOML file; a missing, unreadable or invalid file is a :class:`ConfigError`
+    naming ``key`` (``syntax_key`` for invalid TOML, when given) and the path."""
+    source = str(path)
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(key, source, "no such file") from None
+    except OSError as exc:
+        raise ConfigError(key, source, f"cannot be read ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(syntax_key or key, source, f"not valid TOML: {exc}") from None
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -307,14 +323,7 @@ def load_settings(
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("--config", source, "no such file") from None
-        except OSError as exc:
-            raise ConfigError("--config", source, f"cannot be read ({exc.strerror})") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError("(file)", source, f"not valid TOML: {exc}") from None
+        data = read_toml(path, "--config", syntax_key="(file)")
     for section in data:
         if section not in _SECTIONS:
             raise ConfigError(section, source, f"unknown section (known: {', '.join(_SECTIONS)})")

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..settings import read_toml
 
 #: The organization of system administrators.
 SYSTEM_ORG = "System"
@@ -177,16 +178,7 @@ def load_seed(path: str | Path | None) -> Seed:
     """Read a seed file; ``None`` or ``""`` gives the demo seed. Raises :class:`ConfigError`."""
     if not path:
         return demo_seed()
-    source = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("cell.seed", source, "no such file") from None
-    except OSError as exc:
-        raise ConfigError("cell.seed", source, f"cannot be read ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("cell.seed", source, f"not valid TOML: {exc}") from None
-    return parse_seed(data, source=source)
+    return parse_seed(read_toml(path, "cell.seed"), source=str(path))
 
 
 class _Reader:
