@@ -96,3 +96,18 @@ def make_service(
 @pytest.fixture
 def service_factory() -> Callable[..., Service]:
     return make_service
+
+
+#: The children of a vmext:Service create body, in the order services.xsd requires.
+SERVICE_CHILD_ORDER = [
+    "Description",
+    "Namespace",
+    "Enabled",
+    "AuthorizationEnabled",
+    "RoutingKey",
+    "Priority",
+    "Exchange",
+    "Vendor",
+    "ApiFilters",
+    "ServiceLinks",
+]

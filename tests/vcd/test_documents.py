@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.vcd.conftest import make_service
+from tests.vcd.conftest import SERVICE_CHILD_ORDER, make_service
 from tests.vcd.fake_vcd import RECORDED, recorded
 from vcdext.vcd import documents as d
 from vcdext.vcd import media
@@ -116,16 +116,5 @@ def test_every_body_vcdext_builds_is_valid(assert_valid_vcd_xml):
 def test_service_children_follow_the_schema_order():
     want = desired_service(make_service(), exchange="vcdext")
     body = d.service_element(want, description="text", operation_key="k", children=True)
-    assert [child.tag.split("}")[1] for child in body] == [
-        "Description",
-        "Namespace",
-        "Enabled",
-        "AuthorizationEnabled",
-        "RoutingKey",
-        "Priority",
-        "Exchange",
-        "Vendor",
-        "ApiFilters",
-        "ServiceLinks",
-    ]
+    assert [child.tag.split("}")[1] for child in body] == SERVICE_CHILD_ORDER
     assert d.service_element(want, description="").find(f"{{{media.VMEXT_NS}}}ApiFilters") is None

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from tests.vcd.conftest import make_service
+from tests.vcd.conftest import SERVICE_CHILD_ORDER, make_service
 from tests.vcd.fake_vcd import HOST, FakeVcd
 from vcdext.registry import Service
 from vcdext.runtime import create_runtime
@@ -57,18 +57,7 @@ def test_fresh_registration_creates_service_filters_links_definition_rights(
     body = create.xml()
     assert body.tag == f"{X}Service" and body.get("name") == "demo"
     assert body.get("operationKey") == operation_key("io.example.demo")
-    assert [child.tag.split("}")[1] for child in body] == [
-        "Description",
-        "Namespace",
-        "Enabled",
-        "AuthorizationEnabled",
-        "RoutingKey",
-        "Priority",
-        "Exchange",
-        "Vendor",
-        "ApiFilters",
-        "ServiceLinks",
-    ]
+    assert [child.tag.split("}")[1] for child in body] == SERVICE_CHILD_ORDER
     assert body.findtext(f"{V}Description") == "A demo service\n[managed by vcdext]"
     assert body.findtext(f"{X}AuthorizationEnabled") == "false"
     sid = service.id
