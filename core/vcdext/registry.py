@@ -251,9 +251,6 @@ class Registry:
 
     services: Mapping[str, Service] = field(default_factory=dict)
 
-    def by_routing_key(self, key: str) -> Service | None:
-        return next((s for s in self.services.values() if s.routing_key == key), None)
-
 
 def build_registry(
     plugins: Iterable[tuple[str, Callable[[Registrar], None]]],
