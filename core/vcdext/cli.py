@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 from .errors import VcdExtError
@@ -84,13 +85,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_modules() -> list[Callable[[Any, argparse.ArgumentParser], None]]:
+#: Entry-point group through which other distributions add commands (vcdext-cell adds
+#: ``cell`` and ``dev``). Each entry point names ``add_commands(subparsers, common)``.
+COMMANDS_GROUP = "vcdext.commands"
+
+_AddCommands = Callable[[Any, argparse.ArgumentParser], None]
+
+
+def _command_modules() -> list[_AddCommands]:
     # Commands that live beside the part they drive; each adds parsers with a `handler`.
-    from . import dev
-    from .cell import command as cell_command
     from .vcd import command as vcd_command
 
-    return [dev.add_commands, cell_command.add_commands, vcd_command.add_commands]
+    found: list[_AddCommands] = [vcd_command.add_commands]
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            found.append(entry.load())
+        except Exception as exc:  # a broken add-on must not take the whole CLI down
+            print(
+                f"vcdext: warning: command {entry.name!r} ({entry.value}) failed to load "
+                f"and is skipped: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.cell.support import Client
-from vcdext.cell import Cell
+from vcdext_cell import Cell
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from lxml import etree
 
 from tests.cell.support import NS, Client, X, link_href, service_xml
-from vcdext.cell import Cell
-from vcdext.cell.bundles import parse_properties
 from vcdext.errors import BadRequest
+from vcdext_cell import Cell
+from vcdext_cell.bundles import parse_properties
 
 PARAMS = "application/vnd.vmware.admin.bundleUploadParams+xml"
 

@@ -12,7 +12,7 @@ import time
 
 import requests
 
-from vcdext.cell.command import add_commands
+from vcdext_cell.command import add_commands
 
 
 def test_add_commands_adds_cell_with_a_handler() -> None:

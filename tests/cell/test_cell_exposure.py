@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from vcdext.cell import Cell, CellError
-from vcdext.cell.server import is_loopback
+from vcdext_cell import Cell, CellError
+from vcdext_cell.server import is_loopback
 
 
 def test_refuses_to_listen_beyond_loopback_without_allow_remote():

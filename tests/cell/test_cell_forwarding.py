@@ -17,11 +17,11 @@ from lxml import etree
 import vcdext_hello.plugin as hello
 from tests.cell.support import Client, link_href, link_xml, right_xml, service_xml
 from vcdext import Registrar, Request, Response, hookimpl, operation
-from vcdext.cell import Cell
 from vcdext.runtime import Runtime
 from vcdext.settings import Settings, load_settings
 from vcdext.testing import make_runtime
 from vcdext.transport.amqp import AmqpServer
+from vcdext_cell import Cell
 
 SERVICES = "/api/admin/extension/service"
 RIGHT = "{io.vcdext.hello}:View Org Greeting"

@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from tests.cell.support import NS, Client, X, link_href, link_xml, service_xml
-from vcdext.cell import Cell
+from vcdext_cell import Cell
 
 ORG = "application/vnd.vmware.vcloud.org+xml"
 ADMIN_ORG = "application/vnd.vmware.admin.organization+xml"

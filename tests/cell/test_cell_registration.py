@@ -17,7 +17,7 @@ from tests.cell.support import (
     right_xml,
     service_xml,
 )
-from vcdext.cell import Cell
+from vcdext_cell import Cell
 
 SERVICES = "/api/admin/extension/service"
 

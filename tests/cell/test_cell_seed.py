@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from vcdext.cell import Cell, CellError, demo_seed, load_seed
-from vcdext.cell.seed import SYSTEM_ORG, derived_id
 from vcdext.errors import ConfigError
 from vcdext.settings import load_settings
+from vcdext_cell import Cell, CellError, demo_seed, load_seed
+from vcdext_cell.seed import SYSTEM_ORG, derived_id
 
 
 def test_demo_seed_has_an_admin_and_two_acme_users() -> None:

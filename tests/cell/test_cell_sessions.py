@@ -9,7 +9,7 @@ import requests
 from lxml import etree
 
 from tests.cell.support import NS, Client, link_href
-from vcdext.cell import Cell
+from vcdext_cell import Cell
 
 VERSIONS_NS = {"ver": "http://www.vmware.com/vcloud/versions"}
 

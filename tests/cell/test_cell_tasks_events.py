@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 from tests.cell.support import NS, Client, E, link_href
-from vcdext.cell import Cell
+from vcdext_cell import Cell
 
 TASK = "application/vnd.vmware.vcloud.task+xml"
 

@@ -15,13 +15,13 @@ import requests
 from kombu import Connection, Exchange, Producer, Queue
 
 from tests.cell.support import Client, service_xml
-from vcdext.cell import Cell
-from vcdext.cell.forwarder import REPLY_EXCHANGE
-from vcdext.cell.model import ApiFilter, Service
-from vcdext.cell.seed import demo_seed
-from vcdext.cell.state import State
 from vcdext.errors import BadRequest
 from vcdext.protocol import encode_request
+from vcdext_cell import Cell
+from vcdext_cell.forwarder import REPLY_EXCHANGE
+from vcdext_cell.model import ApiFilter, Service
+from vcdext_cell.seed import demo_seed
+from vcdext_cell.state import State
 
 SERVICES = "/api/admin/extension/service"
 

@@ -11,11 +11,11 @@ from lxml import etree
 
 import vcdext_hello.plugin as hello
 from tests.cell.support import Client
-from vcdext.cell import Cell
 from vcdext.settings import load_settings
 from vcdext.testing import make_runtime
 from vcdext.transport.amqp import AmqpServer
 from vcdext.vcd import register_services
+from vcdext_cell import Cell
 
 
 def test_register_with_the_vcd_client_then_forward(

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from vcdext import Registrar, hookimpl
-from vcdext.cell import Cell
 from vcdext.cli import main
 from vcdext.settings import Settings, load_settings
 from vcdext.testing import make_runtime
 from vcdext.vcd import register_services
 from vcdext.vcd.plan import AddFilter, RemoveFilter
+from vcdext_cell import Cell
 
 PASSWORD = "vmware"
 

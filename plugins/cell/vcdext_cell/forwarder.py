@@ -30,9 +30,9 @@ from kombu import entity as _entity
 from kombu import messaging as _messaging
 from kombu.exceptions import OperationalError
 
-from ..errors import VcdExtError
-from ..protocol import Reply, decode_reply
-from ..settings import mask_secret
+from vcdext.errors import VcdExtError
+from vcdext.protocol import Reply, decode_reply
+from vcdext.settings import mask_secret
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import io
 import re
 import zipfile
 
-from ..errors import BadRequest
+from vcdext.errors import BadRequest
 
 MAX_FILE = 10 * 1024 * 1024
 MAX_TEXT = 2000

@@ -10,11 +10,12 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from .. import media
-from .. import xml as _xml
-from ..xml import VCLOUD_NS, boolean
-from ..xml import child as sub
-from ..xml import document as root
+from vcdext import media
+from vcdext import xml as _xml
+from vcdext.xml import VCLOUD_NS, boolean
+from vcdext.xml import child as sub
+from vcdext.xml import document as root
+
 from .model import Ref, ServiceLink, Task
 from .seed import Org, User, VApp, Vdc
 from .views import Urls, add_service_links, link

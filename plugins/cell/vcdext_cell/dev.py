@@ -14,13 +14,15 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .cell.command import add_cell_options, cell_from_args
-from .runtime import create_runtime
-from .settings import Settings, mask_secret
+from vcdext.runtime import create_runtime
+from vcdext.settings import Settings, mask_secret
+
+from .command import add_cell_options, cell_from_args
 
 if TYPE_CHECKING:
-    from .cell import Cell
-    from .registry import Service
+    from vcdext.registry import Service
+
+    from . import Cell
 
 #: The API version the printed curl line asks for.
 _CURL_VERSION = "36.0"
@@ -50,8 +52,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_dev(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, then serve the runtime against it until a signal."""
-    from .cell import CellError
-    from .serving import serve
+    from vcdext.serving import serve
+
+    from . import CellError
 
     cell = cell_from_args(args, settings)
     admin = next((c for c in cell.demo_credentials if c.sysadmin), None)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import VcdExtError
-from ..settings import Settings, mask_secret
+from vcdext.errors import VcdExtError
+from vcdext.settings import Settings, mask_secret
+
 from .forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from .model import Event, Forwarded, Right, Service, Task
 from .seed import RIGHTS_FORMATS, Org, Seed, User, load_seed

@@ -13,10 +13,11 @@ from urllib.parse import urlencode
 
 from lxml import etree
 
-from .. import media
-from ..xml import VCLOUD_NS, VMEXT_NS, boolean
-from ..xml import child as sub
-from ..xml import document as root
+from vcdext import media
+from vcdext.xml import VCLOUD_NS, VMEXT_NS, boolean
+from vcdext.xml import child as sub
+from vcdext.xml import document as root
+
 from .model import ApiDefinition, ApiFilter, Right, Service, ServiceLink, Session
 
 # -- building blocks ---------------------------------------------------------------------

@@ -21,11 +21,12 @@ from urllib.parse import quote, unquote_plus
 
 from lxml import etree
 
-from .. import media
-from ..errors import BadRequest, Forbidden
-from ..xml import VCLOUD_NS, boolean
-from ..xml import child as sub
-from ..xml import document as root
+from vcdext import media
+from vcdext.errors import BadRequest, Forbidden
+from vcdext.xml import VCLOUD_NS, boolean
+from vcdext.xml import child as sub
+from vcdext.xml import document as root
+
 from .state import State
 from .views import Urls, link
 

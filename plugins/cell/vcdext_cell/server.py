@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import (
+from vcdext.errors import (
     BadRequest,
     Forbidden,
     HTTPError,
@@ -35,7 +35,8 @@ from ..errors import (
     MethodNotAllowed,
     NotFound,
 )
-from ..protocol import Headers
+from vcdext.protocol import Headers
+
 from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session

@@ -17,9 +17,10 @@ import dataclasses
 import logging
 from typing import Any
 
-from .. import media
-from ..errors import Forbidden, HTTPError, NotFound
-from ..xml import VCLOUD_NS
+from vcdext import media
+from vcdext.errors import Forbidden, HTTPError, NotFound
+from vcdext.xml import VCLOUD_NS
+
 from . import bodies, inventory, views
 from .http import (
     CLOUDAPI_VERSION,

@@ -20,9 +20,10 @@ import re
 
 from lxml import etree
 
-from .. import media
-from ..errors import BadRequest, Forbidden, UnsupportedMediaType
-from ..xml import VCLOUD_NS, VMEXT_NS
+from vcdext import media
+from vcdext.errors import BadRequest, Forbidden, UnsupportedMediaType
+from vcdext.xml import VCLOUD_NS, VMEXT_NS
+
 from . import bodies, bundles, views
 from .http import Answer, Call, Router, xml_answer
 from .query import QueryParams, run_query

@@ -14,8 +14,9 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from ..settings import Settings, mask_secret
+from vcdext.errors import ConfigError
+from vcdext.settings import Settings, mask_secret
+
 from .seed import RIGHTS_FORMATS
 
 if TYPE_CHECKING:

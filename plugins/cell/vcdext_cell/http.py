@@ -13,10 +13,11 @@ from typing import Any
 
 from lxml import etree
 
-from .. import media
-from .. import xml as _xml
-from ..errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
-from ..protocol import Headers
+from vcdext import media
+from vcdext import xml as _xml
+from vcdext.errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
+from vcdext.protocol import Headers
+
 from .model import Session
 from .views import Urls
 

@@ -13,8 +13,9 @@ from datetime import datetime
 
 from lxml import etree
 
-from ..errors import BadRequest
-from ..xml import VCLOUD_NS, VMEXT_NS, parse
+from vcdext.errors import BadRequest
+from vcdext.xml import VCLOUD_NS, VMEXT_NS, parse
+
 from .model import (
     TASK_STATUSES,
     ApiDefinition,

@@ -15,7 +15,8 @@ import time
 import uuid
 from typing import Any
 
-from ..errors import HTTPError, InternalServerError
+from vcdext.errors import HTTPError, InternalServerError
+
 from .forwarder import Forwarder, ForwardError, ForwardTimeout
 from .http import Answer, Call, error_answer
 from .model import Forwarded, Service

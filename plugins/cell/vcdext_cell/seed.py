@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..settings import read_toml
+from vcdext.errors import ConfigError
+from vcdext.settings import read_toml
 
 #: The organization of system administrators.
 SYSTEM_ORG = "System"

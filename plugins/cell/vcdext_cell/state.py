@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import BadRequest, NotFound
+from vcdext.errors import BadRequest, NotFound
+
 from .model import (
     ApiDefinition,
     ApiFilter,
