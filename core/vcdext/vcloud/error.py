@@ -45,6 +45,11 @@ def error_json(status: int, minor_code: str, message: str) -> dict[str, Any]:
     }
 
 
+def cloudapi_error_json(minor_code: str, message: str) -> dict[str, Any]:
+    """The cloudapi's (``/cloudapi/...``) JSON error, which has no ``majorErrorCode``."""
+    return {"minorErrorCode": minor_code, "message": message, "stackTrace": None}
+
+
 def error_document(
     status: int, minor_code: str, message: str, *, as_json: bool = False, version: str = ""
 ) -> tuple[str, bytes]:
@@ -62,4 +67,11 @@ def error_document(
     return media_type + (f";version={version}" if version else ""), body
 
 
-__all__ = ["ERROR_JSON", "ERROR_XML", "error_document", "error_element", "error_json"]
+__all__ = [
+    "ERROR_JSON",
+    "ERROR_XML",
+    "cloudapi_error_json",
+    "error_document",
+    "error_element",
+    "error_json",
+]
