@@ -420,3 +420,44 @@ def test_same_org_admits_only_the_callers_org_or_a_system_administrator(
     if status == 403:
         assert error_of(r).get("minorErrorCode") == "ACCESS_TO_RESOURCE_IS_FORBIDDEN"
         assert_valid_vcd_xml(r.body)
+
+
+# --- what the issue asks to see, on the example plugin ---------------------------------------
+
+
+def test_hello_answers_text_html_with_a_schema_valid_406(assert_valid_vcd_xml):
+    import vcdext_hello.plugin as hello
+
+    r = TestClient(make_runtime(hello)).get("/api/hello", headers={"Accept": "text/html"})
+    assert r.status == 406
+    assert error_of(r).get("minorErrorCode") == "NOT_ACCEPTABLE"
+    assert_valid_vcd_xml(r.body)
+
+
+def test_hello_answers_a_json_client_in_json_and_its_404_in_vcds_json_error_form():
+    import vcdext_hello.plugin as hello
+
+    client = TestClient(make_runtime(hello))
+    accept = {"Accept": "application/*+json;version=36.0"}
+    ok = client.get("/api/hello", headers=accept)
+    assert (ok.status, ok.content_type) == (200, hello.GREETING_JSON)
+    assert "text" in ok.json()
+    missing = client.get("/api/hello/nothing", headers=accept)
+    assert missing.status == 404
+    assert missing.content_type == "application/vnd.vmware.vcloud.error+json;version=36.0"
+    assert missing.json()["minorErrorCode"] == "RESOURCE_NOT_FOUND"
+    assert missing.json()["majorErrorCode"] == 404
+
+
+def test_add_operation_takes_same_org_too():
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.service(name="o", namespace="io.example.o")
+            registrar.add_operation(
+                "GET", "/api/o/{org_id}", lambda request, org_id: "<O/>", same_org="org_id"
+            )
+
+    client = TestClient(make_runtime(o=Plugin()), org="urn:vcloud:org:aa")
+    assert client.get("/api/o/aa").status == 200
+    assert client.get("/api/o/bb").status == 403

@@ -178,6 +178,7 @@ class Registrar:
         consumes: tuple[str, ...] | list[str] = (),
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
+        same_org: str | None = None,
     ) -> None:
         """Add one operation without the decorator (same arguments as ``@operation``)."""
         self._check_open()
@@ -191,6 +192,7 @@ class Registrar:
                 consumes=consumes,
                 produces=produces,
                 name=name,
+                same_org=same_org,
             )
         except ValueError as exc:
             raise self._fail(str(exc)) from None
