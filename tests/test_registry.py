@@ -277,6 +277,7 @@ def test_a_service_declares_once_and_any_number_of_runtimes_bind_it():
         def vcdext_register(self, registrar):
             registrar.add_service(service)
 
+    assert (service.name, service.namespace) == ("svc", "io.example.svc")
     first, second = make_runtime(svc=Plugin()), make_runtime(svc=Plugin())
     for runtime in (first, second):
         registered = runtime.registry.services["svc"]

@@ -58,13 +58,23 @@ class Service:
         priority: int = 50,
         routing_key: str | None = None,
     ) -> None:
-        self.info = _Info(name, namespace, vendor, description, priority, routing_key)
+        self._info = _Info(name, namespace, vendor, description, priority, routing_key)
         self._operations: list[Operation] = []
         self._rights: list[tuple[str, dict[str, str]]] = []
         self._links: list[dict[str, str | None]] = []
 
     def __repr__(self) -> str:
-        return f"Service({self.info.name!r}, namespace={self.info.namespace!r})"
+        return f"Service({self._info.name!r}, namespace={self._info.namespace!r})"
+
+    @property
+    def name(self) -> str:
+        """The service name shown in vCD."""
+        return self._info.name
+
+    @property
+    def namespace(self) -> str:
+        """The service's namespace (prefix of its rights)."""
+        return self._info.namespace
 
     @property
     def operations(self) -> tuple[Operation, ...]:
@@ -120,7 +130,7 @@ class Service:
             raise ValueError(f"right {name!r} is declared twice")
         options = {"description": description, "category": category, "bundle_key": bundle_key}
         self._rights.append((name, options))
-        return Right(name, self.info.namespace).full_name
+        return Right(name, self._info.namespace).full_name
 
     def link(
         self,
@@ -152,7 +162,7 @@ class Service:
         add: Callable[[Operation], None],
         add_link: Callable[..., None],
     ) -> None:
-        info = self.info
+        info = self._info
         declare_service(
             name=info.name,
             namespace=info.namespace,
