@@ -1,7 +1,8 @@
-"""Safe XML parsing and the vCloud elements the core builds (``Error``).
+"""Safe XML parsing and building elements in the vCloud namespaces.
 
 Every parse goes through :func:`parse`, whose parser resolves no entities, loads no DTD and
-never touches the network, so a request body cannot read files or reach other hosts.
+never touches the network, so a request body cannot read files or reach other hosts. vCD's
+``Error`` document is written by :mod:`vcdext.vcloud.error`.
 """
 
 from __future__ import annotations
@@ -125,10 +126,3 @@ def child(
 def boolean(value: bool) -> str:
     """``true``/``false`` as ``xs:boolean`` text."""
     return "true" if value else "false"
-
-
-def error_element(status: int, minor_code: str, message: str) -> etree._Element:
-    """A ``vcloud:Error`` element, as vCD itself sends it."""
-    return element(
-        VCLOUD_NS, "Error", majorErrorCode=str(status), minorErrorCode=minor_code, message=message
-    )

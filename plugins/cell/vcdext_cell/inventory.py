@@ -12,6 +12,7 @@ from lxml import etree
 
 from vcdext import media
 from vcdext import xml as _xml
+from vcdext.vcloud.error import error_element
 from vcdext.xml import VCLOUD_NS, boolean
 from vcdext.xml import child as sub
 from vcdext.xml import document as root
@@ -163,7 +164,7 @@ def task(
     if t.owner is not None:
         _ref(el, "Owner", t.owner)
     if t.error is not None:
-        error = _xml.error_element(t.error.major, t.error.minor, t.error.message)
+        error = error_element(t.error.major, t.error.minor, t.error.message)
         error.tag = f"{{{VCLOUD_NS}}}Error"
         if t.error.stack_trace:
             error.set("stackTrace", t.error.stack_trace)

@@ -30,7 +30,8 @@ Seed file format (every key optional unless marked *required*)::
 
 Users, VDCs and vApps accept ``id`` (a UUID) too; without it the id is derived from the names
 (UUID version 5), so URLs stay the same when the cell restarts. The ``System`` org always exists
-(it is added when the file does not list it). A user of ``System`` is a system administrator.
+(it is added when the file does not list it) and has vCD's fixed id
+(``a93c9db9-7471-3192-8d09-a8f7eeda85f9``). A user of ``System`` is a system administrator.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vcdext.context import SYSTEM_ORG_ID
 from vcdext.errors import ConfigError
 from vcdext.settings import read_toml
 
@@ -250,7 +252,7 @@ def parse_seed(data: Mapping[str, Any], *, source: str) -> Seed:
         orgs.append(_org(_Reader(table, f"orgs[{i}]", source, _ORG_KEYS), source))
     _unique([o.name for o in orgs], top, "orgs")
     if not any(o.is_system for o in orgs):
-        orgs.insert(0, Org(derived_id("org", SYSTEM_ORG), SYSTEM_ORG, "System organization"))
+        orgs.insert(0, Org(SYSTEM_ORG_ID, SYSTEM_ORG, "System organization"))
     ids = [o.id for o in orgs] + [u.id for o in orgs for u in o.users]
     ids += [v.id for o in orgs for v in o.vdcs]
     ids += [a.id for o in orgs for v in o.vdcs for a in v.vapps]
@@ -264,7 +266,8 @@ _ORG_KEYS = ("name", "full_name", "id", "users", "vdcs")
 
 def _org(r: _Reader, source: str) -> Org:
     name = r.name()
-    org_id = r.uuid(derived_id("org", name))
+    system = name.lower() == SYSTEM_ORG.lower()
+    org_id = r.uuid(SYSTEM_ORG_ID if system else derived_id("org", name))
     users = []
     for i, table in enumerate(r.tables("users")):
         u = _Reader(
