@@ -92,7 +92,7 @@ def load_plugins(
                 key = "plugins.enabled" if enabled and name in enabled else "plugins.required"
                 have = ", ".join(sorted(known)) or "none"
                 raise ConfigError(
-                    key, settings.source, f"unknown plugin {name!r} (installed: {have})"
+                    key, settings.source_of(key), f"unknown plugin {name!r} (installed: {have})"
                 )
         taken = set(loaded.names) | {f.name for f in loaded.failures}
         wanted = enabled if enabled is not None else sorted(available)
