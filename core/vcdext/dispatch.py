@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from lxml import etree
 
@@ -29,20 +28,16 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .operations import Operation
-from .protocol import Request, Response, decode_request, encode_reply, request_id_of
+from .protocol import Reply, Request, Response, decode_request, encode_reply, request_id_of
 from .registry import Registry, Service
 from .routing import PathTemplate
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A reply ready to encode: status, headers (Content-Type included) and body."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+#: A reply ready to encode: status, headers (Content-Type included) and body; it is the wire
+#: reply type, :class:`vcdext.vcloud.message.Reply`.
+Outcome = Reply
 
 
 class _Router:
