@@ -138,8 +138,9 @@ class Request:
 class Reply:
     """The reply message: what vCD hands back to its client.
 
-    The dispatcher builds one per request (``id`` is then filled in by :func:`encode_reply`);
-    :func:`decode_reply` reads one back, with case-insensitive :class:`Headers`.
+    The dispatcher builds one per request, without ``id`` (:func:`encode_reply` is given the
+    request's); :func:`decode_reply` reads one back, with its ``id`` and case-insensitive
+    :class:`Headers`.
     """
 
     status: int
