@@ -2,6 +2,7 @@
 (protocol notes §2 and §11)."""
 
 import base64
+import contextlib
 import json
 
 import pytest
@@ -256,3 +257,34 @@ def test_protocol_module_keeps_its_names():
         assert getattr(protocol, name) is getattr(message, name)
     for name in ("encode_request", "encode_reply", "decode_reply", "request_id_of"):
         assert getattr(protocol, name) is getattr(message, name)
+
+
+ODD_VALUES = [None, True, 0, -1, 2.5, "", "x", "\u0000", [], ["x"], {}, {"a": [1]}]
+ODD_VALUES.append(json.loads("[" * 200 + "]" * 200))
+
+
+@pytest.mark.parametrize(
+    ("element", "field"),
+    [(0, name) for name in json.loads(E2)[0]] + [(1, name) for name in ("user", "org", "rights")],
+)
+def test_a_field_of_any_json_type_is_read_or_refused_never_raised(element, field):
+    runtime = make_runtime()
+    for value in ODD_VALUES:
+        doc = json.loads(E2)
+        doc[element][field] = value
+        data = json.dumps(doc).encode()
+        with contextlib.suppress(ProtocolError):  # refused is fine; anything else is not
+            decode_request(data)
+        reply = decode_reply(runtime.handle_message(data))
+        assert reply.status in (400, 404), (field, value)
+        if field != "id":
+            assert request_id_of(data) == "r-1"
+        else:
+            assert request_id_of(data) == (value if isinstance(value, str) else "")
+
+
+def test_every_truncation_of_a_message_is_refused_never_raised():
+    for end in range(len(E2)):
+        with pytest.raises(ProtocolError):
+            decode_request(E2[:end])
+        assert request_id_of(E2[:end]) == ""
