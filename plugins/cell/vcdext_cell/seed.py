@@ -27,8 +27,11 @@ Seed file format (every key optional unless marked *required*)::
     name = "acme-vdc"
     [[orgs.vdcs.vapps]]
     name = "acme-web"
+    owner = "alice"                # a user of this org; default: no owner
+    [[orgs.vdcs.vapps.vms]]
+    name = "web-1"                 # required, unique in its vApp
 
-Users, VDCs and vApps accept ``id`` (a UUID) too; without it the id is derived from the names
+Users, VDCs, vApps and VMs accept ``id`` (a UUID) too; without it the id is derived from the names
 (UUID version 5), so URLs stay the same when the cell restarts. The ``System`` org always exists
 (it is added when the file does not list it). A user of ``System`` is a system administrator.
 """
@@ -57,12 +60,23 @@ _NAMESPACE = uuid.UUID("6f1f3c8e-2b7a-4c55-9a51-1d0c3a8a7e10")
 
 
 @dataclass(frozen=True)
+class Vm:
+    """A virtual machine of a vApp (only its identity: it runs nothing)."""
+
+    id: str
+    name: str
+    vapp_id: str
+
+
+@dataclass(frozen=True)
 class VApp:
-    """A vApp of the inventory (only its identity; there are no VMs)."""
+    """A vApp of the inventory: its identity, its owner (a user id, or ``""``), its VMs."""
 
     id: str
     name: str
     vdc_id: str
+    owner_id: str = ""
+    vms: tuple[Vm, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +145,8 @@ class Seed:
 
 
 #: The built-in seed: a system administrator and one org with a user holding the hello
-#: plugin's right and one without it. Passwords are printed by ``vcdext cell``.
+#: plugin's right and one without it, and a vApp of each with VMs in it. Passwords are
+#: printed by ``vcdext cell``.
 DEMO_SEED_TOML = """
 rights_format = "urn"
 
@@ -161,6 +176,16 @@ rights = []
 name = "acme-vdc"
 [[orgs.vdcs.vapps]]
 name = "acme-web"
+owner = "alice"
+[[orgs.vdcs.vapps.vms]]
+name = "web-1"
+[[orgs.vdcs.vapps.vms]]
+name = "web-2"
+[[orgs.vdcs.vapps]]
+name = "acme-db"
+owner = "bob"
+[[orgs.vdcs.vapps.vms]]
+name = "db-1"
 """
 
 
@@ -254,6 +279,7 @@ def parse_seed(data: Mapping[str, Any], *, source: str) -> Seed:
     ids = [o.id for o in orgs] + [u.id for o in orgs for u in o.users]
     ids += [v.id for o in orgs for v in o.vdcs]
     ids += [a.id for o in orgs for v in o.vdcs for a in v.vapps]
+    ids += [m.id for o in orgs for v in o.vdcs for a in v.vapps for m in a.vms]
     if len(set(ids)) != len(ids):
         raise top.error("orgs", "two objects have the same id")
     return Seed(tuple(orgs), rights_format, source)
@@ -295,12 +321,41 @@ def _org(r: _Reader, source: str) -> Org:
         vdc_id = v.uuid(derived_id("vdc", name, vdc_name))
         vapps = []
         for j, vapp_table in enumerate(v.tables("vapps")):
-            a = _Reader(vapp_table, f"{v.where}.vapps[{j}]", source, ("name", "id"))
+            a = _Reader(vapp_table, f"{v.where}.vapps[{j}]", source, ("name", "id", "owner", "vms"))
             vapp_name = a.name()
+            vapp_id = a.uuid(derived_id("vapp", name, vdc_name, vapp_name))
             vapps.append(
-                VApp(a.uuid(derived_id("vapp", name, vdc_name, vapp_name)), vapp_name, vdc_id)
+                VApp(
+                    vapp_id,
+                    vapp_name,
+                    vdc_id,
+                    _owner(a, users),
+                    _vms(a, source, vapp_id, (name, vdc_name, vapp_name)),
+                )
             )
         _unique([a.name for a in vapps], v, "vapps")
         vdcs.append(Vdc(vdc_id, vdc_name, org_id, tuple(vapps)))
     _unique([v.name for v in vdcs], r, "vdcs")
     return Org(org_id, name, r.text("full_name", name), tuple(users), tuple(vdcs))
+
+
+def _owner(a: _Reader, users: list[User]) -> str:
+    """The id of the vApp's ``owner``: a user of the same org, named; ``""`` when not given."""
+    name = a.text("owner", "")
+    if not name:
+        return ""
+    user = next((u for u in users if u.name.lower() == name.lower()), None)
+    if user is None:
+        raise a.error("owner", f"{name!r} is not a user of this organization")
+    return user.id
+
+
+def _vms(a: _Reader, source: str, vapp_id: str, names: tuple[str, str, str]) -> tuple[Vm, ...]:
+    """The ``[[...vms]]`` of one vApp."""
+    vms = []
+    for k, table in enumerate(a.tables("vms")):
+        m = _Reader(table, f"{a.where}.vms[{k}]", source, ("name", "id"))
+        vm_name = m.name()
+        vms.append(Vm(m.uuid(derived_id("vm", *names, vm_name)), vm_name, vapp_id))
+    _unique([m.name for m in vms], a, "vms")
+    return tuple(vms)
