@@ -247,8 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
         lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
         if not lengths:
             return b""
-        (text,) = lengths if len(lengths) == 1 else ("",)
-        if not _DIGITS.fullmatch(text.encode()):
+        text = lengths.pop()
+        if lengths or not _DIGITS.fullmatch(text.encode()):  # two values, or not digits
             raise BadRequest("Malformed Content-Length")
         length = int(text)
         if length > limit:
