@@ -17,8 +17,9 @@ SERVICE_TYPE = "application/vnd.vmware.admin.service+xml"
 
 
 class Client:
-    """``requests`` against the cell. Every XML body it receives is checked against the vCD
-    schemas (``assert_valid_vcd_xml``), so no test can forget to."""
+    """``requests`` against the cell. Every XML body it receives is checked
+    (``assert_valid_vcd_xml``: well-formed, vCloud namespaces, and the vCD schemas where they
+    are found), so no test can forget to."""
 
     def __init__(self, base: str, validate: Callable[[bytes], None], accept: str = ACCEPT) -> None:
         self.base = base

@@ -10,9 +10,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
-from vcdext_cell.command import add_commands
+from vcdext.registry import Registrar, build_registry
+from vcdext_cell import Cell
+from vcdext_cell.command import add_commands, banner, start_cell
 
 
 def test_add_commands_adds_cell_with_a_handler() -> None:
@@ -49,10 +52,11 @@ def test_vcdext_cell_serves_until_sigterm() -> None:
             if line.startswith("Press Ctrl-C"):
                 break
         banner = "".join(lines)
-        url = re.search(r"local cell at (http://\S+)", banner).group(1)
+        url = re.search(r"vcdext cell: local vCD cell at (http://\S+)", banner).group(1)
         assert "administrator@System" in banner
         assert "password: vmware" in banner
         assert "memory:// reaches no runtime outside this process" in banner
+        assert "services:" not in banner and "TOKEN=" not in banner
         r = requests.get(f"{url}/api/versions", timeout=10)
         assert r.status_code == 200
         proc.send_signal(signal.SIGTERM)
@@ -84,3 +88,63 @@ def test_vcdext_cell_reports_an_unreachable_broker() -> None:
     assert result.returncode == 1
     assert "cannot connect the cell" in result.stderr
     assert ":pw@" not in result.stderr
+
+
+def _hello_services():
+    def register(r: Registrar) -> None:
+        r.service(name="hello", namespace="io.vcdext.hello", vendor="vcdext")
+        r.add_operation("GET", "/api/hello", lambda request: "<Greeting/>")
+
+    return build_registry([("hello", register)], lambda name: {}).services
+
+
+def test_one_banner_for_both_commands(cell: Cell) -> None:
+    alone, dev = banner(cell), banner(cell, _hello_services())
+    for text in (alone, dev):
+        assert f"local vCD cell at {cell.url}  (vCloud API: {cell.url}/api)" in text
+        assert "broker memory://, reply exchange 'vcdext.cell.replies'" in text
+        assert "users (demo seed):" in text
+        assert "  administrator@System  password: vmware  (system administrator)" in text
+        assert "  bob@acme              password: vmware  (no extension rights)" in text
+        assert text.endswith("Press Ctrl-C to stop.")
+    assert "vcdext cell:" in alone and "vcdext dev:" in dev
+    assert "memory:// reaches no runtime" in alone and "reaches no runtime" not in dev
+    assert "services: hello (/api/hello)" in dev and "services:" not in alone
+    assert "TOKEN=" in dev and "-u alice@acme:vmware" in dev and "TOKEN=" not in alone
+
+
+def test_seed_file_users_are_listed_without_passwords(tmp_path) -> None:
+    seed = tmp_path / "seed.toml"
+    seed.write_text('[[orgs]]\nname = "o"\n[[orgs.users]]\nname = "u"\npassword = "s3cret"\n')
+    with Cell(amqp_url="memory://", port=0, seed=seed) as cell:
+        text = banner(cell, _hello_services())
+    assert f"users (seed {seed}):" in text and "u@o" in text
+    assert "s3cret" not in text and "TOKEN=" not in text
+
+
+def test_start_errors_are_one_line_and_hint_a_free_port_only_when_it_helps(capsys) -> None:
+    assert not start_cell(Cell(amqp_url="memory://", host="0.0.0.0", port=0))
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("vcdext: error: the cell would listen on 0.0.0.0")
+    assert "--allow-remote" in line and "--port 0" not in line
+    with Cell(amqp_url="memory://", port=0) as first:
+        port = int(first.url.rsplit(":", 1)[1])
+        assert not start_cell(Cell(amqp_url="memory://", port=port))
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "cannot listen" in line and line.endswith("(try --port 0 for any free port)")
+
+
+@pytest.mark.parametrize("command", ["cell", "dev"])
+def test_a_non_loopback_host_is_refused_without_a_port_hint(command: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCDEXT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "vcdext", command, "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={**env, "VCDEXT_PLUGINS_ENABLED": "hello"},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("vcdext: error:")]
+    assert "--allow-remote" in line and "--port 0" not in line, result.stderr
+    assert "Traceback" not in result.stderr

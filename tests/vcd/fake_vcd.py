@@ -2,8 +2,9 @@
 
 Every answer is one of the recorded documents in ``recorded/`` (real vCD shapes, each valid
 against VMware's schemas), with its ids, hrefs and fields changed to match the fake's state.
-Every request is recorded (:attr:`FakeVcd.calls`); XML bodies are validated against the
-schemas and anything wrong (invalid body, Accept without ``version=``, no token) is collected
+Every request is recorded (:attr:`FakeVcd.calls`); XML bodies are checked (well-formed, vCloud
+namespaces, and valid against the schemas where they are found: tests/support/schemas.py) and
+anything wrong (invalid body, Accept without ``version=``, no token) is collected
 in :attr:`FakeVcd.problems` and refused, so a test fails loudly instead of passing by luck.
 """
 

@@ -1,16 +1,20 @@
-"""``vcdext cell``: run the local cell alone until SIGTERM or Ctrl-C.
+"""``vcdext cell``: run the local cell alone until SIGTERM or Ctrl-C; and what both cell
+commands share: the options, starting the cell (one error line), the banner.
 
 A runtime in another process reaches the cell's requests only through a real broker, so the
 broker defaults to ``amqp.url``; ``memory://`` is accepted but reaches nothing outside this
-process (``vcdext dev`` runs the cell and the runtime together instead).
+process (``vcdext dev`` runs the cell and the runtime together instead, and stops on the
+runtime's own signal handling).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +24,12 @@ from vcdext.settings import Settings, mask_secret
 from .seed import RIGHTS_FORMATS
 
 if TYPE_CHECKING:
+    from vcdext.registry import Service
+
     from .local import Cell
+
+#: The API version the printed curl line asks for.
+_CURL_VERSION = "36.0"
 
 
 def add_commands(
@@ -91,45 +100,97 @@ def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -
 
 def run_cell(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, print where it is and who can log in, serve until a signal."""
-    from .local import CellError
-
     cell = cell_from_args(args, settings, rights_format=args.rights_format)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        cell.start()
-    except CellError as exc:
-        print(f"vcdext: error: {exc}", file=sys.stderr)
+    if not start_cell(cell):
         return 1
     try:
-        _banner(cell)
-        stop.wait()
+        print(banner(cell), flush=True)
+        _wait_for_signal()
     finally:
         cell.stop()
     print("local cell stopped", flush=True)
     return 0
 
 
-def _banner(cell: Cell) -> None:
+def start_cell(cell: Cell) -> bool:
+    """Start ``cell``; on failure print one ``vcdext: error:`` line and return ``False``."""
+    from .local import CellError
+
+    try:
+        cell.start()
+    except CellError as exc:
+        hint = " (try --port 0 for any free port)" if exc.port_in_use else ""
+        print(f"vcdext: error: {exc}{hint}", file=sys.stderr)
+        return False
+    return True
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT, then put the previous handlers back."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stop.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def banner(cell: Cell, services: Mapping[str, Service] | None = None) -> str:
+    """What ``vcdext cell`` (``services`` is ``None``) and ``vcdext dev`` (the services the
+    runtime registered) print once everything is up: where the cell is, the broker, the
+    users, and for ``dev`` the services and a curl line to try."""
+    demo = cell.seed.source == "demo"
+    users = cell.demo_credentials
+    command = "cell" if services is None else "dev"
     lines = [
-        f"vcdext local cell at {cell.url} (vCloud API: {cell.api_url})",
+        "",
+        f"vcdext {command}: local vCD cell at {cell.url}  (vCloud API: {cell.api_url})",
         f"broker {mask_secret(cell.amqp_url)}, reply exchange {cell.reply_exchange!r}, "
         f"timeout {cell.timeout:g} s, rights sent as {cell.rights_format}s",
     ]
-    if cell.amqp_url.startswith("memory://"):
+    if services is None and cell.amqp_url.startswith("memory://"):
         lines.append("note: memory:// reaches no runtime outside this process; use a real broker")
-    demo = cell.seed.source == "demo"
-    lines.append("log in with (demo seed):" if demo else f"users (seed {cell.seed.source}):")
-    width = max((len(c.login) for c in cell.demo_credentials), default=0)
-    for c in cell.demo_credentials:
+    if services is not None:
+        listed = ", ".join(f"{s.name} ({', '.join(s.api_filters)})" for s in services.values())
+        lines.append(f"services: {listed or 'none'}")
+    lines.append("users (demo seed):" if demo else f"users (seed {cell.seed.source}):")
+    width = max((len(c.login) for c in users), default=0)
+    for c in users:
         password = f"  password: {c.password}" if demo else ""
-        role = "  (system administrator)" if c.sysadmin else ""
-        rights = f"  rights: {', '.join(c.rights)}" if c.rights and not c.sysadmin else ""
-        lines.append(f"  {c.login:<{width}}{password}{role}{rights}")
+        note = (
+            "  (system administrator)"
+            if c.sysadmin
+            else (f"  rights: {', '.join(c.rights)}" if c.rights else "  (no extension rights)")
+        )
+        lines.append(f"  {c.login:<{width}}{password}{note}")
+    tenant = next((c for c in users if not c.sysadmin), users[0] if users else None)
+    if (
+        services is not None
+        and tenant is not None
+        and demo
+        and any(op.path.template == "/api/hello" for s in services.values() for op in s.operations)
+    ):
+        lines += [
+            "try it (log in, then call the hello plugin through the cell):",
+            "  " + curl_line(cell.url, tenant.login, tenant.password, "/api/hello"),
+        ]
     lines.append("Press Ctrl-C to stop.")
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
+
+
+def curl_line(base_url: str, login: str, password: str, path: str) -> str:
+    """A shell line that logs in to the cell and calls ``path`` with the session token."""
+    accept = shlex.quote(f"Accept: application/*+xml;version={_CURL_VERSION}")
+    auth = shlex.quote(f"{login}:{password}")
+    return (
+        f"TOKEN=$(curl -s -o /dev/null -D - -u {auth} -X POST -H {accept} "
+        f"{shlex.quote(base_url + '/api/sessions')} | tr -d '\\r' "
+        f"| sed -n 's/^x-vcloud-authorization: //Ip') && "
+        f'curl -s -H "x-vcloud-authorization: $TOKEN" -H {accept} '
+        f"{shlex.quote(base_url + path)}; echo"
+    )

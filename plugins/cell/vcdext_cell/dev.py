@@ -8,23 +8,13 @@ transport unless ``--amqp-url`` names a real broker).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vcdext.runtime import create_runtime
-from vcdext.settings import Settings, mask_secret
+from vcdext.settings import Settings
 
-from .command import add_cell_options, cell_from_args
-
-if TYPE_CHECKING:
-    from vcdext.registry import Service
-
-    from . import Cell
-
-#: The API version the printed curl line asks for.
-_CURL_VERSION = "36.0"
+from .command import add_cell_options, banner, cell_from_args, start_cell
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -53,8 +43,6 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, then serve the runtime against it until a signal."""
     from vcdext.serving import serve
 
-    from . import CellError
-
     cell = cell_from_args(args, settings)
     admin = next((c for c in cell.demo_credentials if c.sysadmin), None)
     if admin is None:
@@ -63,10 +51,7 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        cell.start()
-    except CellError as exc:
-        print(f"vcdext: error: {exc} (try --port 0 for any free port)", file=sys.stderr)
+    if not start_cell(cell):
         return 1
     try:
         # The runtime's own settings point its vCD client at the cell.
@@ -88,52 +73,3 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         cell.stop()
-
-
-def banner(cell: Cell, services: Mapping[str, Service]) -> str:
-    """What `vcdext dev` prints once everything is up."""
-    demo = cell.seed.source == "demo"
-    users = [c for c in cell.demo_credentials]
-    lines = [
-        "",
-        f"vcdext dev: local vCD cell at {cell.url}  (broker {mask_secret(cell.amqp_url)})",
-        "services: "
-        + (
-            ", ".join(f"{s.name} ({', '.join(s.api_filters)})" for s in services.values()) or "none"
-        ),
-        "users" + (" (demo seed):" if demo else ":"),
-    ]
-    width = max((len(c.login) for c in users), default=0)
-    for c in users:
-        password = f"  password: {c.password}" if demo else ""
-        note = (
-            "  (system administrator)"
-            if c.sysadmin
-            else (f"  rights: {', '.join(c.rights)}" if c.rights else "  (no extension rights)")
-        )
-        lines.append(f"  {c.login:<{width}}{password}{note}")
-    tenant = next((c for c in users if not c.sysadmin), users[0] if users else None)
-    if (
-        tenant is not None
-        and demo
-        and any(op.path.template == "/api/hello" for s in services.values() for op in s.operations)
-    ):
-        lines += [
-            "try it (log in, then call the hello plugin through the cell):",
-            "  " + curl_line(cell.url, tenant.login, tenant.password, "/api/hello"),
-        ]
-    lines.append("Press Ctrl-C to stop.")
-    return "\n".join(lines)
-
-
-def curl_line(base_url: str, login: str, password: str, path: str) -> str:
-    """A shell line that logs in to the cell and calls ``path`` with the session token."""
-    accept = shlex.quote(f"Accept: application/*+xml;version={_CURL_VERSION}")
-    auth = shlex.quote(f"{login}:{password}")
-    return (
-        f"TOKEN=$(curl -s -o /dev/null -D - -u {auth} -X POST -H {accept} "
-        f"{shlex.quote(base_url + '/api/sessions')} | tr -d '\\r' "
-        f"| sed -n 's/^x-vcloud-authorization: //Ip') && "
-        f'curl -s -H "x-vcloud-authorization: $TOKEN" -H {accept} '
-        f"{shlex.quote(base_url + path)}; echo"
-    )

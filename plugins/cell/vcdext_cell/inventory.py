@@ -1,4 +1,4 @@
-"""XML rendering of the inventory (orgs, VDCs, vApps) and of tasks.
+"""XML rendering of the inventory (orgs, VDCs, vApps, VMs) and of tasks.
 
 Each representation carries the service links registered for its media type; the caller
 passes them in (see :meth:`vcdext.cell.state.State.service_links_for`).
@@ -18,7 +18,7 @@ from vcdext.xml import child as sub
 from vcdext.xml import document as root
 
 from .model import Ref, ServiceLink, Task
-from .seed import Org, User, VApp, Vdc
+from .seed import Org, User, VApp, Vdc, Vm
 from .views import Urls, add_service_links, link
 
 
@@ -111,8 +111,10 @@ def vdc(urls: Urls, v: Vdc, links: Iterable[ServiceLink]) -> etree._Element:
     return el
 
 
-def vapp(urls: Urls, a: VApp, links: Iterable[ServiceLink]) -> etree._Element:
-    """A minimal vcloud ``VApp`` (no VMs)."""
+def vapp(
+    urls: Urls, a: VApp, links: Iterable[ServiceLink], *, owner: User | None = None
+) -> etree._Element:
+    """A minimal vcloud ``VApp``: its owner and its VMs as ``Children`` (each a ``Vm``)."""
     el = root(
         VCLOUD_NS,
         "VApp",
@@ -125,6 +127,37 @@ def vapp(urls: Urls, a: VApp, links: Iterable[ServiceLink]) -> etree._Element:
     )
     link(el, "up", urls.vdc(a.vdc_id), media.VDC)
     add_service_links(el, urls, links, a.id)
+    if owner is not None:
+        _ref(
+            sub(el, "Owner"),
+            "User",
+            Ref(urls.user(owner.id), media.USER, owner.name, f"urn:vcloud:user:{owner.id}"),
+        )
+    sub(el, "InMaintenanceMode", "false")
+    if a.vms:
+        children = sub(el, "Children")
+        for m in a.vms:
+            children.append(vm(urls, m, (), inline=True))
+    return el
+
+
+def vm(urls: Urls, m: Vm, links: Iterable[ServiceLink], *, inline: bool = False) -> etree._Element:
+    """A minimal vcloud ``Vm``, powered off, with its service links (none when inline)."""
+    el = root(
+        VCLOUD_NS,
+        "Vm",
+        declare=not inline,
+        href=urls.vm(m.id),
+        type=media.VM,
+        id=f"urn:vcloud:vm:{m.id}",
+        name=m.name,
+        status="8",
+        deployed="false",
+        needsCustomization="false",
+    )
+    link(el, "up", urls.vapp(m.vapp_id), media.VAPP)
+    add_service_links(el, urls, links, m.id)
+    sub(el, "VAppScopedLocalId", m.name)
     return el
 
 

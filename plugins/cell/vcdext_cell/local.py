@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class CellError(VcdExtError):
-    """The cell could not start (port in use, broker unreachable, bad seed)."""
+    """The cell could not start (port in use, broker unreachable, bad seed).
+
+    ``port_in_use`` is true when another process holds the address (a free port would do).
+    """
+
+    def __init__(self, message: str, *, port_in_use: bool = False) -> None:
+        super().__init__(message)
+        self.port_in_use = port_in_use
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,10 @@ class Cell:
             self._server = CellHTTPServer((self.host, self.port), app)
         except OSError as exc:
             self._forwarder.stop()
-            raise CellError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+            raise CellError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}",
+                port_in_use=exc.errno == errno.EADDRINUSE,
+            ) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},

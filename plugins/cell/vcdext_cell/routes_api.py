@@ -74,6 +74,7 @@ class ApiRoutes:
         add("POST", rf"/api/admin/org/{_ID}/events", self.post_event)
         add("GET", rf"/api/vdc/{_ID}", self.get_vdc)
         add("GET", r"/api/vApp/vapp-(?P<id>[^/]+)", self.get_vapp)
+        add("GET", r"/api/vApp/vm-(?P<id>[^/]+)", self.get_vm)
         add("GET", rf"/api/tasksList/{_ID}", self.list_tasks)
         add("POST", rf"/api/tasksList/{_ID}", self.create_task)
         add("GET", rf"/api/task/{_ID}", self.get_task)
@@ -215,7 +216,15 @@ class ApiRoutes:
         vapp = self.state.vapp(id)
         self._require_org(call, self.state.vdc(vapp.vdc_id).org_id)
         links = self.state.service_links_for(media.VAPP, vapp.id)
-        return xml_answer(inventory.vapp(call.urls, vapp, links), media.VAPP)
+        owner = self.state.user_by_id(vapp.owner_id) if vapp.owner_id else None
+        return xml_answer(inventory.vapp(call.urls, vapp, links, owner=owner), media.VAPP)
+
+    def get_vm(self, call: Call, id: str) -> Answer:
+        """``GET /api/vApp/vm-{id}``: the ``Vm`` with its service links."""
+        vm = self.state.vm(id)
+        self._require_org(call, self.state.vdc(self.state.vapp(vm.vapp_id).vdc_id).org_id)
+        links = self.state.service_links_for(media.VM, vm.id)
+        return xml_answer(inventory.vm(call.urls, vm, links), media.VM)
 
     # -- tasks and events -----------------------------------------------------------------
 

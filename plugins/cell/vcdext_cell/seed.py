@@ -27,8 +27,11 @@ Seed file format (every key optional unless marked *required*)::
     name = "acme-vdc"
     [[orgs.vdcs.vapps]]
     name = "acme-web"
+    owner = "alice"                # a user of this org; default: no owner
+    [[orgs.vdcs.vapps.vms]]
+    name = "web-1"                 # required, unique in its vApp
 
-Users, VDCs and vApps accept ``id`` (a UUID) too; without it the id is derived from the names
+Users, VDCs, vApps and VMs accept ``id`` (a UUID) too; without it the id is derived from the names
 (UUID version 5), so URLs stay the same when the cell restarts. The ``System`` org always exists
 (it is added when the file does not list it) and has vCD's fixed id
 (``a93c9db9-7471-3192-8d09-a8f7eeda85f9``). A user of ``System`` is a system administrator.
@@ -59,12 +62,23 @@ _NAMESPACE = uuid.UUID("6f1f3c8e-2b7a-4c55-9a51-1d0c3a8a7e10")
 
 
 @dataclass(frozen=True)
+class Vm:
+    """A virtual machine of a vApp (only its identity: it runs nothing)."""
+
+    id: str
+    name: str
+    vapp_id: str
+
+
+@dataclass(frozen=True)
 class VApp:
-    """A vApp of the inventory (only its identity; there are no VMs)."""
+    """A vApp of the inventory: its identity, its owner (a user id, or ``""``), its VMs."""
 
     id: str
     name: str
     vdc_id: str
+    owner_id: str = ""
+    vms: tuple[Vm, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,8 @@ class Seed:
 
 
 #: The built-in seed: a system administrator and one org with a user holding the hello
-#: plugin's right and one without it. Passwords are printed by ``vcdext cell``.
+#: plugin's right and one without it, and a vApp of each with VMs in it. Passwords are
+#: printed by ``vcdext cell``.
 DEMO_SEED_TOML = """
 rights_format = "urn"
 
@@ -163,6 +178,16 @@ rights = []
 name = "acme-vdc"
 [[orgs.vdcs.vapps]]
 name = "acme-web"
+owner = "alice"
+[[orgs.vdcs.vapps.vms]]
+name = "web-1"
+[[orgs.vdcs.vapps.vms]]
+name = "web-2"
+[[orgs.vdcs.vapps]]
+name = "acme-db"
+owner = "bob"
+[[orgs.vdcs.vapps.vms]]
+name = "db-1"
 """
 
 
@@ -210,9 +235,17 @@ _ID = "A UUID; default: derived from the names, stable across restarts."
 
 
 @dataclass(frozen=True, kw_only=True)
+class _VmTable:
+    name: str = setting(REQUIRED, "The VM's name, unique in its vApp.", check=_name)
+    id: str | None = setting(None, _ID, check=_uuid)
+
+
+@dataclass(frozen=True, kw_only=True)
 class _VAppTable:
     name: str = setting(REQUIRED, "The vApp's name.", check=_name)
     id: str | None = setting(None, _ID, check=_uuid)
+    owner: str = setting("", "A user of this org who owns the vApp (default: no owner).")
+    vms: tuple[_VmTable, ...] = setting((), "The vApp's VMs ([[orgs.vdcs.vapps.vms]]).")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,6 +299,7 @@ def parse_seed(data: Mapping[str, Any], *, source: str) -> Seed:
     ids = [o.id for o in orgs] + [u.id for o in orgs for u in o.users]
     ids += [v.id for o in orgs for v in o.vdcs]
     ids += [a.id for o in orgs for v in o.vdcs for a in v.vapps]
+    ids += [m.id for o in orgs for v in o.vdcs for a in v.vapps for m in a.vms]
     if len(set(ids)) != len(ids):
         raise ConfigError("orgs", source, "two objects have the same id")
     return Seed(tuple(orgs), file.rights_format, source)
@@ -290,11 +324,29 @@ def _org(table: _OrgTable, where: str, source: str) -> Org:
     vdcs = []
     for i, v in enumerate(table.vdcs):
         vdc_id = v.id or derived_id("vdc", name, v.name)
-        vapps = tuple(
-            VApp(a.id or derived_id("vapp", name, v.name, a.name), a.name, vdc_id) for a in v.vapps
-        )
+        vapps = []
+        for j, a in enumerate(v.vapps):
+            vapp_where = f"{where}.vdcs[{i}].vapps[{j}]"
+            vapp_id = a.id or derived_id("vapp", name, v.name, a.name)
+            vms = tuple(
+                Vm(m.id or derived_id("vm", name, v.name, a.name, m.name), m.name, vapp_id)
+                for m in a.vms
+            )
+            _unique([m.name for m in vms], f"{vapp_where}.vms", source)
+            owner = _owner(a.owner, users, f"{vapp_where}.owner", source)
+            vapps.append(VApp(vapp_id, a.name, vdc_id, owner, vms))
         _unique([a.name for a in vapps], f"{where}.vdcs[{i}].vapps", source)
-        vdcs.append(Vdc(vdc_id, v.name, org_id, vapps))
+        vdcs.append(Vdc(vdc_id, v.name, org_id, tuple(vapps)))
     _unique([v.name for v in vdcs], f"{where}.vdcs", source)
     full_name = name if table.full_name is None else table.full_name
     return Org(org_id, name, full_name, users, tuple(vdcs))
+
+
+def _owner(name: str, users: tuple[User, ...], key: str, source: str) -> str:
+    """The id of the vApp's ``owner``: a user of the same org, named; ``""`` when not given."""
+    if not name:
+        return ""
+    user = next((u for u in users if u.name.lower() == name.lower()), None)
+    if user is None:
+        raise ConfigError(key, source, f"{name!r} is not a user of this organization")
+    return user.id

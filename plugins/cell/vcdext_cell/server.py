@@ -14,6 +14,12 @@ For a path under ``/api/``:
 
 ``/cloudapi/1.0.0/sessions[/provider]`` log in for API 33.0 and later; ``/transfer/...`` takes
 bundle uploads; ``/cell/...`` are unauthenticated JSON debug endpoints.
+
+The HTTP server is the standard library's (one thread per connection), hardened where it is
+lax: request bodies are read strictly (``Content-Length`` digits only, chunk sizes hex only,
+both within the body limit, a short body is a 400); the listen backlog is
+:data:`LISTEN_BACKLOG`; a connection silent for :data:`IDLE_TIMEOUT` seconds is closed; at most
+:data:`MAX_CONNECTIONS` are served at once and the next ones get a 503 at once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import ipaddress
 import logging
 import re
 import socket
+import sys
+import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,6 +42,7 @@ from vcdext.errors import (
     InternalServerError,
     MethodNotAllowed,
     NotFound,
+    ServiceUnavailable,
 )
 from vcdext.protocol import Headers
 
@@ -51,6 +60,19 @@ log = logging.getLogger(__name__)
 #: vCD's limit on API request bodies; bundle uploads may be larger.
 MAX_API_BODY = 512 * 1024
 MAX_UPLOAD_BODY = 60 * 1024 * 1024
+#: Connections the kernel queues while the server is busy accepting (socketserver's is 5).
+LISTEN_BACKLOG = 128
+#: Seconds a connection may stay silent (between requests, or within one) before it is closed.
+IDLE_TIMEOUT = 30.0
+#: Connections served at once (one thread each); beyond that a connection gets a 503 at once.
+MAX_CONNECTIONS = 1024
+#: Trailer lines read after the last chunk of a chunked body.
+_MAX_TRAILERS = 64
+
+_DIGITS = re.compile(rb"[0-9]+")
+# Hex digits only (no sign, no 0x, no _): int(x, 16) alone accepts all three. The 1 KB line
+# bounds its length; a size past the body limit is a 413 before any of the chunk is read.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 
 _VERSIONS = re.compile(r"/api/versions/?")
 _LOGIN = re.compile(r"/api/sessions/?")
@@ -181,6 +203,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
+    def setup(self) -> None:
+        """Every read and write on the connection times out after the server's idle timeout."""
+        super().setup()
+        self.connection.settimeout(self.server.idle_timeout)
+
     def _serve(self) -> None:
         request_id = str(uuid.uuid4())
         parts = urlsplit(self.path)
@@ -210,28 +237,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(self.server.app.handle(call), call)
 
     def _read_body(self, limit: int) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-                try:
-                    length = int(line, 16)
-                except ValueError:
-                    raise BadRequest("Malformed chunked request body") from None
-                if length == 0:
-                    while self.rfile.readline(1024).strip():
-                        pass  # trailers
-                    return b"".join(chunks)
-                size += length
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(self.rfile.read(length))
-                self.rfile.readline(1024)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise BadRequest("Malformed Content-Length") from None
+        """The request body, at most ``limit`` bytes (413 above; 400 when malformed)."""
+        codings = self.headers.get("Transfer-Encoding")
+        if codings is not None:
+            # RFC 9112 6.1: a request body with a transfer coding must end in chunked.
+            if codings.rsplit(",", 1)[-1].strip().lower() != "chunked":
+                raise BadRequest("Unsupported Transfer-Encoding; send chunked or Content-Length")
+            return self._read_chunked(limit)
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        if not lengths:
+            return b""
+        text = lengths.pop()
+        if lengths or not _DIGITS.fullmatch(text.encode()):  # two values, or not digits
+            raise BadRequest("Malformed Content-Length")
+        length = int(text)
         if length > limit:
             # Read what was sent (up to a point) so the client sees the answer, not a reset.
             remaining = min(length, 2 * MAX_UPLOAD_BODY)
@@ -241,7 +260,32 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 remaining -= len(got)
             raise _too_large(limit)
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) != length:
+            raise BadRequest("The request body is shorter than its Content-Length")
+        return body
+
+    def _read_chunked(self, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024)
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(size_text):
+                raise BadRequest("Malformed chunked request body")
+            length = int(size_text, 16)
+            if length == 0:
+                for _ in range(_MAX_TRAILERS):
+                    if not self.rfile.readline(1024).strip():
+                        return b"".join(chunks)
+                raise BadRequest("Too many trailer lines in a chunked request body")
+            size += length
+            if size > limit:
+                raise _too_large(limit)
+            chunk = self.rfile.read(length)
+            if len(chunk) != length or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadRequest("Malformed chunked request body")
+            chunks.append(chunk)
 
     def _write(self, answer: Answer, call: Call) -> None:
         content_type = answer.content_type
@@ -284,15 +328,29 @@ def _too_large(limit: int) -> HTTPError:
 
 
 class CellHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server that knows its :class:`App` and its own base URL."""
+    """A threading HTTP server that knows its :class:`App` and its own base URL.
+
+    :param idle_timeout: seconds a connection may stay silent before it is closed.
+    :param max_connections: connections served at once; the next ones are answered 503.
+    """
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: App,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.app = app
+        self.idle_timeout = idle_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
         self.host = str(self.server_address[0])
         self.port = int(self.server_address[1])
@@ -300,3 +358,44 @@ class CellHTTPServer(ThreadingHTTPServer):
         if self.host in ("0.0.0.0", "::"):  # noqa: S104 - only formatting a URL
             shown = "127.0.0.1"
         self.url = f"http://{shown}:{self.port}"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own, or refuse it when every slot is taken."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """The connection's thread; its slot is free again when it ends."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """A 503 ``Error`` written straight from the accepting thread, then close."""
+        error = ServiceUnavailable("The local cell is serving too many connections; retry later")
+        answer = error_answer(error)
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {answer.content_type}\r\n"
+            f"Content-Length: {len(answer.body)}\r\nX-VMWARE-VCLOUD-REQUEST-ID: {uuid.uuid4()}\r\n"
+            "Retry-After: 1\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            request.settimeout(1.0)
+            request.sendall(head.encode("ascii") + answer.body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is routine (debug log); anything else is a cell bug."""
+        if isinstance(sys.exc_info()[1], OSError):
+            log.debug("connection from %s ended: %s", client_address, sys.exc_info()[1])
+        else:
+            log.exception("unexpected error serving %s", client_address)

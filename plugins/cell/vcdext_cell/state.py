@@ -33,7 +33,7 @@ from .model import (
     now,
     uuid_of,
 )
-from .seed import ALL_RIGHTS, Org, Seed, User, VApp, Vdc, derived_id
+from .seed import ALL_RIGHTS, Org, Seed, User, VApp, Vdc, Vm, derived_id
 
 _T = TypeVar("_T")
 _JAVA_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?=[A-Za-z])")
@@ -118,6 +118,17 @@ class State:
                     if vapp.id == uuid_of(vapp_id):
                         return vapp
         raise NotFound(f"No vApp with id vapp-{vapp_id}")
+
+    def vm(self, vm_id: str) -> Vm:
+        """The VM with this id (UUID, ``vm-{uuid}`` or URN); 404 if none."""
+        wanted = uuid_of(vm_id).removeprefix("vm-")
+        for org in self.seed.orgs:
+            for vdc in org.vdcs:
+                for vapp in vdc.vapps:
+                    for vm in vapp.vms:
+                        if vm.id == wanted:
+                            return vm
+        raise NotFound(f"No VM with id vm-{vm_id}")
 
     def user_by_id(self, user_id: str) -> User | None:
         """The seed user with this id, if any."""

@@ -84,6 +84,10 @@ class Urls:
         """``/api/vApp/vapp-{id}``."""
         return f"{self.api}/vApp/vapp-{vapp_id}"
 
+    def vm(self, vm_id: str) -> str:
+        """``/api/vApp/vm-{id}``."""
+        return f"{self.api}/vApp/vm-{vm_id}"
+
     def task(self, task_id: str) -> str:
         """``/api/task/{id}``."""
         return f"{self.api}/task/{task_id}"
