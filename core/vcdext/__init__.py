@@ -19,6 +19,7 @@ Importing this package connects to nothing and loads no plugin.
 
 from __future__ import annotations
 
+from .app import Runtime, create_runtime
 from .context import PluginState, RequestContext, current
 from .errors import (
     BadRequest,
@@ -41,7 +42,6 @@ from .markers import hookimpl
 from .operations import HTTPMethod, Operation, operation
 from .protocol import Headers, Request, Response, SecurityContext
 from .registry import Registrar, Registry
-from .runtime import Runtime, create_runtime
 from .service import Service
 from .settings import Settings, load_settings
 

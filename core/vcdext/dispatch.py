@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import logging
 import threading
 import time
@@ -39,7 +38,15 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .operations import Operation
-from .protocol import Reply, Request, Response, decode_request, encode_reply, request_id_of
+from .protocol import (
+    JSON_TYPE,
+    Reply,
+    Request,
+    Response,
+    decode_request,
+    encode_reply,
+    request_id_of,
+)
 from .registry import RegisteredService, Registry
 from .routing import PathTemplate
 from .vcloud.accept import negotiate, preferred_family
@@ -227,7 +234,10 @@ class Dispatcher:
         headers = dict(response.headers)
         body = response.body_bytes
         if body or response.content_type:
-            default = context.content_type if context.content_type != "*/*" else ""
+            if response._json and not context.wants_json:
+                default = JSON_TYPE
+            else:
+                default = context.content_type if context.content_type != "*/*" else ""
             headers["Content-Type"] = response.content_type or default or "application/octet-stream"
         return Outcome(response.status, headers, body)
 
@@ -244,9 +254,9 @@ class Dispatcher:
         if isinstance(result, dict | list) or (
             dataclasses.is_dataclass(result) and not isinstance(result, type)
         ):
-            doc = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
-            ctype = context.content_type if context.wants_json else "application/json"
-            return Response(json.dumps(doc, default=str).encode("utf-8"), content_type=ctype)
+            return Response.json(
+                dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
+            )
         raise TypeError(f"handler of {op} returned {type(result).__name__}, not a Response")
 
     def _http_error(self, exc: HTTPError, request: Request) -> Outcome:

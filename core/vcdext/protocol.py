@@ -52,6 +52,8 @@ class Response:
     status: int = 200
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Set by :meth:`json`: without a ``content_type`` the negotiated JSON type applies.
+    _json: bool = field(default=False, repr=False)
 
     @classmethod
     def xml(
@@ -70,18 +72,11 @@ class Response:
         ``application/json``.
         """
         body = json.dumps(document, default=str).encode("utf-8")
-        return cls(body, status=status, content_type=content_type or _json_type())
+        return cls(body, status=status, content_type=content_type, _json=True)
 
     @property
     def body_bytes(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
-
-
-def _json_type() -> str:
-    from .context import _current  # the negotiated type of the request being handled
-
-    context = _current.get(None)
-    return context.content_type if context is not None and context.wants_json else JSON_TYPE
 
 
 JSON_TYPE = "application/json"

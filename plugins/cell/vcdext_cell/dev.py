@@ -11,7 +11,6 @@ import argparse
 import sys
 from typing import Any
 
-from vcdext.runtime import create_runtime
 from vcdext.settings import Settings
 
 from .command import add_cell_options, banner, cell_from_args, start_cell
@@ -41,7 +40,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_dev(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, then serve the runtime against it until a signal."""
-    from vcdext.serving import serve
+    from vcdext.app import run
 
     cell = cell_from_args(args, settings)
     admin = next((c for c in cell.demo_credentials if c.sysadmin), None)
@@ -64,12 +63,11 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
             ("password_file", ""),
         ):
             dev_settings = dev_settings.override(f"vcd.{key}", value, source="vcdext dev")
-        runtime = create_runtime(dev_settings)
-        return serve(
-            runtime,
+        return run(
+            dev_settings,
             amqp_url=args.amqp_url,
             register=True,
-            on_ready=lambda: print(banner(cell, runtime.registry.services), flush=True),
+            on_ready=lambda runtime: print(banner(cell, runtime.registry.services), flush=True),
         )
     finally:
         cell.stop()
