@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from . import media
 from . import xml as _xml
 from .context import RequestContext, _current, parse_accept_language
 from .errors import (
@@ -32,6 +31,8 @@ from .operations import Operation
 from .protocol import Request, Response, decode_request, encode_reply, request_id_of
 from .registry import Registry, Service
 from .routing import PathTemplate
+from .vcloud import media
+from .vcloud.versions import accept_versions
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def media_matches(pattern: str, media_type: str) -> bool:
 
 
 def _api_version(request: Request) -> str:
-    versions = media.accept_versions(request.headers.get("Accept", ""))
+    versions = accept_versions(request.headers.get("Accept", ""))
     return versions[0] if versions else ""
 
 

@@ -11,12 +11,7 @@ from typing import cast
 from lxml import etree
 
 from .errors import BadRequest
-
-#: The vCloud API namespace (``vcloud``).
-VCLOUD_NS = "http://www.vmware.com/vcloud/v1.5"
-#: The vCloud extension namespace (``vmext``).
-VMEXT_NS = "http://www.vmware.com/vcloud/extension/v1.5"
-
+from .vcloud.media import VCLOUD_NS
 
 _MAX_DEPTH = 100  # vCD's own limit on request documents
 

@@ -12,8 +12,8 @@ from lxml import etree
 from tests.vcd.conftest import SERVICE_CHILD_ORDER, make_service
 from tests.vcd.fake_vcd import RECORDED, recorded
 from vcdext.vcd import documents as d
-from vcdext.vcd import media
 from vcdext.vcd.model import compose_description, desired_service
+from vcdext.vcloud import media
 from vcdext.xml import parse
 
 SID = "8d2f4e6a-3b1c-4f7d-9a5e-0c1b2d3e4f50"

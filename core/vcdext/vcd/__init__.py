@@ -13,6 +13,7 @@ out), :mod:`.model` (desired and actual state), :mod:`.plan` (the pure diff), :m
 
 from __future__ import annotations
 
+from ..vcloud.versions import SUPPORTED_VERSIONS
 from .bundle import LocalizationBundle, make_bundle
 from .client import VcdClient
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
@@ -25,7 +26,6 @@ from .reconcile import (
     register_services,
     unregister_service,
 )
-from .versions import SUPPORTED_VERSIONS
 
 __all__ = [
     "SUPPORTED_VERSIONS",

@@ -13,7 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from . import media
+from ..vcloud import media
 from .client import VcdClient
 from .documents import (
     api_definition_element,

@@ -35,10 +35,11 @@ from lxml import etree
 from .. import xml as _xml
 from ..errors import BadRequest, ConfigError
 from ..settings import Settings, VcdSettings
-from . import media
+from ..vcloud import media
+from ..vcloud.versions import ServerVersion, read_supported_versions, uses_cloudapi_login
 from .documents import doc_links, error_fields, find_link, records
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
-from .versions import ServerVersion, negotiate, parse_supported_versions, uses_cloudapi_login
+from .versions import negotiate
 from .wire import Secret, normalize_base_url, phrase, read_password_file, reason_of
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class VcdClient:
             ) from None
         if root is None:
             raise VcdLoginError(self.base_url, self.user_label, "GET /api/versions was empty")
-        self._versions = parse_supported_versions(root)
+        self._versions = read_supported_versions(root)
         self.api_version = negotiate(
             [v.version for v in self._versions], wanted=self.wanted_version, url=self.base_url
         )

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 
 from lxml import etree
 
+from ..vcloud.media import VCLOUD_NS, VMEXT_NS
 from ..xml import boolean, child, document
-from .media import VCLOUD_NS, VMEXT_NS
 from .model import (
     ActualService,
     ApiDefinitionSpec,

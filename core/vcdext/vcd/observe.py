@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from . import media
+from ..vcloud import media
 from .client import VcdClient
 from .documents import (
     api_definition_from_record,

@@ -14,7 +14,8 @@ from datetime import datetime
 from lxml import etree
 
 from vcdext.errors import BadRequest
-from vcdext.xml import VCLOUD_NS, VMEXT_NS, parse
+from vcdext.vcloud.media import VCLOUD_NS, VMEXT_NS
+from vcdext.xml import parse
 
 from .model import (
     TASK_STATUSES,

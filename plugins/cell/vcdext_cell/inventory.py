@@ -10,9 +10,10 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from vcdext import media
 from vcdext import xml as _xml
-from vcdext.xml import VCLOUD_NS, boolean
+from vcdext.vcloud import media
+from vcdext.vcloud.media import VCLOUD_NS
+from vcdext.xml import boolean
 from vcdext.xml import child as sub
 from vcdext.xml import document as root
 

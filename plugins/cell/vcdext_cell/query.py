@@ -21,9 +21,10 @@ from urllib.parse import quote, unquote_plus
 
 from lxml import etree
 
-from vcdext import media
 from vcdext.errors import BadRequest, Forbidden
-from vcdext.xml import VCLOUD_NS, boolean
+from vcdext.vcloud import media
+from vcdext.vcloud.media import VCLOUD_NS
+from vcdext.xml import boolean
 from vcdext.xml import child as sub
 from vcdext.xml import document as root
 

@@ -17,14 +17,18 @@ import dataclasses
 import logging
 from typing import Any
 
-from vcdext import media
 from vcdext.errors import Forbidden, HTTPError, NotFound
-from vcdext.xml import VCLOUD_NS
+from vcdext.vcloud import media
+from vcdext.vcloud.media import VCLOUD_NS
+from vcdext.vcloud.versions import (
+    SUPPORTED_VERSIONS,
+    ServerVersion,
+    uses_cloudapi_login,
+    write_supported_versions,
+)
 
 from . import bodies, inventory, views
 from .http import (
-    CLOUDAPI_VERSION,
-    SUPPORTED_VERSIONS,
     Answer,
     Call,
     Router,
@@ -88,7 +92,8 @@ class ApiRoutes:
 
     def versions(self, call: Call) -> Answer:
         """``GET /api/versions``: ``SupportedVersions``, no session or version needed."""
-        doc = views.supported_versions(call.urls, SUPPORTED_VERSIONS)
+        login = f"{call.urls.api}/sessions"
+        doc = write_supported_versions(ServerVersion(v, login) for v in SUPPORTED_VERSIONS)
         return dataclasses.replace(xml_answer(doc, media.VERSIONS), versioned=False)
 
     def _credentials(self, call: Call) -> Session:
@@ -111,10 +116,10 @@ class ApiRoutes:
         return session
 
     def _token_headers(self, call: Call, session: Session) -> dict[str, str]:
-        headers = {"x-vcloud-authorization": session.token}
-        if float(call.version or 0) >= CLOUDAPI_VERSION:
-            headers["X-VMWARE-VCLOUD-ACCESS-TOKEN"] = session.bearer
-            headers["X-VMWARE-VCLOUD-TOKEN-TYPE"] = "Bearer"
+        headers = {media.H_XML_TOKEN: session.token}
+        if uses_cloudapi_login(call.version):
+            headers[media.H_ACCESS_TOKEN] = session.bearer
+            headers[media.H_TOKEN_TYPE] = "Bearer"
         return headers
 
     def login(self, call: Call) -> Answer:
@@ -156,9 +161,9 @@ class ApiRoutes:
         answer = json_answer(doc)
         answer.headers.update(
             {
-                "x-vcloud-authorization": session.token,
-                "X-VMWARE-VCLOUD-ACCESS-TOKEN": session.bearer,
-                "X-VMWARE-VCLOUD-TOKEN-TYPE": "Bearer",
+                media.H_XML_TOKEN: session.token,
+                media.H_ACCESS_TOKEN: session.bearer,
+                media.H_TOKEN_TYPE: "Bearer",
             }
         )
         return answer

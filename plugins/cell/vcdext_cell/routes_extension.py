@@ -20,9 +20,9 @@ import re
 
 from lxml import etree
 
-from vcdext import media
 from vcdext.errors import BadRequest, Forbidden, UnsupportedMediaType
-from vcdext.xml import VCLOUD_NS, VMEXT_NS
+from vcdext.vcloud import media
+from vcdext.vcloud.media import VCLOUD_NS, VMEXT_NS
 
 from . import bodies, bundles, views
 from .http import Answer, Call, Router, xml_answer

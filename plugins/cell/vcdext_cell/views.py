@@ -8,13 +8,13 @@ Inventory and task documents are in :mod:`.inventory`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
 from urllib.parse import urlencode
 
 from lxml import etree
 
-from vcdext import media
-from vcdext.xml import VCLOUD_NS, VMEXT_NS, boolean
+from vcdext.vcloud import media
+from vcdext.vcloud.media import VCLOUD_NS, VMEXT_NS
+from vcdext.xml import boolean
 from vcdext.xml import child as sub
 from vcdext.xml import document as root
 
@@ -111,19 +111,6 @@ def add_service_links(
 
 
 # -- versions and session ----------------------------------------------------------------
-
-
-def supported_versions(urls: Urls, versions: Iterable[str]) -> etree._Element:
-    """``SupportedVersions`` (versions namespace) with one ``VersionInfo`` per version."""
-    el = etree.Element(
-        f"{{{media.VERSIONS_NS}}}SupportedVersions",
-        nsmap=cast("dict[str, str]", {None: media.VERSIONS_NS}),
-    )
-    for version in versions:
-        info = etree.SubElement(el, f"{{{media.VERSIONS_NS}}}VersionInfo", deprecated="false")
-        etree.SubElement(info, f"{{{media.VERSIONS_NS}}}Version").text = version
-        etree.SubElement(info, f"{{{media.VERSIONS_NS}}}LoginUrl").text = f"{urls.api}/sessions"
-    return el
 
 
 def session(urls: Urls, s: Session) -> etree._Element:
