@@ -1,4 +1,6 @@
-"""Safe XML parsing and the vCloud elements the core builds (``Error``).
+"""Safe XML parsing and generic element helpers (and the ``Error`` element the core builds).
+
+The vCloud vocabulary (namespaces, documents) is :mod:`vcdext.vcloud`.
 
 Every parse goes through :func:`parse`, whose parser resolves no entities, loads no DTD and
 never touches the network, so a request body cannot read files or reach other hosts.
@@ -78,48 +80,6 @@ def element(
         el.set(key, value)
     el.text = text
     return el
-
-
-def document(
-    namespace: str, name: str, /, *, declare: bool = True, **attributes: str | None
-) -> etree._Element:
-    """A vCloud document root: ``vcloud`` is the default namespace, and ``vmext`` is declared
-    too when the root is a vmext element. ``None`` attributes are left out.
-
-    ``declare=False`` builds an element to append to another document (no declarations).
-    """
-    namespaces = (
-        {None: VCLOUD_NS} if namespace == VCLOUD_NS else {None: VCLOUD_NS, "vmext": namespace}
-    )
-    el = etree.Element(
-        f"{{{namespace}}}{name}", nsmap=cast("dict[str, str]", namespaces) if declare else None
-    )
-    for key, value in attributes.items():
-        if value is not None:
-            el.set(key, value)
-    return el
-
-
-def child(
-    parent: etree._Element,
-    name: str,
-    text: str | None = None,
-    /,
-    *,
-    ns: str = VCLOUD_NS,
-    **attributes: str,
-) -> etree._Element:
-    """A child element ``name`` (vcloud namespace unless ``ns``) with text and attributes."""
-    el = etree.SubElement(parent, f"{{{ns}}}{name}")
-    for key, value in attributes.items():
-        el.set(key, value)
-    el.text = text
-    return el
-
-
-def boolean(value: bool) -> str:
-    """``true``/``false`` as ``xs:boolean`` text."""
-    return "true" if value else "false"
 
 
 def error_element(status: int, minor_code: str, message: str) -> etree._Element:

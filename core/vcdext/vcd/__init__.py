@@ -5,8 +5,8 @@
     result = register_services(runtime, settings)          # no-op without vcd.url
     runtime.dispatcher.learn_right_ids(result.right_aliases())
 
-Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.documents` (XML in and
-out), :mod:`.model` (desired and actual state), :mod:`.plan` (the pure diff), :mod:`.observe`
+Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.model` (desired and
+actual state; the XML in and out and the objects vCD holds are :mod:`vcdext.vcloud`'s), :mod:`.plan` (the pure diff), :mod:`.observe`
 (reading vCD), :mod:`.apply` (writing vCD), :mod:`.bundle` (localization zip),
 :mod:`.reconcile` (the whole run), :mod:`.command` (the CLI).
 """

@@ -4,7 +4,7 @@
 
     with VcdClient.from_settings(settings) as vcd:   # negotiates and logs in
         session = vcd.session_document
-        ext = vcd.get(find_link(doc_links(session), "down", VMW_EXTENSION))
+        ext = vcd.get(read_session(session).link("down", VMW_EXTENSION))
 
 * ``GET /api/versions`` picks the version (:mod:`vcdext.vcd.versions`); every later request
   sends ``Accept: application/*+xml;version=<it>``.
@@ -36,8 +36,10 @@ from .. import xml as _xml
 from ..errors import BadRequest, ConfigError
 from ..settings import Settings, VcdSettings
 from ..vcloud import media
+from ..vcloud.extension import read_linked
+from ..vcloud.query import read_records
+from ..vcloud.session import read_session
 from ..vcloud.versions import ServerVersion, read_supported_versions, uses_cloudapi_login
-from .documents import doc_links, error_fields, find_link, records
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
 from .versions import negotiate
 from .wire import Secret, normalize_base_url, phrase, read_password_file, reason_of
@@ -295,7 +297,7 @@ class VcdClient:
     def close(self) -> None:
         """Log out (best effort) and release the connection pool."""
         if self._auth and self._session_doc is not None:
-            logout = find_link(doc_links(self._session_doc), media.REL_REMOVE)
+            logout = read_session(self._session_doc).link(media.REL_REMOVE)
             if logout:
                 try:
                     self._send("DELETE", self.resolve(logout), accept=self._accept(), retry=False)
@@ -418,7 +420,7 @@ class VcdClient:
             message = f"redirected to {where}; point vcd.url at vCD itself"
         elif response.content.strip().startswith(b"<"):
             try:
-                fields = error_fields(_xml.parse(response.content))
+                fields = _error_fields(_xml.parse(response.content))
             except BadRequest:
                 fields = None
             if fields is not None:
@@ -486,9 +488,16 @@ class VcdClient:
         root = self.get(href, params=params)
         seen = {self.resolve(href)}
         while True:
-            yield from records(root)
-            following = find_link(doc_links(root), media.REL_NEXT_PAGE)
+            yield from read_records(root)
+            following = read_linked(root).link(media.REL_NEXT_PAGE)
             if not following or self.resolve(following) in seen:
                 return
             seen.add(self.resolve(following))
             root = self.get(following)
+
+
+def _error_fields(root: etree._Element) -> tuple[str, str] | None:
+    """``(minorErrorCode, message)`` of a ``vcloud:Error``, else ``None``."""
+    if root.tag != f"{{{media.VCLOUD_NS}}}Error":
+        return None
+    return root.get("minorErrorCode", ""), root.get("message", "")

@@ -19,7 +19,8 @@ from typing import Any
 
 from vcdext.errors import Forbidden, HTTPError, NotFound
 from vcdext.vcloud import media
-from vcdext.vcloud.media import VCLOUD_NS
+from vcdext.vcloud.model import Task as HeldTask
+from vcdext.vcloud.task import read_event, read_task
 from vcdext.vcloud.versions import (
     SUPPORTED_VERSIONS,
     ServerVersion,
@@ -27,7 +28,7 @@ from vcdext.vcloud.versions import (
     write_supported_versions,
 )
 
-from . import bodies, inventory, views
+from . import inventory, views
 from .http import (
     Answer,
     Call,
@@ -35,7 +36,7 @@ from .http import (
     json_answer,
     xml_answer,
 )
-from .model import Event, Session, Task
+from .model import Event, Session, Task, new_id, now, stored
 from .query import QueryParams, query_list, run_query
 from .routes_extension import read_body
 from .state import State
@@ -240,7 +241,9 @@ class ApiRoutes:
         """``POST /api/tasksList/{org}``: create a task (200 + ``Task``)."""
         org = self.state.org(id)
         session = self._require_org(call, org.id)
-        task = bodies.task(read_body(call, VCLOUD_NS, "Task"), org.id, session.user.id)
+        sent = read_task(read_body(call)).value
+        task = stored(Task, sent, id=new_id(), org_id=org.id, creator_id=session.user.id)
+        task = _finish(dataclasses.replace(task, start_time=now(), cancel_requested=False))
         self.state.add_task(task)
         log.info("task %s created (%s, %s)", task.id, task.operation_name, task.status)
         return self._task_answer(call, task)
@@ -257,9 +260,10 @@ class ApiRoutes:
     def update_task(self, call: Call, id: str) -> Answer:
         """``PUT /api/task/{id}``: replace the task's state (200 + ``Task``)."""
         current = self._task_for(call, id)
-        task = self.state.replace_task(
-            bodies.task_update(read_body(call, VCLOUD_NS, "Task"), current)
-        )
+        # Id, org, start time and the cancel request stay the cell's.
+        sent = read_task(read_body(call)).value
+        changes = {f: getattr(sent, f) for f in _TASK_FIELDS}
+        task = self.state.replace_task(_finish(dataclasses.replace(current, **changes)))
         log.info("task %s updated (%s)", task.id, task.status)
         return self._task_answer(call, task)
 
@@ -273,8 +277,15 @@ class ApiRoutes:
         """``POST /api/admin/org/{id}/events``: store an event (204)."""
         org = self.state.org(id)
         session = self._require_org(call, org.id)
-        el = read_body(call, VCLOUD_NS, "Event")
-        event = bodies.event(el, org.id, session.user.id, call.body)
+        body = read_body(call)
+        event = stored(
+            Event,
+            read_event(body),
+            org_id=org.id,
+            posted_by=session.user.id,
+            timestamp=now(),
+            xml=body,
+        )
         self.state.add_event(event)
         log.info("event %s posted to org %s", event.type, org.name)
         return Answer(204)
@@ -323,3 +334,19 @@ def event_dict(e: Event) -> dict[str, Any]:
         "postedBy": f"urn:vcloud:user:{e.posted_by}",
         "timestamp": e.timestamp,
     }
+
+
+#: What a ``PUT`` of a task changes: everything the client sends but its start time, cancel
+#: request and organization (the cell's).
+_TASK_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(HeldTask)
+    if f.name not in ("start_time", "cancel_requested", "organization")
+)
+
+
+def _finish(task: Task) -> Task:
+    """A task that reached a final status without an end time ends now."""
+    if task.finished and task.end_time is None:
+        return dataclasses.replace(task, end_time=now())
+    return task

@@ -1,4 +1,6 @@
-"""Building and reading vCloud elements: the small pieces every document kind is made of.
+"""Building and reading vCloud elements: the small pieces every document kind is made of
+(also for the documents :mod:`vcdext.vcloud` does not model, such as the local cell's
+inventory).
 
 Writers (:func:`root`, :func:`sub`, :func:`xs_boolean`) build with lxml, so every value is
 escaped. Readers come in two kinds: lenient ones for what vCD sends (a missing element reads as
