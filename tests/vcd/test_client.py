@@ -20,7 +20,7 @@ from vcdext.vcd.errors import (
     VcdLoginError,
     VcdVersionError,
 )
-from vcdext.vcd.wire import normalize_base_url
+from vcdext.vcd.connection import normalize_base_url
 
 EXTENSION = f"{HOST}/api/admin/extension"
 

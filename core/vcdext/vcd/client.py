@@ -42,7 +42,7 @@ from ..vcloud.session import read_session
 from ..vcloud.versions import ServerVersion, read_supported_versions, uses_cloudapi_login
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
 from .versions import negotiate
-from .wire import Secret, normalize_base_url, phrase, read_password_file, reason_of
+from .connection import Secret, normalize_base_url, phrase, read_password_file, reason_of
 
 log = logging.getLogger(__name__)
 
