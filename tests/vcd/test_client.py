@@ -13,6 +13,7 @@ from tests.vcd.fake_vcd import HOST, PASSWORD, FakeVcd
 from vcdext.errors import ConfigError
 from vcdext.settings import Settings, VcdSettings
 from vcdext.vcd.client import VcdClient
+from vcdext.vcd.connection import normalize_base_url
 from vcdext.vcd.errors import (
     VcdApiError,
     VcdConnectionError,
@@ -20,7 +21,6 @@ from vcdext.vcd.errors import (
     VcdLoginError,
     VcdVersionError,
 )
-from vcdext.vcd.connection import normalize_base_url
 
 EXTENSION = f"{HOST}/api/admin/extension"
 

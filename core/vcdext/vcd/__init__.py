@@ -5,10 +5,12 @@
     result = register_services(runtime, settings)          # no-op without vcd.url
     runtime.dispatcher.learn_right_ids(result.right_aliases())
 
-Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.model` (desired and
-actual state; the XML in and out and the objects vCD holds are :mod:`vcdext.vcloud`'s), :mod:`.plan` (the pure diff), :mod:`.observe`
-(reading vCD), :mod:`.apply` (writing vCD), :mod:`.bundle` (localization zip),
-:mod:`.reconcile` (the whole run), :mod:`.command` (the CLI).
+Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.connection` (base URL,
+secrets, failure reasons), :mod:`.versions` (choosing the API version), :mod:`.model` (desired
+and actual state), :mod:`.plan` (the pure diff), :mod:`.observe` (reading vCD), :mod:`.apply`
+(writing vCD), :mod:`.bundle` (localization zip), :mod:`.reconcile` (the whole run),
+:mod:`.command` (the CLI). The XML in and out, and the objects vCD holds, are
+:mod:`vcdext.vcloud`'s.
 """
 
 from __future__ import annotations

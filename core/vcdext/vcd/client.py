@@ -40,9 +40,9 @@ from ..vcloud.extension import read_linked
 from ..vcloud.query import read_records
 from ..vcloud.session import read_session
 from ..vcloud.versions import ServerVersion, read_supported_versions, uses_cloudapi_login
+from .connection import Secret, normalize_base_url, phrase, read_password_file, reason_of
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
 from .versions import negotiate
-from .connection import Secret, normalize_base_url, phrase, read_password_file, reason_of
 
 log = logging.getLogger(__name__)
 
