@@ -339,3 +339,19 @@ def test_password_file_is_read(tmp_path: Path, fake):
 
 def test_real_requests_session_by_default():
     assert isinstance(VcdClient.from_settings(settings())._http, requests.Session)
+
+
+def test_documents_are_read_with_the_vcloud_readers(client):
+    from vcdext.vcloud import media
+    from vcdext.vcloud.extension import read_linked, read_service
+
+    assert client.session.value.user == "administrator"
+    extension = client.read(client.session.link("down", media.VMW_EXTENSION), read_linked)
+    assert extension.link("down", media.EXTENSION_SERVICES)
+    # A document that is not what the reader reads is the client's error, naming the URL.
+    with pytest.raises(
+        VcdError,
+        match=r"/api/admin/extension: vCD sent a document vcdext "
+        r"cannot read \(Expected a vmext:Service",
+    ):
+        client.read(f"{HOST}/api/admin/extension", read_service)

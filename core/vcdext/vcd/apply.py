@@ -25,7 +25,7 @@ from ..vcloud.extension import (
     write_service_link,
 )
 from ..vcloud.model import ApiFilter, right_urn
-from .client import VcdClient
+from .client import VcdClient, readable
 from .errors import VcdApiError, VcdError
 from .model import ActualService, DesiredService, compose_description
 from .observe import Observer, service_link
@@ -132,7 +132,7 @@ class Applier:
             body = write_right(right.held(service.namespace, name=right.short_name))
             created = client.post(url, body, media.RIGHT)
             if created is not None:
-                remote = read_right(created)
+                remote = readable(read_right, created, url)
                 ident = remote.id or right_urn(remote.href)
                 if ident:
                     result.right_ids[remote.value.name or right.name] = ident
@@ -204,7 +204,7 @@ class Applier:
             write_bundle_upload_params(len(data), service.namespace),
             media.BUNDLE_UPLOAD_PARAMS,
         )
-        location = read_bundle_upload_socket(socket) if socket is not None else ""
+        location = readable(read_bundle_upload_socket, socket, url) if socket is not None else ""
         if not location:
             raise VcdError(f"{url}: vCD gave no uploadLocation for the localization bundle")
         self.client.put_bytes(location, data, media.ZIP)

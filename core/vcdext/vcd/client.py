@@ -3,8 +3,7 @@
 ::
 
     with VcdClient.from_settings(settings) as vcd:   # negotiates and logs in
-        session = vcd.session_document
-        ext = vcd.get(read_session(session).link("down", VMW_EXTENSION))
+        ext = vcd.get(vcd.session.link("down", VMW_EXTENSION))
 
 * ``GET /api/versions`` picks the version (:mod:`vcdext.vcd.versions`); every later request
   sends ``Accept: application/*+xml;version=<it>``.
@@ -25,8 +24,9 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -37,14 +37,17 @@ from ..errors import BadRequest, ConfigError
 from ..settings import Settings, VcdSettings
 from ..vcloud import media
 from ..vcloud.extension import read_linked
+from ..vcloud.model import Held
 from ..vcloud.query import read_records
-from ..vcloud.session import read_session
+from ..vcloud.session import Login, read_session
 from ..vcloud.versions import ServerVersion, read_supported_versions, uses_cloudapi_login
 from .connection import Secret, normalize_base_url, phrase, read_password_file, reason_of
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
 from .versions import negotiate
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -180,6 +183,14 @@ class VcdClient:
             raise VcdError("not logged in to vCD; call connect() first")
         return self._session_doc
 
+    @property
+    def session(self) -> Held[Login]:
+        """The login's ``Session``: who is logged in, and the links that lead everywhere else.
+
+        :raises VcdError: not logged in, or vCD's ``Session`` cannot be read.
+        """
+        return readable(read_session, self.session_document, f"{self.base_url} Session")
+
     # -- context manager ---------------------------------------------------------------------
 
     def __enter__(self) -> VcdClient:
@@ -297,7 +308,10 @@ class VcdClient:
     def close(self) -> None:
         """Log out (best effort) and release the connection pool."""
         if self._auth and self._session_doc is not None:
-            logout = read_session(self._session_doc).link(media.REL_REMOVE)
+            try:
+                logout = self.session.link(media.REL_REMOVE)
+            except VcdError:
+                logout = None
             if logout:
                 try:
                     self._send("DELETE", self.resolve(logout), accept=self._accept(), retry=False)
@@ -457,6 +471,19 @@ class VcdClient:
             raise VcdError(f"GET {url}: vCD answered {response.status_code} without a document")
         return root
 
+    def read(
+        self,
+        href: str,
+        reader: Callable[[etree._Element], T],
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> T:
+        """``GET`` a document and read it with a :mod:`vcdext.vcloud` reader.
+
+        :raises VcdError: an error status, an empty body, or a document vcdext cannot read.
+        """
+        return readable(reader, self.get(href, params=params), self.resolve(href))
+
     def post(self, href: str, body: etree._Element, media_type: str) -> etree._Element | None:
         """``POST`` an XML body (never retried); returns the response document, if any."""
         return self._write("POST", href, _xml.tostring(body), media_type)
@@ -489,7 +516,7 @@ class VcdClient:
         seen = {self.resolve(href)}
         while True:
             yield from read_records(root)
-            following = read_linked(root).link(media.REL_NEXT_PAGE)
+            following = readable(read_linked, root, href).link(media.REL_NEXT_PAGE)
             if not following or self.resolve(following) in seen:
                 return
             seen.add(self.resolve(following))
@@ -501,3 +528,12 @@ def _error_fields(root: etree._Element) -> tuple[str, str] | None:
     if root.tag != f"{{{media.VCLOUD_NS}}}Error":
         return None
     return root.get("minorErrorCode", ""), root.get("message", "")
+
+
+def readable(reader: Callable[[etree._Element], T], root: etree._Element, where: str) -> T:
+    """``reader(root)``; a document vcdext cannot read is a :class:`VcdError` naming ``where``
+    (the :mod:`vcdext.vcloud` readers refuse documents that break VMware's schemas)."""
+    try:
+        return reader(root)
+    except BadRequest as exc:
+        raise VcdError(f"{where}: vCD sent a document vcdext cannot read ({exc.message})") from None

@@ -18,7 +18,6 @@ from ..vcloud.query import (
     read_api_filter_record,
     read_service_link_record,
 )
-from ..vcloud.session import read_session
 from .client import VcdClient
 from .errors import VcdApiError
 from .model import ActualService
@@ -44,14 +43,15 @@ class Observer:
     # -- where things are ----------------------------------------------------------------------
 
     def _session_link(self, media_type: str, fallback: str) -> str:
-        session = read_session(self.client.session_document)
-        return session.link(media.REL_DOWN, media_type) or self.client.base_url + fallback
+        return (
+            self.client.session.link(media.REL_DOWN, media_type) or self.client.base_url + fallback
+        )
 
     def services_url(self) -> str:
         """The ``ExtensionServices`` collection (POST creates a service there)."""
         if self._services_url is None:
             extension_url = self._session_link(media.VMW_EXTENSION, "/api/admin/extension")
-            extension = read_linked(self.client.get(extension_url))
+            extension = self.client.read(extension_url, read_linked)
             self._services_url = extension.link(media.REL_DOWN, media.EXTENSION_SERVICES) or (
                 extension_url.rstrip("/") + "/service"
             )
@@ -94,7 +94,7 @@ class Observer:
         return self._listed()
 
     def _listed(self) -> list[str]:
-        listing = read_linked(self.client.get(self.services_url()))
+        listing = self.client.read(self.services_url(), read_linked)
         return [
             link.href
             for link in listing.links
@@ -106,7 +106,7 @@ class Observer:
     def read(self, href: str, *, children: bool = True) -> ActualService:
         """The service at ``href``; with ``children``, also its filters, links, API definitions
         and rights."""
-        held = read_service(self.client.get(href)).held
+        held = self.client.read(href, read_service).held
         service = ActualService.of(held if held.href else replace(held, href=href))
         if not children:
             return service
@@ -139,12 +139,12 @@ class Observer:
     def rights(self, service: ActualService) -> list[Held[Right]]:
         """The rights registered by the service, each read in full; a right's URN falls back
         to the reference's, then to ``urn:vcloud:right:<last href part>``."""
-        refs = read_right_refs(
-            self.client.get(service_link(service, media.REL_RIGHTS, None, "rights"))
+        refs = self.client.read(
+            service_link(service, media.REL_RIGHTS, None, "rights"), read_right_refs
         )
         found = []
         for ref in refs.value:
-            right = read_right(self.client.get(ref.href))
+            right = self.client.read(ref.href, read_right)
             found.append(
                 replace(
                     right,

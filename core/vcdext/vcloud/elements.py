@@ -3,10 +3,10 @@
 inventory).
 
 Writers (:func:`root`, :func:`sub`, :func:`xs_boolean`) build with lxml, so every value is
-escaped. Readers come in two kinds: lenient ones for what vCD sends (a missing element reads as
-empty, as vCD versions differ in what they include) and strict ones for what clients send to
-the local cell (a wrong root, a missing required element or a malformed value is a 400
-``BadRequest`` naming the problem).
+escaped. Readers check what the schemas require: a wrong root, a missing required element or
+a malformed value is a 400 ``BadRequest`` naming the problem (the local cell answers it as
+is; for the vCD client it means vCD sent a document that is not valid). An optional element
+left out reads as absent.
 """
 
 from __future__ import annotations
@@ -78,28 +78,7 @@ def xs_boolean(value: bool) -> str:
     return "true" if value else "false"
 
 
-# -- lenient reading (what vCD sends) -----------------------------------------------------------
-
-
-def text_of(el: etree._Element, tag: str) -> str:
-    """The stripped text of the first child ``tag`` (``""`` when absent)."""
-    return (el.findtext(tag) or "").strip()
-
-
-def flag_of(el: etree._Element, tag: str) -> bool:
-    """An ``xs:boolean`` child read leniently (anything but true/1 is false)."""
-    return text_of(el, tag).lower() in ("true", "1")
-
-
-def int_or(text: str, default: int) -> int:
-    """``int(text)``, or ``default`` when it is not an integer."""
-    try:
-        return int(text)
-    except ValueError:
-        return default
-
-
-# -- strict reading (what clients send to the cell) -------------------------------------------
+# -- reading --------------------------------------------------------------------------------
 
 
 def expect(el: etree._Element, namespace: str, name: str) -> None:
