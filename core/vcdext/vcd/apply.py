@@ -129,7 +129,7 @@ class Applier:
         elif isinstance(action, AddRight):
             url = service_link(service, media.REL_RIGHTS, None, "rights")
             right = action.right
-            body = write_right(right.held(service.namespace, name=right.short_name))
+            body = write_right(right.as_right(service.namespace, name=right.short_name))
             created = client.post(url, body, media.RIGHT)
             if created is not None:
                 remote = readable(read_right, created, url)
@@ -138,7 +138,7 @@ class Applier:
                     result.right_ids[remote.value.name or right.name] = ident
         elif isinstance(action, UpdateRight):
             right = action.right
-            body = write_right(right.held(service.namespace, name=right.name))
+            body = write_right(right.as_right(service.namespace, name=right.name))
             try:
                 client.put(action.href, body, media.RIGHT)
             except VcdApiError as exc:

@@ -54,7 +54,7 @@ class RightSpec:
     category: str
     bundle_key: str = ""
 
-    def held(self, namespace: str, *, name: str) -> Right:
+    def as_right(self, namespace: str, *, name: str) -> Right:
         """The right to send: ``name`` is the short name to create, the full name to update."""
         return Right(
             name=name,

@@ -1,4 +1,5 @@
-"""XML rendering of the inventory (orgs, VDCs, vApps) and of tasks.
+"""XML rendering of the inventory (orgs, VDCs, vApps), and the links and references the cell
+gives tasks (the ``Task`` itself is written by :mod:`vcdext.vcloud.task`).
 
 Each representation carries the service links registered for its media type; the caller
 passes them in (see :meth:`vcdext.cell.state.State.service_links_for`).
