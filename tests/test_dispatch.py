@@ -1,5 +1,6 @@
 """The transport-free pipeline, driven through the in-process test client."""
 
+import dataclasses
 import logging
 import time
 
@@ -12,6 +13,7 @@ from vcdext import (
     Registrar,
     Request,
     Response,
+    Service,
     current,
     hookimpl,
     operation,
@@ -275,3 +277,187 @@ def test_bad_request_helper_raises():
 def test_error_content_type_echoes_only_a_well_formed_version(client, accept, content_type):
     r = client.get("/api/shop/nothing", headers={"Accept": accept})
     assert r.content_type == content_type
+
+
+# --- content negotiation and the error family --------------------------------------------------
+
+NOTE_XML = "application/vnd.example.note+xml"
+NOTE_JSON = "application/vnd.example.note+json"
+
+
+@dataclasses.dataclass
+class Note:
+    id: str
+    text: str
+
+
+def notes_plugin():
+    service = Service("notes", namespace="io.example.notes")
+
+    @service.operation("GET", "/api/notes/{note_id}", produces=[NOTE_XML, NOTE_JSON])
+    def get_note(request: Request, note_id: str) -> object:
+        if current().wants_json:
+            return Note(note_id, "hi")
+        return f"<Note id='{note_id}' type='{current().content_type}'/>"
+
+    @service.operation("GET", "/api/notes", produces=["application/json"])
+    def list_notes(request: Request) -> object:
+        return {"notes": [request.query.get("tag", [])]}
+
+    @service.operation("GET", "/api/notes-json", produces=[NOTE_JSON])
+    def notes_json(request: Request) -> Response:
+        return Response.json([1, 2], status=201)
+
+    @service.operation("GET", "/api/org/{org_id}/notes", same_org="org_id")
+    def org_notes(request: Request, org_id: str) -> str:
+        return f"<Notes org='{org_id}'/>"
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.add_service(service)
+
+    return Plugin()
+
+
+@pytest.fixture
+def notes():
+    return TestClient(make_runtime(notes=notes_plugin()))
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/*+xml;version=36.0", NOTE_XML),
+        ("application/*+json;version=36.0", NOTE_JSON),
+        (f"{NOTE_JSON};version=36.0", NOTE_JSON),
+        ("application/*+xml;q=0.5, application/*+json;version=36.0", NOTE_JSON),
+        ("*/*", NOTE_XML),
+        ("application/*", NOTE_XML),
+        ("", NOTE_XML),
+    ],
+)
+def test_produces_is_negotiated_against_accept(notes, accept, expected):
+    r = notes.get("/api/notes/7", headers={"Accept": accept})
+    assert r.status == 200
+    assert r.content_type == expected
+
+
+def test_handler_sees_the_negotiated_type_and_a_dataclass_becomes_json(notes):
+    r = notes.get("/api/notes/7", headers={"Accept": "application/*+json;version=36.0"})
+    assert r.json() == {"id": "7", "text": "hi"}
+    xml = notes.get("/api/notes/7")
+    assert xml.xml().get("type") == NOTE_XML
+
+
+def test_a_dict_becomes_json_and_query_takes_a_mapping(notes):
+    accept = {"Accept": "application/json;version=36.0"}
+    r = notes.get("/api/notes", headers=accept, query={"tag": ["a", "b c"]})
+    assert (r.status, r.content_type) == (200, "application/json")
+    assert r.json() == {"notes": [["a", "b c"]]}
+    assert notes.get("/api/notes", headers=accept, query="tag=x").json() == {"notes": [["x"]]}
+
+
+def test_response_json_takes_the_negotiated_json_type(notes):
+    r = notes.get("/api/notes-json", headers={"Accept": "application/*+json;version=36.0"})
+    assert (r.status, r.content_type, r.json()) == (201, NOTE_JSON, [1, 2])
+
+
+def test_nothing_acceptable_is_406_error(notes, assert_valid_vcd_xml):
+    r = notes.get("/api/notes/7", headers={"Accept": "text/html"})
+    assert r.status == 406
+    doc = error_of(r)
+    assert doc.get("minorErrorCode") == "NOT_ACCEPTABLE"
+    assert NOTE_XML in doc.get("message")
+    assert_valid_vcd_xml(r.body)
+
+
+def test_q_zero_refuses_a_type(notes):
+    r = notes.get("/api/notes/7", headers={"Accept": f"{NOTE_XML};q=0, {NOTE_JSON};q=0"})
+    assert r.status == 406
+
+
+def test_errors_for_json_clients_use_vcds_json_error_form(notes):
+    r = notes.get("/api/nothing", headers={"Accept": "application/*+json;version=36.0"})
+    assert r.status == 404
+    assert r.content_type == "application/vnd.vmware.vcloud.error+json;version=36.0"
+    doc = r.json()
+    assert doc["majorErrorCode"] == 404
+    assert doc["minorErrorCode"] == "RESOURCE_NOT_FOUND"
+    assert doc["message"] == "No resource at /api/nothing"
+    assert doc["stackTrace"] is None
+
+
+def test_a_406_for_a_json_client_is_json(notes):
+    r = notes.get("/api/notes/7", headers={"Accept": "application/json;version=36.0"})
+    assert r.status == 406
+    assert r.content_type == "application/vnd.vmware.vcloud.error+json;version=36.0"
+    assert r.json()["minorErrorCode"] == "NOT_ACCEPTABLE"
+
+
+# --- tenant isolation: same_org ------------------------------------------------------------------
+
+ACME = "9aee51e8-654e-49a8-8dab-3fdbf00a21ae"
+SYSTEM_ORG = "urn:vcloud:org:a93c9db9-7471-3192-8d09-a8f7eeda85f9"
+
+
+@pytest.mark.parametrize(
+    ("caller_org", "path_org", "status"),
+    [
+        (f"urn:vcloud:org:{ACME}", ACME, 200),
+        (f"urn:vcloud:org:{ACME}", f"urn:vcloud:org:{ACME}", 200),
+        (f"urn:vcloud:org:{ACME.upper()}", ACME, 200),
+        (f"urn:vcloud:org:{ACME}", "1c8b7c5e-3f0e-4d55-9e0b-2c7f4a1d0b11", 403),
+        ("", ACME, 403),
+        (SYSTEM_ORG, ACME, 200),
+    ],
+)
+def test_same_org_admits_only_the_callers_org_or_a_system_administrator(
+    notes, caller_org, path_org, status, assert_valid_vcd_xml
+):
+    r = notes.get(f"/api/org/{path_org}/notes", org=caller_org)
+    assert r.status == status
+    if status == 403:
+        assert error_of(r).get("minorErrorCode") == "ACCESS_TO_RESOURCE_IS_FORBIDDEN"
+        assert_valid_vcd_xml(r.body)
+
+
+# --- what the issue asks to see, on the example plugin ---------------------------------------
+
+
+def test_hello_answers_text_html_with_a_schema_valid_406(assert_valid_vcd_xml):
+    import vcdext_hello.plugin as hello
+
+    r = TestClient(make_runtime(hello)).get("/api/hello", headers={"Accept": "text/html"})
+    assert r.status == 406
+    assert error_of(r).get("minorErrorCode") == "NOT_ACCEPTABLE"
+    assert_valid_vcd_xml(r.body)
+
+
+def test_hello_answers_a_json_client_in_json_and_its_404_in_vcds_json_error_form():
+    import vcdext_hello.plugin as hello
+
+    client = TestClient(make_runtime(hello))
+    accept = {"Accept": "application/*+json;version=36.0"}
+    ok = client.get("/api/hello", headers=accept)
+    assert (ok.status, ok.content_type) == (200, hello.GREETING_JSON)
+    assert "text" in ok.json()
+    missing = client.get("/api/hello/nothing", headers=accept)
+    assert missing.status == 404
+    assert missing.content_type == "application/vnd.vmware.vcloud.error+json;version=36.0"
+    assert missing.json()["minorErrorCode"] == "RESOURCE_NOT_FOUND"
+    assert missing.json()["majorErrorCode"] == 404
+
+
+def test_add_operation_takes_same_org_too():
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.service(name="o", namespace="io.example.o")
+            registrar.add_operation(
+                "GET", "/api/o/{org_id}", lambda request, org_id: "<O/>", same_org="org_id"
+            )
+
+    client = TestClient(make_runtime(o=Plugin()), org="urn:vcloud:org:aa")
+    assert client.get("/api/o/aa").status == 200
+    assert client.get("/api/o/bb").status == 403

@@ -2,23 +2,24 @@
 
 A plugin declares its service and operations; vcdext routes vCD's forwarded requests to them::
 
-    from vcdext import Registrar, Request, hookimpl, operation
+    from vcdext import Registrar, Request, Service, hookimpl
 
-    @operation("GET", "/api/hello")
+    service = Service("hello", namespace="io.example.hello", vendor="Example")
+
+    @service.operation("GET", "/api/hello")
     def hello(request: Request) -> str:
         return "<Hello/>"
 
     @hookimpl
     def vcdext_register(registrar: Registrar) -> None:
-        registrar.service(name="hello", namespace="io.example.hello", vendor="Example")
-        registrar.add_operations(hello)
+        registrar.add_service(service)
 
 Importing this package connects to nothing and loads no plugin.
 """
 
 from __future__ import annotations
 
-from .context import RequestContext, current
+from .context import PluginState, RequestContext, current
 from .errors import (
     BadRequest,
     ConfigError,
@@ -39,8 +40,9 @@ from .errors import (
 from .markers import hookimpl
 from .operations import HTTPMethod, Operation, operation
 from .protocol import Headers, Request, Response, SecurityContext
-from .registry import Registrar, Registry, Service
+from .registry import Registrar, Registry
 from .runtime import Runtime, create_runtime
+from .service import Service
 from .settings import Settings, load_settings
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "NotFound",
     "Operation",
     "PluginError",
+    "PluginState",
     "ProtocolError",
     "Registrar",
     "Registry",

@@ -150,6 +150,8 @@ def _configure_logging(settings: Settings) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .serving import serve
 
+    if args.amqp_url is not None:  # validated (and its source named) like amqp.url
+        settings = settings.override("amqp.url", args.amqp_url, source="--amqp-url")
     runtime = create_runtime(settings)
     for failure in runtime.failures:
         log.warning("plugin %r skipped: %s", failure.name, failure.error)

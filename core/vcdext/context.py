@@ -1,12 +1,38 @@
-"""Per-request context, available to handlers and the code they call."""
+"""Per-request context, available to handlers and the code they call, and per-plugin state."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
 
-from .protocol import Request
+from .protocol import Request, SecurityContext
+
+#: The id of vCD's ``System`` organization: the same in every vCD installation. Its users are
+#: System administrators.
+SYSTEM_ORG_ID = "a93c9db9-7471-3192-8d09-a8f7eeda85f9"
+
+
+class PluginState(SimpleNamespace):
+    """A plugin's own attributes for one runtime, shared by its hooks and its handlers.
+
+    Set attributes on it in ``vcdext_register`` (``registrar.state``) or in a lifecycle hook
+    (``runtime.registry.state_of(name)``); handlers read it as ``vcdext.current().state``.
+    One object per plugin per runtime, so two runtimes in one process (tests) never share it.
+    """
+
+
+def org_id(value: str) -> str:
+    """The bare id of an organization given as a URN (``urn:vcloud:org:<id>``) or an id."""
+    return value.strip().rsplit(":", 1)[-1].lower()
+
+
+def is_system_admin(security: SecurityContext) -> bool:
+    """Whether the caller belongs to vCD's ``System`` organization."""
+    return org_id(security.org) == SYSTEM_ORG_ID
 
 
 @dataclass(frozen=True)
@@ -20,6 +46,26 @@ class RequestContext:
     locales: tuple[str, ...] = ()
     #: ``time.monotonic()`` after which vCD has given up waiting (its extensibility.timeout).
     deadline: float = field(default_factory=lambda: time.monotonic() + 10.0)
+    #: The media type negotiated from the operation's ``produces`` and the ``Accept`` header
+    #: (the reply's default ``Content-Type``; ``*/*`` when the operation produces anything).
+    content_type: str = ""
+    #: The API version the client asked for (``version=`` in ``Accept``), or ``""``.
+    api_version: str = ""
+    #: The plugin's :class:`PluginState` for this runtime.
+    state: PluginState = field(default_factory=PluginState)
+    #: The plugin's ``[plugins.<name>]`` config table (read-only).
+    config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def wants_json(self) -> bool:
+        """Whether the negotiated type is JSON (``application/json`` or ``…+json``)."""
+        sub = self.content_type.split(";", 1)[0].strip().lower().rpartition("/")[2]
+        return sub == "json" or sub.endswith("+json")
+
+    @property
+    def is_system_admin(self) -> bool:
+        """Whether the caller is a System administrator (a user of the ``System`` org)."""
+        return is_system_admin(self.request.security)
 
     @property
     def remaining(self) -> float:

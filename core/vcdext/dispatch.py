@@ -1,4 +1,5 @@
-"""The transport-free request pipeline: decode → route → authorize → handler → reply.
+"""The transport-free request pipeline: decode → route → authorize → negotiate → handler →
+reply.
 
 Nothing here knows about AMQP: the kombu consumer, the local cell and the test client all hand
 raw vCD message bodies to :meth:`Dispatcher.handle_message` and publish what it returns.
@@ -6,22 +7,32 @@ raw vCD message bodies to :meth:`Dispatcher.handle_message` and publish what it 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from lxml import etree
 
-from . import xml as _xml
-from .context import RequestContext, _current, parse_accept_language
+from .context import (
+    PluginState,
+    RequestContext,
+    _current,
+    is_system_admin,
+    org_id,
+    parse_accept_language,
+)
 from .errors import (
     Forbidden,
     HTTPError,
     InternalServerError,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
     ProtocolError,
     ServiceUnavailable,
@@ -29,9 +40,10 @@ from .errors import (
 )
 from .operations import Operation
 from .protocol import Request, Response, decode_request, encode_reply, request_id_of
-from .registry import Registry, Service
+from .registry import RegisteredService, Registry
 from .routing import PathTemplate
-from .vcloud import media
+from .vcloud.accept import negotiate, preferred_family
+from .vcloud.error import error_document
 from .vcloud.versions import accept_versions
 
 log = logging.getLogger(__name__)
@@ -50,7 +62,7 @@ class _Router:
     """Method + path → operation for a set of services; overlapping templates prefer the one
     with more literal text (``/api/x/new`` wins over ``/api/x/{id}``)."""
 
-    def __init__(self, services: Iterable[Service]) -> None:
+    def __init__(self, services: Iterable[RegisteredService]) -> None:
         table: dict[str, tuple[PathTemplate, dict[str, Operation]]] = {}
         for service in services:
             for op in service.operations:
@@ -150,11 +162,22 @@ class Dispatcher:
             request.path_params = params
             self._authorize(op, request)
             self._check_body(op, request)
+            accept = request.headers.get("Accept", "")
+            chosen = negotiate(accept, op.produces)
+            if chosen is None:
+                raise NotAcceptable(
+                    f"None of the media types this operation produces is acceptable "
+                    f"(Accept: {_quote(accept)}); it produces {', '.join(op.produces)}"
+                )
             context = RequestContext(
                 request=request,
                 plugin=op.plugin,
                 locales=parse_accept_language(request.headers.get("Accept-Language", "")),
                 deadline=received + self.timeout,
+                content_type=chosen,
+                api_version=_api_version(request),
+                state=self.registry.states.get(op.plugin) or PluginState(),
+                config=self.registry.configs.get(op.plugin) or MappingProxyType({}),
             )
             if context.remaining <= 0:
                 raise ServiceUnavailable("The request waited longer than vCD's timeout")
@@ -184,6 +207,10 @@ class Dispatcher:
         ]
         if missing:
             raise Forbidden(f"Missing right(s): {', '.join(missing)}")
+        if op.same_org is not None and not is_system_admin(request.security):
+            wanted = request.path_params.get(op.same_org, "")
+            if not request.security.org or org_id(wanted) != org_id(request.security.org):
+                raise Forbidden("The organization in the path is not the caller's organization")
 
     def _check_body(self, op: Operation, request: Request) -> None:
         if op.consumes and request.body:
@@ -201,15 +228,16 @@ class Dispatcher:
             result = op.handler(request, **request.path_params)
         finally:
             _current.reset(token)
-        response = self._to_response(result, op)
+        response = self._to_response(result, op, context)
         headers = dict(response.headers)
         body = response.body_bytes
         if body or response.content_type:
-            headers["Content-Type"] = response.content_type or op.produces[0]
+            default = context.content_type if context.content_type != "*/*" else ""
+            headers["Content-Type"] = response.content_type or default or "application/octet-stream"
         return Outcome(response.status, headers, body)
 
     @staticmethod
-    def _to_response(result: object, op: Operation) -> Response:
+    def _to_response(result: object, op: Operation, context: RequestContext) -> Response:
         if isinstance(result, Response):
             return result
         if result is None:
@@ -218,15 +246,35 @@ class Dispatcher:
             return Response.xml(result)
         if isinstance(result, str | bytes):
             return Response(result)
+        if isinstance(result, dict | list) or (
+            dataclasses.is_dataclass(result) and not isinstance(result, type)
+        ):
+            doc = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
+            ctype = context.content_type if context.wants_json else "application/json"
+            return Response(json.dumps(doc, default=str).encode("utf-8"), content_type=ctype)
         raise TypeError(f"handler of {op} returned {type(result).__name__}, not a Response")
 
     def _http_error(self, exc: HTTPError, request: Request) -> Outcome:
-        outcome = self.error_outcome(exc.status, exc.minor_code, exc.message, _api_version(request))
+        outcome = self.error_outcome(
+            exc.status,
+            exc.minor_code,
+            exc.message,
+            _api_version(request),
+            as_json=preferred_family(request.headers.get("Accept", "")) == "json",
+        )
         return Outcome(outcome.status, {**exc.headers, **outcome.headers}, outcome.body)
 
     @staticmethod
-    def error_outcome(status: int, minor_code: str, message: str, version: str = "") -> Outcome:
-        """A ``vcloud:Error`` outcome, as vCD itself would answer."""
-        ctype = media.ERROR + (f";version={version}" if version else "")
-        body = _xml.tostring(_xml.error_element(status, minor_code, message))
+    def error_outcome(
+        status: int, minor_code: str, message: str, version: str = "", *, as_json: bool = False
+    ) -> Outcome:
+        """An ``Error`` outcome, as vCD itself would answer: the XML ``vcloud:Error``, or its
+        JSON form for a client that prefers JSON."""
+        ctype, body = error_document(status, minor_code, message, as_json=as_json, version=version)
         return Outcome(status, {"Content-Type": ctype}, body)
+
+
+def _quote(value: str) -> str:
+    """A header value safe to echo in an error message: printable ASCII, at most 100 chars."""
+    cleaned = "".join(c if " " <= c <= "~" else "?" for c in value)
+    return (cleaned[:100] + "…") if len(cleaned) > 100 else (cleaned or "(none)")

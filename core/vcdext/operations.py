@@ -7,6 +7,7 @@ the declarations when the plugin registers (see :class:`vcdext.Registrar`).
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -38,7 +39,12 @@ class Operation:
 
     ``rights`` are all required (deny by default). A name declared by the same plugin with
     :meth:`Registrar.add_right` may be given short (``"View Backups"``); it is expanded to
-    vCD's full right name ``{namespace}:View Backups`` when the plugin registers.
+    vCD's full right name ``{namespace}:View Backups`` when the plugin registers. A name with
+    a ``:`` is kept as written (another service's ``{namespace}:Name``, vCD's ``vApp: View``);
+    a short name the plugin does not declare makes the plugin fail to load.
+
+    ``same_org`` names a path parameter that must be the caller's own organization (its id or
+    URN); anyone else but a System administrator is refused 403 before the handler runs.
     """
 
     method: HTTPMethod
@@ -47,9 +53,12 @@ class Operation:
     rights: tuple[str, ...] = ()
     #: Media types accepted in a request body (empty: any).
     consumes: tuple[str, ...] = ()
-    #: Media types of the response; the first is the default ``Content-Type``.
+    #: Media types of the response, negotiated against ``Accept``; the client's preferred one
+    #: is the default ``Content-Type``. ``*/*``: any (the handler sets the type).
     produces: tuple[str, ...] = ("application/xml",)
     name: str = ""
+    #: Path parameter that must name the caller's organization (tenant isolation).
+    same_org: str | None = None
     #: Name of the plugin that declared it (set on registration).
     plugin: str = ""
 
@@ -66,6 +75,7 @@ def make_operation(
     consumes: tuple[str, ...] | list[str] = (),
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
+    same_org: str | None = None,
 ) -> Operation:
     """Validate the parts of an operation; raises :class:`ValueError` naming the problem."""
     try:
@@ -78,15 +88,64 @@ def make_operation(
             raise ValueError(f"{media!r} is not a media type (type/subtype)")
     if isinstance(rights, str):
         raise ValueError("rights must be a list of right names, not a string")
+    if not produces:
+        raise ValueError("produces needs at least one media type ('*/*' for any)")
+    template = parse_template(path)
+    if same_org is not None and same_org not in template.params:
+        raise ValueError(
+            f"same_org={same_org!r} is not a parameter of {path!r} "
+            f"(parameters: {', '.join(template.params) or 'none'})"
+        )
     default_name = getattr(handler, "__name__", "") if handler is not None else ""
     return Operation(
         method=verb,
-        path=parse_template(path),
+        path=template,
         handler=handler,
         rights=tuple(rights),
         consumes=tuple(c.lower() for c in consumes),
         produces=tuple(produces),
         name=name or default_name,
+        same_org=same_org,
+    )
+
+
+def signature_problem(op: Operation) -> str | None:
+    """Why ``op.handler(request, **path_params)`` can never be called, or ``None``.
+
+    Checked when the plugin registers, so a handler whose arguments do not match its path
+    template fails the plugin at load instead of answering 500 to every call.
+    """
+    if op.handler is None:
+        return None
+    try:
+        signature = inspect.signature(op.handler)
+    except (TypeError, ValueError):  # builtins and some callables cannot be inspected
+        return None
+    try:
+        signature.bind(None, **dict.fromkeys(op.path.params, ""))
+    except TypeError:
+        pass
+    else:
+        return None
+    params = signature.parameters
+    shown = "{}({})".format(
+        getattr(op.handler, "__name__", "handler"),
+        ", ".join(
+            {"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}.get(p.kind.name, "") + p.name
+            for p in params.values()
+        ),
+    )
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = [n for n in op.path.params if n not in params and not takes_kwargs]
+    if unknown:
+        return (
+            f"handler {shown} does not take the path parameter(s) {', '.join(unknown)}; "
+            "path parameters are passed as keyword arguments: name the handler's arguments "
+            "after them (or rename the {…} in the path)"
+        )
+    return (
+        f"handler {shown} cannot be called as handler(request, "
+        f"{', '.join(f'{n}=…' for n in op.path.params)}): its other arguments need defaults"
     )
 
 
@@ -98,16 +157,26 @@ def operation(
     consumes: tuple[str, ...] | list[str] = (),
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
+    same_org: str | None = None,
 ) -> Callable[[F], F]:
-    """Declare that the decorated function answers ``method path``.
+    """Declare that the decorated function answers ``method path`` (the explicit form: list
+    it in ``registrar.add_operations``; :meth:`vcdext.Service.operation` declares and binds in
+    one step).
 
     The handler is called as ``handler(request, **path_params)`` and returns a
-    :class:`vcdext.Response`, an lxml element, ``str``/``bytes``, or ``None`` (204). Decorators
-    stack, so one function may answer several operations. Invalid arguments raise
-    :class:`ValueError` at import time, so a broken plugin is reported when it loads.
+    :class:`vcdext.Response`, an lxml element, ``str``/``bytes``, a ``dict``/``list`` or a
+    dataclass (JSON), or ``None`` (204). Decorators stack, so one function may answer several
+    operations. Invalid arguments raise :class:`ValueError` at import time, so a broken plugin
+    is reported when it loads.
     """
     declared = make_operation(
-        method, path, rights=rights, consumes=consumes, produces=produces, name=name
+        method,
+        path,
+        rights=rights,
+        consumes=consumes,
+        produces=produces,
+        name=name,
+        same_org=same_org,
     )
 
     def decorate(func: F) -> F:

@@ -42,6 +42,8 @@ class LoadedPlugins:
     names: list[str] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
     distributions: dict[str, str] = field(default_factory=dict)
+    #: Plugins the caller passed in (tests, embedding): their failures always raise.
+    given: set[str] = field(default_factory=set)
 
 
 def installed_entry_points() -> dict[str, EntryPoint]:
@@ -71,6 +73,7 @@ def load_plugins(
     loaded = LoadedPlugins(pm)
     for name, obj in plugins:
         _register(loaded, name, obj, "(given)")
+        loaded.given.add(name)
 
     for spec in settings.plugins.modules:
         name, _, module = spec.rpartition("=") if "=" in spec else ("", "", spec)
@@ -89,7 +92,7 @@ def load_plugins(
                 key = "plugins.enabled" if enabled and name in enabled else "plugins.required"
                 have = ", ".join(sorted(known)) or "none"
                 raise ConfigError(
-                    key, settings.source, f"unknown plugin {name!r} (installed: {have})"
+                    key, settings.source_of(key), f"unknown plugin {name!r} (installed: {have})"
                 )
         taken = set(loaded.names) | {f.name for f in loaded.failures}
         wanted = enabled if enabled is not None else sorted(available)
@@ -128,3 +131,22 @@ def _failed(
         raise PluginError(name, f"required plugin failed to load ({dist}): {error}") from exc
     log.error("plugin %r (%s) failed to load and is skipped: %s", name, dist, error, exc_info=exc)
     loaded.failures.append(PluginFailure(name, dist, error))
+
+
+def declaration_failed(
+    loaded: LoadedPlugins, settings: Settings, name: str, exc: PluginError
+) -> None:
+    """A plugin declared something that can never work: list it as failed and unregister it,
+    unless it is required or was given by the caller (then start-up stops)."""
+    dist = loaded.distributions.get(name, "?")
+    if name in loaded.given:
+        raise exc
+    if name in settings.plugins.required:
+        raise PluginError(name, f"required plugin failed to load ({dist}): {exc.problem}") from exc
+    log.error("plugin %r (%s) failed to load and is skipped: %s", name, dist, exc.problem)
+    loaded.failures.append(PluginFailure(name, dist, exc.problem))
+    if name in loaded.names:
+        loaded.names.remove(name)
+    plugin = loaded.manager.get_plugin(name)
+    if plugin is not None:
+        loaded.manager.unregister(plugin)

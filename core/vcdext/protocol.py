@@ -149,9 +149,31 @@ class Response:
         """A response carrying ``element`` serialised as an XML document."""
         return cls(_xml.tostring(element), status=status, content_type=content_type)
 
+    @classmethod
+    def json(
+        cls, document: JSON, *, status: int = 200, content_type: str | None = None
+    ) -> Response:
+        """A response carrying ``document`` (``dict``, ``list``, …) serialised as JSON.
+
+        ``content_type`` defaults to the negotiated type when it is JSON (``…+json``), else
+        ``application/json``.
+        """
+        body = json.dumps(document, default=str).encode("utf-8")
+        return cls(body, status=status, content_type=content_type or _json_type())
+
     @property
     def body_bytes(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+
+
+def _json_type() -> str:
+    from .context import _current  # the negotiated type of the request being handled
+
+    context = _current.get(None)
+    return context.content_type if context is not None and context.wants_json else JSON_TYPE
+
+
+JSON_TYPE = "application/json"
 
 
 def _as_str(value: Any, name: str) -> str:

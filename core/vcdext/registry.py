@@ -7,13 +7,15 @@ returns an immutable :class:`Registry`; registrars refuse further calls from the
 
 from __future__ import annotations
 
+import inspect
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .context import PluginState
 from .errors import DeclarationConflict, PluginError
 from .operations import (
     Handler,
@@ -23,14 +25,21 @@ from .operations import (
     ServiceLink,
     declared_operations,
     make_operation,
+    signature_problem,
 )
+
+if TYPE_CHECKING:
+    from .service import Service as ServiceDeclaration
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
 @dataclass(frozen=True)
-class Service:
-    """One vCD extension service, as a plugin declared it (after config overrides)."""
+class RegisteredService:
+    """One vCD extension service, as a plugin declared it (after config overrides), frozen.
+
+    (What a plugin builds is a :class:`vcdext.Service`; this is what the runtime made of it.)
+    """
 
     plugin: str
     name: str
@@ -49,16 +58,23 @@ class Service:
         return tuple(sorted({op.path.url_pattern for op in self.operations}))
 
 
+#: Kept for the modules that name the frozen record by its old name.
+Service = RegisteredService
+
+
 class Registrar:
     """What a plugin uses to declare its service inside ``vcdext_register``.
 
-    ``registrar.config`` is the plugin's ``[plugins.<name>]`` table. Declare the service first
-    with :meth:`service`, then its operations, links and rights.
+    Hand it a :class:`vcdext.Service` with :meth:`add_service`, or declare step by step: the
+    service first with :meth:`service`, then its operations, links and rights.
+    ``registrar.config`` is the plugin's ``[plugins.<name>]`` table; ``registrar.state`` its
+    :class:`vcdext.PluginState` for this runtime (handlers see both on ``vcdext.current()``).
     """
 
     def __init__(self, plugin: str, config: Mapping[str, Any]) -> None:
         self.plugin = plugin
         self.config: Mapping[str, Any] = MappingProxyType(dict(config))
+        self.state = PluginState()
         self._service: dict[str, Any] | None = None
         self._operations: list[Operation] = []
         self._links: list[ServiceLink] = []
@@ -121,10 +137,16 @@ class Registrar:
             "routing_key": key,
         }
 
+    def add_service(self, service: ServiceDeclaration) -> None:
+        """Declare the service, rights, operations and links a :class:`vcdext.Service` recorded."""
+        self._check_open()
+        service._replay(self.service, self.add_right, self._add_declared, self.add_link)
+
     def add_operations(self, *sources: Any) -> None:
         """Add every ``@operation``-decorated function among ``sources``.
 
-        A source is a decorated function, or a module/class/object whose attributes are scanned.
+        A source is a decorated function, or a module/class/object whose attributes are
+        scanned. Of a module, only the functions it defines count, not ones it imported.
         """
         self._check_open()
         self._namespace()
@@ -135,9 +157,13 @@ class Registrar:
             else:
                 names = sorted(n for n in dir(source) if not n.startswith("_"))
                 candidates = [getattr(source, n) for n in names]
+                if inspect.ismodule(source):
+                    candidates = [
+                        c for c in candidates if getattr(c, "__module__", None) == source.__name__
+                    ]
             for obj in candidates:
                 for op in declared_operations(obj):
-                    self._add(op)
+                    self._add_declared(op)
                     found += 1
         if sources and not found:
             raise self._fail("add_operations() found no @operation-decorated function")
@@ -152,6 +178,7 @@ class Registrar:
         consumes: tuple[str, ...] | list[str] = (),
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
+        same_org: str | None = None,
     ) -> None:
         """Add one operation without the decorator (same arguments as ``@operation``)."""
         self._check_open()
@@ -165,12 +192,17 @@ class Registrar:
                 consumes=consumes,
                 produces=produces,
                 name=name,
+                same_org=same_org,
             )
         except ValueError as exc:
             raise self._fail(str(exc)) from None
-        self._add(op)
+        self._add_declared(op)
 
-    def _add(self, op: Operation) -> None:
+    def _add_declared(self, op: Operation) -> None:
+        self._namespace()
+        problem = signature_problem(op)
+        if problem is not None:
+            raise self._fail(f"operation {op}: {problem}")
         for other in self._operations:
             if other.method == op.method and other.path.shape == op.path.shape:
                 raise self._fail(f"operation {op} is declared twice")
@@ -221,17 +253,17 @@ class Registrar:
         self._rights[name] = right
         return right.full_name
 
-    def _build(self) -> Service | None:
+    def _build(self) -> RegisteredService | None:
         self._closed = True
         if self._service is None:
             if self._operations or self._links or self._rights:
                 raise self._fail("declares operations but no service")
             return None
         operations = tuple(
-            replace(op, rights=tuple(self._full_right(r) for r in op.rights))
+            replace(op, rights=tuple(self._full_right(op, r) for r in op.rights))
             for op in self._operations
         )
-        return Service(
+        return RegisteredService(
             plugin=self.plugin,
             operations=operations,
             links=tuple(self._links),
@@ -239,45 +271,79 @@ class Registrar:
             **self._service,
         )
 
-    def _full_right(self, right: str) -> str:
+    def _full_right(self, op: Operation, right: str) -> str:
         if right in self._rights:
             return self._rights[right].full_name
-        return right
+        if ":" in right:  # {namespace}:Name of another service, vCD's "vApp: View", a URN
+            return right
+        declared = ", ".join(repr(r) for r in self._rights) or "none"
+        raise self._fail(
+            f"operation {op} requires right {right!r}, which this plugin does not declare "
+            f"(declared: {declared}); declare it (add_right / service.right) or give another "
+            "service's right by its full name '{namespace}:Name'"
+        )
 
 
 @dataclass(frozen=True)
 class Registry:
-    """Every enabled service, frozen. ``services`` maps plugin name → :class:`Service`."""
+    """Every enabled service, frozen. ``services`` maps plugin name → its
+    :class:`RegisteredService`; ``states`` and ``configs`` each plugin's :class:`PluginState`
+    and ``[plugins.<name>]`` table."""
 
-    services: Mapping[str, Service] = field(default_factory=dict)
+    services: Mapping[str, RegisteredService] = field(default_factory=dict)
+    states: Mapping[str, PluginState] = field(default_factory=dict)
+    configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def state_of(self, plugin: str) -> PluginState:
+        """The plugin's state for this runtime (for lifecycle hooks); KeyError if unknown."""
+        return self.states[plugin]
 
 
 def build_registry(
     plugins: Iterable[tuple[str, Callable[[Registrar], None]]],
     options: Callable[[str], Mapping[str, Any]],
+    *,
+    on_error: Callable[[str, PluginError], None] | None = None,
 ) -> Registry:
     """Run each plugin's registration and check the services against each other.
 
     :param plugins: ``(plugin name, callable taking its Registrar)`` in load order.
     :param options: returns the ``[plugins.<name>]`` table of a plugin.
+    :param on_error: called with a plugin whose own declarations are invalid (it is then left
+        out); it may raise to stop start-up. ``None``: raise. Conflicts between two plugins
+        always raise :class:`DeclarationConflict`.
     """
-    services: dict[str, Service] = {}
+    services: dict[str, RegisteredService] = {}
+    states: dict[str, PluginState] = {}
+    configs: dict[str, Mapping[str, Any]] = {}
     for plugin, register in plugins:
         registrar = Registrar(plugin, options(plugin))
         try:
-            register(registrar)
-        except PluginError:
-            raise
-        except Exception as exc:  # a plugin bug: name the plugin, keep the cause
-            raise PluginError(plugin, f"vcdext_register failed: {exc!r}") from exc
-        service = registrar._build()
+            try:
+                register(registrar)
+            except PluginError:
+                raise
+            except Exception as exc:  # a plugin bug: name the plugin, keep the cause
+                raise PluginError(plugin, f"vcdext_register failed: {exc!r}") from exc
+            service = registrar._build()
+        except PluginError as exc:
+            registrar._closed = True
+            if on_error is None:
+                raise
+            on_error(plugin, exc)
+            continue
+        states[plugin], configs[plugin] = registrar.state, registrar.config
         if service is not None:
             _check_conflicts(service, services.values())
             services[plugin] = service
-    return Registry(types.MappingProxyType(services))
+    return Registry(
+        types.MappingProxyType(services),
+        types.MappingProxyType(states),
+        types.MappingProxyType(configs),
+    )
 
 
-def _check_conflicts(new: Service, existing: Iterable[Service]) -> None:
+def _check_conflicts(new: RegisteredService, existing: Iterable[RegisteredService]) -> None:
     for old in existing:
         if old.namespace == new.namespace:
             raise DeclarationConflict(new.plugin, old.plugin, f"namespace {new.namespace!r}")
@@ -300,4 +366,11 @@ def _check_conflicts(new: Service, existing: Iterable[Service]) -> None:
                 )
 
 
-__all__ = ["HTTPMethod", "Registrar", "Registry", "Service", "build_registry"]
+__all__ = [
+    "HTTPMethod",
+    "RegisteredService",
+    "Registrar",
+    "Registry",
+    "Service",
+    "build_registry",
+]

@@ -9,7 +9,7 @@ from typing import Any
 import pluggy
 
 from .dispatch import Dispatcher
-from .plugins import LoadedPlugins, PluginFailure, load_plugins
+from .plugins import LoadedPlugins, PluginFailure, declaration_failed, load_plugins
 from .registry import Registrar, Registry, build_registry
 from .settings import Settings
 
@@ -89,7 +89,11 @@ def create_runtime(
     per_plugin = [(impl.plugin_name, _caller(impl)) for impl in reversed(hook.get_hookimpls())]
     order = {name: i for i, name in enumerate(loaded.names)}
     per_plugin.sort(key=lambda pair: order.get(pair[0], len(order)))
-    registry = build_registry(per_plugin, settings.plugins.for_plugin)
+    registry = build_registry(
+        per_plugin,
+        settings.plugins.for_plugin,
+        on_error=lambda name, exc: declaration_failed(loaded, settings, name, exc),
+    )
     return Runtime(settings, loaded, registry)
 
 

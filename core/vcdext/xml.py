@@ -1,9 +1,8 @@
-"""Safe XML parsing and generic element helpers (and the ``Error`` element the core builds).
-
-The vCloud vocabulary (namespaces, documents) is :mod:`vcdext.vcloud`.
+"""Safe XML parsing and generic element helpers (the lowest layer).
 
 Every parse goes through :func:`parse`, whose parser resolves no entities, loads no DTD and
-never touches the network, so a request body cannot read files or reach other hosts.
+never touches the network, so a request body cannot read files or reach other hosts. The
+vCloud vocabulary (namespaces, every document kind, vCD's ``Error``) is :mod:`vcdext.vcloud`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import cast
 from lxml import etree
 
 from .errors import BadRequest
-from .vcloud.media import VCLOUD_NS
 
 _MAX_DEPTH = 100  # vCD's own limit on request documents
 
@@ -80,10 +78,3 @@ def element(
         el.set(key, value)
     el.text = text
     return el
-
-
-def error_element(status: int, minor_code: str, message: str) -> etree._Element:
-    """A ``vcloud:Error`` element, as vCD itself sends it."""
-    return element(
-        VCLOUD_NS, "Error", majorErrorCode=str(status), minorErrorCode=minor_code, message=message
-    )

@@ -256,3 +256,15 @@ def test_missing_exchange_is_a_500(stack: Stack) -> None:
     )
     stack.register(cell)  # the cell keeps working after the refused publish
     assert admin.get("/api/hello", vcd_xml=False).status_code == 200
+
+
+def test_org_greeting_is_for_the_callers_org_or_a_system_administrator(stack: Stack) -> None:
+    cell = stack.cell(rights_format="name")
+    stack.register(cell)
+    acme, system = cell.org("acme").id, cell.org("System").id
+    alice = stack.client(cell, "alice@acme")
+    r = alice.get(f"/api/org/{system}/hello")
+    assert r.status_code == 403
+    assert etree.fromstring(r.content).get("minorErrorCode") == "ACCESS_TO_RESOURCE_IS_FORBIDDEN"
+    admin = stack.client(cell, "administrator@System")
+    assert admin.get(f"/api/org/{acme}/hello", vcd_xml=False).status_code == 200

@@ -120,3 +120,52 @@ def test_port_in_use_fails_start_clearly() -> None:
 def test_url_needs_a_started_cell() -> None:
     with pytest.raises(CellError):
         _ = Cell(amqp_url="memory://").url
+
+
+def test_the_cell_contributes_its_section_to_the_config(tmp_path: Path, capsys) -> None:
+    from vcdext.cli import main
+    from vcdext.settings import all_settings
+    from vcdext_cell.settings import CellSettings
+
+    config = tmp_path / "c.toml"
+    config.write_text('[cell]\nport = 9999\nhost = "127.0.0.2"\n')
+    settings = load_settings(config, environ={"VCDEXT_CELL_TIMEOUT": "3"})
+    assert settings.section(CellSettings) == CellSettings("127.0.0.2", 9999, 3.0, "")
+    assert settings.source_of("cell.timeout") == "environment VCDEXT_CELL_TIMEOUT"
+    assert {"cell.host", "cell.port", "cell.timeout", "cell.seed"} <= {
+        info.key for info in all_settings()
+    }
+    assert main(["config", "show", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "\n[cell]\n" in out and "port = 9999" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "key"), [("[cell]\nport = -1\n", "cell.port"), ("[cell]\nprot = 1\n", "cell.prot")]
+)
+def test_bad_cell_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, environ={})
+    assert (info.value.key, info.value.source) == (key, str(config))
+
+
+@pytest.mark.parametrize("command", ["cell", "dev"])
+def test_a_bad_amqp_url_flag_stops_the_cell_commands(command: str, capsys) -> None:
+    from vcdext.cli import main
+
+    assert main([command, "--port", "0", "--amqp-url", "amqp://u:p@h:notaport//"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vcdext: error: --amqp-url: amqp.url: ")
+    assert "u:p@" not in err
+
+
+def test_a_seed_password_is_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "seed.toml"
+    path.write_text('[[orgs]]\nname = "a"\n[[orgs.users]]\nname = "u"\npassword = 98765\n')
+    with pytest.raises(ConfigError) as info:
+        load_seed(path)
+    assert info.value.key == "orgs[0].users[0].password"
+    leaked = "98765" in str(info.value)
+    assert not leaked, "a seed password appeared in a config error"

@@ -47,7 +47,7 @@ def client(make_client: Callable[..., VcdClient]) -> Iterator[VcdClient]:
     vcd.close()
 
 
-def _handler(request: Any) -> None:
+def _handler(request: Any, **path_params: str) -> None:
     return None
 
 

@@ -81,7 +81,7 @@ def plugin(paths: list[str]) -> object:
         def vcdext_register(self, registrar: Registrar) -> None:
             registrar.service(name="shop", namespace="io.example.shop")
             for path in paths:
-                registrar.add_operation("GET", path, lambda request: "<x/>")
+                registrar.add_operation("GET", path, lambda request, **params: "<x/>")
 
     return Shop()
 

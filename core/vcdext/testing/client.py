@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from lxml import etree
 
@@ -74,15 +75,29 @@ class TestClient:
         *,
         body: bytes | str = b"",
         headers: Mapping[str, str] | None = None,
-        query: str | None = None,
+        query: str | Mapping[str, str | Iterable[str]] | None = None,
         user: str | None = None,
         org: str | None = None,
         rights: Iterable[str] | None = None,
         routing_key: str | None = None,
     ) -> TestResponse:
-        """Send one request through the real message encoding and dispatch path."""
+        """Send one request through the real message encoding and dispatch path.
+
+        :param body: the raw body; ``str`` is sent as UTF-8.
+        :param query: a query string (``"a=1&b=2"``, no ``?``) or a mapping of names to a
+            value or a list of values (``{"a": "1", "tag": ["x", "y"]}``), URL-encoded.
+        :param rights: full right names (or URNs) the caller holds, replacing the client's.
+        """
         all_headers = {"Accept": DEFAULT_ACCEPT, **(headers or {})}
         data = body.encode("utf-8") if isinstance(body, str) else body
+        if query is not None and not isinstance(query, str):
+            query = urlencode(
+                [
+                    (name, v)
+                    for name, value in query.items()
+                    for v in ([value] if isinstance(value, str) else value)
+                ]
+            )
         message = encode_request(
             method,
             path,

@@ -123,27 +123,28 @@ class VcdClient:
 
         :raises ConfigError: ``vcd.url``, ``vcd.username`` or the password is missing or bad.
         """
-        if isinstance(settings, Settings):
-            source = source or settings.source
+        if isinstance(settings, Settings):  # each key's own source (file, environment)
+            where = (lambda key: source) if source else settings.source_of
             vcd = settings.vcd
         else:
-            vcd = settings
-        source = source or "config"
+            where, vcd = (lambda key: source or "config"), settings
         if not vcd.url:
             raise ConfigError(
-                "vcd.url", source, "not set; give vCD's URL, e.g. https://vcd.example.com"
+                "vcd.url", where("vcd.url"), "not set; give vCD's URL, e.g. https://vcd.example.com"
             )
         try:
             normalize_base_url(vcd.url)
         except ValueError as exc:
-            raise ConfigError("vcd.url", source, str(exc)) from None
+            raise ConfigError("vcd.url", where("vcd.url"), str(exc)) from None
         if not vcd.username:
-            raise ConfigError("vcd.username", source, "not set; give a system administrator")
-        password = vcd.password or read_password_file(vcd.password_file, source)
+            raise ConfigError(
+                "vcd.username", where("vcd.username"), "not set; give a system administrator"
+            )
+        password = vcd.password or read_password_file(vcd.password_file, where("vcd.password_file"))
         if not password:
             raise ConfigError(
                 "vcd.password",
-                source,
+                where("vcd.password"),
                 "not set; use VCDEXT_VCD_PASSWORD, vcd.password_file or vcd.password",
             )
         return cls(

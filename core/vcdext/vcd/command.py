@@ -53,7 +53,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 def _require_url(settings: Settings, command: str) -> None:
     if not settings.vcd.url:
         raise ConfigError(
-            "vcd.url", settings.source, f"not set; `vcdext {command}` needs the vCD to talk to"
+            "vcd.url",
+            settings.source_of("vcd.url"),
+            f"not set; `vcdext {command}` needs the vCD to talk to",
         )
 
 

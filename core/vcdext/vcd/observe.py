@@ -11,6 +11,7 @@ import logging
 from dataclasses import replace
 
 from ..vcloud import media
+from ..vcloud.accept import bare
 from ..vcloud.extension import read_linked, read_right, read_right_refs, read_service
 from ..vcloud.model import Held, Right, right_urn
 from ..vcloud.query import (
@@ -98,7 +99,7 @@ class Observer:
         return [
             link.href
             for link in listing.links
-            if link.rel == media.REL_DOWN and media.bare(link.type) == media.SERVICE
+            if link.rel == media.REL_DOWN and bare(link.type) == media.SERVICE
         ]
 
     # -- reading one service -------------------------------------------------------------------

@@ -47,6 +47,7 @@ RIGHT = "application/vnd.vmware.admin.right+xml"
 BUNDLE_UPLOAD_PARAMS = "application/vnd.vmware.admin.bundleUploadParams+xml"
 BUNDLE_UPLOAD_SOCKET = "application/vnd.vmware.admin.bundleUploadSocket+xml"
 ERROR = "application/vnd.vmware.vcloud.error+xml"
+ERROR_JSON = "application/vnd.vmware.vcloud.error+json"
 #: ``GET /api/versions`` is answered before any version is negotiated.
 VERSIONS = "text/xml"
 #: Content-Type of the zip PUT to a ``BundleUploadSocket``'s ``uploadLocation`` [inferred].
@@ -79,8 +80,3 @@ H_XML_TOKEN = "x-vcloud-authorization"  # noqa: S105 - a header name
 H_ACCESS_TOKEN = "X-VMWARE-VCLOUD-ACCESS-TOKEN"  # noqa: S105 - a header name
 H_TOKEN_TYPE = "X-VMWARE-VCLOUD-TOKEN-TYPE"  # noqa: S105 - a header name
 H_REQUEST_ID = "X-VMWARE-VCLOUD-REQUEST-ID"
-
-
-def bare(media_type: str) -> str:
-    """A media type without its parameters (``;version=36.0``), as written."""
-    return media_type.split(";", 1)[0].strip()

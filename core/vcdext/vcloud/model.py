@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from .accept import bare
+
 T = TypeVar("T", covariant=True)
 
 
@@ -36,7 +38,7 @@ def find_link(links: Iterable[Link], rel: str, media_type: str | None = None) ->
     for link in links:
         if link.rel != rel:
             continue
-        if media_type is None or link.type.split(";")[0].strip() == media_type:
+        if media_type is None or bare(link.type) == bare(media_type):
             return link.href
     return None
 

@@ -14,8 +14,9 @@ from datetime import datetime
 from lxml import etree
 
 from ..errors import BadRequest
-from ..xml import error_element, parse
+from ..xml import parse
 from .elements import expect, find, root, strict_boolean, strict_integer, sub, text, v, xs_boolean
+from .error import error_element
 from .media import VCLOUD_NS
 from .model import TASK_STATUSES, Event, Held, Task, TaskError
 from .reference import read_links, read_reference, write_link, write_reference

@@ -75,6 +75,8 @@ def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -
 
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError("--timeout", "command line", "must be positive")
+    if args.amqp_url is not None:  # validated (and its source named) like amqp.url
+        settings = settings.override("amqp.url", args.amqp_url, source="--amqp-url")
     return Cell(
         settings,
         amqp_url=args.amqp_url,

@@ -8,7 +8,6 @@ transport unless ``--amqp-url`` names a real broker).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 from collections.abc import Mapping
@@ -71,17 +70,15 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     try:
         # The runtime's own settings point its vCD client at the cell.
-        dev_settings = dataclasses.replace(
-            settings,
-            vcd=dataclasses.replace(
-                settings.vcd,
-                url=cell.url,
-                username=admin.user,
-                org=admin.org,
-                password=admin.password,
-                password_file="",
-            ),
-        )
+        dev_settings = settings
+        for key, value in (
+            ("url", cell.url),
+            ("username", admin.user),
+            ("org", admin.org),
+            ("password", admin.password),
+            ("password_file", ""),
+        ):
+            dev_settings = dev_settings.override(f"vcd.{key}", value, source="vcdext dev")
         runtime = create_runtime(dev_settings)
         return serve(
             runtime,

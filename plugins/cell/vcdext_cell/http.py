@@ -16,7 +16,7 @@ from lxml import etree
 from vcdext import xml as _xml
 from vcdext.errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
 from vcdext.protocol import Headers
-from vcdext.vcloud import media
+from vcdext.vcloud.error import cloudapi_error_json, error_document
 from vcdext.vcloud.versions import SUPPORTED_VERSIONS, accept_versions, supported
 
 from .model import Session
@@ -74,11 +74,10 @@ def json_answer(doc: Any, status: int = 200, mime: str = "application/json") -> 
 def error_answer(exc: HTTPError, *, as_json: bool = False) -> Answer:
     """A vCD ``Error`` document (or the cloudapi's JSON error) for ``exc``."""
     if as_json:
-        doc = {"minorErrorCode": exc.minor_code, "message": exc.message, "stackTrace": None}
-        answer = json_answer(doc, exc.status)
+        answer = json_answer(cloudapi_error_json(exc.minor_code, exc.message), exc.status)
     else:
-        body = _xml.tostring(_xml.error_element(exc.status, exc.minor_code, exc.message))
-        answer = Answer(exc.status, body, media.ERROR)
+        ctype, body = error_document(exc.status, exc.minor_code, exc.message)
+        answer = Answer(exc.status, body, ctype)
     answer.headers.update(exc.headers)
     return answer
 

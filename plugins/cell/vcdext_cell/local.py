@@ -15,6 +15,7 @@ from .forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from .model import Event, Forwarded, Right, Service, Task
 from .seed import RIGHTS_FORMATS, Org, Seed, User, load_seed
 from .server import App, CellHTTPServer, is_loopback
+from .settings import CellSettings
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -77,15 +78,14 @@ class Cell:
     ) -> None:
         """:param allow_remote: listen on non-loopback addresses and answer any ``Host``."""
         settings = settings or Settings()
+        cell = settings.section(CellSettings)
         self.allow_remote = allow_remote
-        self.host = settings.cell.host if host is None else host
-        self.port = settings.cell.port if port is None else port
-        self.timeout = settings.cell.timeout if timeout is None else timeout
+        self.host = cell.host if host is None else host
+        self.port = cell.port if port is None else port
+        self.timeout = cell.timeout if timeout is None else timeout
         self.amqp_url = amqp_url or settings.amqp.url
         self.seed = (
-            seed
-            if isinstance(seed, Seed)
-            else load_seed(seed if seed is not None else settings.cell.seed)
+            seed if isinstance(seed, Seed) else load_seed(seed if seed is not None else cell.seed)
         )
         self.rights_format = rights_format or self.seed.rights_format
         if self.rights_format not in RIGHTS_FORMATS:

@@ -30,7 +30,8 @@ Seed file format (every key optional unless marked *required*)::
 
 Users, VDCs and vApps accept ``id`` (a UUID) too; without it the id is derived from the names
 (UUID version 5), so URLs stay the same when the cell restarts. The ``System`` org always exists
-(it is added when the file does not list it). A user of ``System`` is a system administrator.
+(it is added when the file does not list it) and has vCD's fixed id
+(``a93c9db9-7471-3192-8d09-a8f7eeda85f9``). A user of ``System`` is a system administrator.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from vcdext.context import SYSTEM_ORG_ID
 from vcdext.errors import ConfigError
-from vcdext.settings import read_toml
+from vcdext.settings import REQUIRED, parse_table, read_toml, setting
 
 #: The organization of system administrators.
 SYSTEM_ORG = "System"
@@ -181,126 +183,118 @@ def load_seed(path: str | Path | None) -> Seed:
     return parse_seed(read_toml(path, "cell.seed"), source=str(path))
 
 
-class _Reader:
-    """Typed access to one TOML table, naming the key path in every error."""
-
-    def __init__(self, table: Any, where: str, source: str, known: tuple[str, ...]) -> None:
-        self.source, self.where = source, where
-        if not isinstance(table, Mapping):
-            raise self.error("", "expected a table")
-        unknown = sorted(set(table) - set(known))
-        if unknown:
-            raise self.error(unknown[0], f"unknown key (known keys: {', '.join(known)})")
-        self.table = table
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        path = f"{self.where}.{key}" if key else self.where
-        return ConfigError(path or "(seed)", self.source, problem)
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.table.get(key, default)
-        if value is None:
-            raise self.error(key, "is required")
-        if not isinstance(value, str):
-            raise self.error(key, f"expected a string, got {value!r}")
-        return value
-
-    def name(self, key: str = "name") -> str:
-        value = self.text(key).strip()
-        if not value or "@" in value or ":" in value:
-            raise self.error(key, f"must be non-empty and contain no '@' or ':', got {value!r}")
-        return value
-
-    def uuid(self, default: str) -> str:
-        value = self.text("id", default)
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            raise self.error("id", f"expected a UUID, got {value!r}") from None
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.table.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(key, f"expected a list of strings, got {value!r}")
-        return tuple(value)
-
-    def tables(self, key: str) -> list[Any]:
-        value = self.table.get(key, [])
-        if not isinstance(value, list):
-            raise self.error(key, "expected an array of tables ([[...]])")
-        return value
+# -- the file's declared shape: one setting() per key, read by vcdext's settings validator --
 
 
-def _unique(names: list[str], reader: _Reader, key: str) -> None:
+def _name(value: str) -> str:
+    value = value.strip()
+    if not value or "@" in value or ":" in value:
+        raise ValueError("must be non-empty and contain no '@' or ':'")
+    return value
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError("expected a UUID") from None
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+_ID = "A UUID; default: derived from the names, stable across restarts."
+
+
+@dataclass(frozen=True, kw_only=True)
+class _VAppTable:
+    name: str = setting(REQUIRED, "The vApp's name.", check=_name)
+    id: str | None = setting(None, _ID, check=_uuid)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _VdcTable:
+    name: str = setting(REQUIRED, "The VDC's name.", check=_name)
+    id: str | None = setting(None, _ID, check=_uuid)
+    vapps: tuple[_VAppTable, ...] = setting((), "The VDC's vApps ([[orgs.vdcs.vapps]]).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _UserTable:
+    name: str = setting(REQUIRED, "Login name (without @org).", check=_name)
+    password: str = setting(REQUIRED, "Password.", secret=True, check=_non_empty)
+    full_name: str | None = setting(None, "Display name; default: the name.")
+    id: str | None = setting(None, _ID, check=_uuid)
+    rights: tuple[str, ...] = setting((), 'Full right names, or "*" for every right.')
+
+
+@dataclass(frozen=True, kw_only=True)
+class _OrgTable:
+    name: str = setting(REQUIRED, "The org's name, unique (case-insensitive).", check=_name)
+    full_name: str | None = setting(None, "Display name; default: the name.")
+    id: str | None = setting(None, _ID, check=_uuid)
+    users: tuple[_UserTable, ...] = setting((), "The org's users ([[orgs.users]]).")
+    vdcs: tuple[_VdcTable, ...] = setting((), "The org's VDCs ([[orgs.vdcs]]).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SeedFile:
+    rights_format: Literal["urn", "name"] = setting(
+        "urn", "How forwarded security contexts list the caller's rights."
+    )
+    orgs: tuple[_OrgTable, ...] = setting((), "The organizations ([[orgs]]).")
+
+
+def _unique(names: list[str], key: str, source: str) -> None:
     seen: set[str] = set()
     for name in names:
         if name.lower() in seen:
-            raise reader.error(key, f"{name!r} appears twice")
+            raise ConfigError(key, source, f"{name!r} appears twice")
         seen.add(name.lower())
 
 
 def parse_seed(data: Mapping[str, Any], *, source: str) -> Seed:
     """Build a :class:`Seed` from parsed TOML; raises :class:`ConfigError` naming the key."""
-    top = _Reader(data, "", source, ("rights_format", "orgs"))
-    rights_format = top.text("rights_format", "urn")
-    if rights_format not in RIGHTS_FORMATS:
-        raise top.error("rights_format", f"expected one of {', '.join(RIGHTS_FORMATS)}")
-    orgs: list[Org] = []
-    for i, table in enumerate(top.tables("orgs")):
-        orgs.append(_org(_Reader(table, f"orgs[{i}]", source, _ORG_KEYS), source))
-    _unique([o.name for o in orgs], top, "orgs")
+    file = parse_table(_SeedFile, data, source=source)
+    orgs = [_org(table, f"orgs[{i}]", source) for i, table in enumerate(file.orgs)]
+    _unique([o.name for o in orgs], "orgs", source)
     if not any(o.is_system for o in orgs):
-        orgs.insert(0, Org(derived_id("org", SYSTEM_ORG), SYSTEM_ORG, "System organization"))
+        orgs.insert(0, Org(SYSTEM_ORG_ID, SYSTEM_ORG, "System organization"))
     ids = [o.id for o in orgs] + [u.id for o in orgs for u in o.users]
     ids += [v.id for o in orgs for v in o.vdcs]
     ids += [a.id for o in orgs for v in o.vdcs for a in v.vapps]
     if len(set(ids)) != len(ids):
-        raise top.error("orgs", "two objects have the same id")
-    return Seed(tuple(orgs), rights_format, source)
+        raise ConfigError("orgs", source, "two objects have the same id")
+    return Seed(tuple(orgs), file.rights_format, source)
 
 
-_ORG_KEYS = ("name", "full_name", "id", "users", "vdcs")
-
-
-def _org(r: _Reader, source: str) -> Org:
-    name = r.name()
-    org_id = r.uuid(derived_id("org", name))
-    users = []
-    for i, table in enumerate(r.tables("users")):
-        u = _Reader(
-            table,
-            f"{r.where}.users[{i}]",
-            source,
-            ("name", "password", "full_name", "id", "rights"),
+def _org(table: _OrgTable, where: str, source: str) -> Org:
+    name = table.name
+    system = name.lower() == SYSTEM_ORG.lower()
+    org_id = table.id or (SYSTEM_ORG_ID if system else derived_id("org", name))
+    users = tuple(
+        User(
+            id=u.id or derived_id("user", name, u.name),
+            name=u.name,
+            password=u.password,
+            org_id=org_id,
+            full_name=u.name if u.full_name is None else u.full_name,
+            rights=u.rights,
         )
-        user_name = u.name()
-        password = u.text("password")
-        if not password:
-            raise u.error("password", "must not be empty")
-        users.append(
-            User(
-                id=u.uuid(derived_id("user", name, user_name)),
-                name=user_name,
-                password=password,
-                org_id=org_id,
-                full_name=u.text("full_name", user_name),
-                rights=u.strings("rights"),
-            )
-        )
-    _unique([u.name for u in users], r, "users")
+        for u in table.users
+    )
+    _unique([u.name for u in users], f"{where}.users", source)
     vdcs = []
-    for i, table in enumerate(r.tables("vdcs")):
-        v = _Reader(table, f"{r.where}.vdcs[{i}]", source, ("name", "id", "vapps"))
-        vdc_name = v.name()
-        vdc_id = v.uuid(derived_id("vdc", name, vdc_name))
-        vapps = []
-        for j, vapp_table in enumerate(v.tables("vapps")):
-            a = _Reader(vapp_table, f"{v.where}.vapps[{j}]", source, ("name", "id"))
-            vapp_name = a.name()
-            vapps.append(
-                VApp(a.uuid(derived_id("vapp", name, vdc_name, vapp_name)), vapp_name, vdc_id)
-            )
-        _unique([a.name for a in vapps], v, "vapps")
-        vdcs.append(Vdc(vdc_id, vdc_name, org_id, tuple(vapps)))
-    _unique([v.name for v in vdcs], r, "vdcs")
-    return Org(org_id, name, r.text("full_name", name), tuple(users), tuple(vdcs))
+    for i, v in enumerate(table.vdcs):
+        vdc_id = v.id or derived_id("vdc", name, v.name)
+        vapps = tuple(
+            VApp(a.id or derived_id("vapp", name, v.name, a.name), a.name, vdc_id) for a in v.vapps
+        )
+        _unique([a.name for a in vapps], f"{where}.vdcs[{i}].vapps", source)
+        vdcs.append(Vdc(vdc_id, v.name, org_id, vapps))
+    _unique([v.name for v in vdcs], f"{where}.vdcs", source)
+    full_name = name if table.full_name is None else table.full_name
+    return Org(org_id, name, full_name, users, tuple(vdcs))

@@ -1,71 +1,85 @@
 """A greeting service: the smallest plugin that shows the whole vcdext surface.
 
 Copy this file to start a service. It declares one vCD extension service with three
-operations, one right and one service link; each handler receives the forwarded request.
+operations, one right and one service link, each once, on a :class:`vcdext.Service`; the
+``vcdext_register`` hook hands that service to the runtime.
 """
 
 from __future__ import annotations
 
-from lxml import etree
-
-from vcdext import Registrar, Request, Response, hookimpl, operation
+from vcdext import Registrar, Request, Response, Service, current, hookimpl
 from vcdext.xml import element
 
 #: Unique across vCD; prefixes our rights ({io.vcdext.hello}:...) and names our bundle.
 NAMESPACE = "io.vcdext.hello"
 #: The media type of our own XML documents (vCD clients send Accept: application/*+xml).
 GREETING_TYPE = "application/vnd.io.vcdext.hello.greeting+xml"
-#: The XML namespace of our documents (see greeting.xsd beside this file).
+#: Its JSON form, for clients that send Accept: application/*+json.
+GREETING_JSON = "application/vnd.io.vcdext.hello.greeting+json"
+#: The XML namespace of our documents.
 XMLNS = "urn:io.vcdext.hello"
 
+service = Service(
+    "hello",
+    namespace=NAMESPACE,
+    vendor="vcdext",
+    description="Greets vCloud Director users (vcdext example plugin)",
+)
 
-def _greeting(text: str, **attributes: str) -> etree._Element:
-    return element(XMLNS, "Greeting", text, **attributes)
+VIEW_ORG_GREETING = service.right(
+    "View Org Greeting",
+    description="Read the greeting of an organization",
+    category="Hello",
+    bundle_key="RIGHT_VIEW_ORG_GREETING",
+)
+
+# vCD adds this link to every organization it returns, expanding {baseUri} and
+# {resourceId}, so clients can discover the org greeting.
+service.link(
+    rel="down",
+    href="{baseUri}org/{resourceId}/hello",
+    mime_type=GREETING_TYPE,
+    resource_type="application/vnd.vmware.vcloud.org+xml",
+)
 
 
-@operation("GET", "/api/hello", produces=[GREETING_TYPE])
+def _greeting(text: str, **attributes: str) -> Response:
+    """The greeting in the form the client negotiated: XML by default, JSON on request."""
+    if current().wants_json:
+        return Response.json({"text": text, **attributes})
+    return Response.xml(element(XMLNS, "Greeting", text, **attributes))
+
+
+@service.operation("GET", "/api/hello", produces=[GREETING_TYPE, GREETING_JSON])
 def hello(request: Request) -> Response:
     """Greet the caller by the user URN vCD put in the security context."""
     user = request.security.user or "anonymous"
-    return Response.xml(_greeting(f"Hello, {user}!", user=user))
+    return _greeting(f"Hello, {user}!", user=user)
 
 
-@operation("POST", "/api/hello/echo", produces=["application/octet-stream"])
+@service.operation("POST", "/api/hello/echo", produces=["*/*"])
 def echo(request: Request) -> Response:
     """Send the request body back with its Content-Type, byte for byte."""
     content_type = request.headers.get("Content-Type") or "application/octet-stream"
     return Response(request.body, content_type=content_type)
 
 
-# A short right name refers to a right this plugin declares below; vcdext expands it to
+# A short right name refers to a right this service declares (above); vcdext expands it to
 # "{io.vcdext.hello}:View Org Greeting" and refuses callers who do not hold it (403).
-@operation("GET", "/api/org/{org_id}/hello", rights=["View Org Greeting"], produces=[GREETING_TYPE])
+# same_org="org_id": only members of that organization (or System administrators) get in.
+@service.operation(
+    "GET",
+    "/api/org/{org_id}/hello",
+    rights=["View Org Greeting"],
+    same_org="org_id",
+    produces=[GREETING_TYPE, GREETING_JSON],
+)
 def org_hello(request: Request, org_id: str) -> Response:
     """Greet an organization; path parameters arrive as keyword arguments."""
-    return Response.xml(_greeting(f"Hello, organization {org_id}!", org=org_id))
+    return _greeting(f"Hello, organization {org_id}!", org=org_id)
 
 
 @hookimpl
 def vcdext_register(registrar: Registrar) -> None:
-    """Declare the service; called once when the runtime starts."""
-    registrar.service(
-        name="hello",
-        namespace=NAMESPACE,
-        vendor="vcdext",
-        description="Greets vCloud Director users (vcdext example plugin)",
-    )
-    registrar.add_operations(hello, echo, org_hello)
-    registrar.add_right(
-        "View Org Greeting",
-        description="Read the greeting of an organization",
-        category="Hello",
-        bundle_key="RIGHT_VIEW_ORG_GREETING",
-    )
-    # vCD adds this link to every organization it returns, expanding {baseUri} and
-    # {resourceId}, so clients can discover the org greeting.
-    registrar.add_link(
-        rel="down",
-        href="{baseUri}org/{resourceId}/hello",
-        mime_type=GREETING_TYPE,
-        resource_type="application/vnd.vmware.vcloud.org+xml",
-    )
+    """Hand the service to the runtime; called once when the runtime starts."""
+    registrar.add_service(service)
