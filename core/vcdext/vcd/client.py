@@ -36,6 +36,7 @@ from .. import xml as _xml
 from ..errors import BadRequest, ConfigError
 from ..settings import Settings, VcdSettings
 from ..vcloud import media
+from ..vcloud.error import read_error
 from ..vcloud.extension import read_linked
 from ..vcloud.model import Held
 from ..vcloud.query import read_records
@@ -435,7 +436,7 @@ class VcdClient:
             message = f"redirected to {where}; point vcd.url at vCD itself"
         elif response.content.strip().startswith(b"<"):
             try:
-                fields = _error_fields(_xml.parse(response.content))
+                fields = read_error(_xml.parse(response.content))
             except BadRequest:
                 fields = None
             if fields is not None:
@@ -522,13 +523,6 @@ class VcdClient:
                 return
             seen.add(self.resolve(following))
             root = self.get(following)
-
-
-def _error_fields(root: etree._Element) -> tuple[str, str] | None:
-    """``(minorErrorCode, message)`` of a ``vcloud:Error``, else ``None``."""
-    if root.tag != f"{{{media.VCLOUD_NS}}}Error":
-        return None
-    return root.get("minorErrorCode", ""), root.get("message", "")
 
 
 def readable(reader: Callable[[etree._Element], T], root: etree._Element, where: str) -> T:

@@ -66,6 +66,13 @@ def error_document(
     return media_type + (f";version={version}" if version else ""), body
 
 
+def read_error(root: etree._Element) -> tuple[str, str] | None:
+    """``(minorErrorCode, message)`` of a ``vcloud:Error``; ``None`` for any other document."""
+    if root.tag != f"{{{VCLOUD_NS}}}Error":
+        return None
+    return root.get("minorErrorCode", ""), root.get("message", "")
+
+
 __all__ = [
     "ERROR_JSON",
     "ERROR_XML",
@@ -73,4 +80,5 @@ __all__ = [
     "error_document",
     "error_element",
     "error_json",
+    "read_error",
 ]
