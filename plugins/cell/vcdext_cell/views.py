@@ -8,6 +8,7 @@ schemas; the tests check each one). Inventory and task documents are in :mod:`.i
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from lxml import etree
@@ -195,29 +196,32 @@ def held_service(urls: Urls, s: Service) -> Held[Service]:
     return Held(s, href=href, id=s.urn, type=media.SERVICE, links=links)
 
 
-def _held_part(urls: Urls, kind: str, part_id: str, urn: str, mime: str, service_id: str) -> dict:  # type: ignore[type-arg]
-    href = urls.part(kind, part_id)
+_Part = TypeVar("_Part", ApiFilter, ServiceLink, ApiDefinition)
+
+
+def _held_part(urls: Urls, kind: str, part: _Part, urn: str, mime: str) -> Held[_Part]:
+    """A service's filter, link or definition: it lives under ``.../service/{kind}/{id}``."""
+    href = urls.part(kind, part.id)
     links = (
-        Link(media.REL_UP, urls.service(service_id), media.SERVICE),
+        Link(media.REL_UP, urls.service(part.service_id), media.SERVICE),
         Link(media.REL_REMOVE, href),
     )
-    return {"href": href, "id": urn, "type": mime, "links": links}
+    return Held(part, href=href, id=urn, type=mime, links=links)
 
 
 def held_filter(urls: Urls, f: ApiFilter) -> Held[ApiFilter]:
     """An API filter with its href, URN and links."""
-    return Held(f, **_held_part(urls, "apifilter", f.id, f.urn, media.API_FILTER, f.service_id))
+    return _held_part(urls, "apifilter", f, f.urn, media.API_FILTER)
 
 
 def held_link(urls: Urls, x: ServiceLink) -> Held[ServiceLink]:
     """A service link with its href, URN and links."""
-    return Held(x, **_held_part(urls, "link", x.id, x.urn, media.SERVICE_LINK, x.service_id))
+    return _held_part(urls, "link", x, x.urn, media.SERVICE_LINK)
 
 
 def held_definition(urls: Urls, d: ApiDefinition) -> Held[ApiDefinition]:
     """An API definition with its href, URN and links."""
-    parts = _held_part(urls, "apidefinition", d.id, d.urn, media.API_DEFINITION, d.service_id)
-    return Held(d, **parts)
+    return _held_part(urls, "apidefinition", d, d.urn, media.API_DEFINITION)
 
 
 def held_right(urls: Urls, r: Right) -> Held[Right]:
