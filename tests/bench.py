@@ -19,17 +19,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 import vcdext_hello.plugin as hello
 from tests.support.rabbitmq import RabbitNode
-from tests.support.vcd_side import VcdSide
-from vcdext.protocol import encode_request
 from vcdext.settings import load_settings
 from vcdext.testing import make_runtime
 from vcdext.transport.amqp import AmqpServer
+from vcdext.vcloud.message import encode_request
+from vcdext_cell.forwarder import Delivery, Forwarder
 
 KEY = "io.vcdext.hello"
 
@@ -72,10 +73,10 @@ def bare_consumer(url: str, exchange: str, stop: threading.Event, ready: threadi
 
 def drive(url: str, exchange: str, total: int, window: int) -> tuple[float, list[float]]:
     """Send `total` requests keeping `window` in flight; returns (seconds, latencies)."""
-    side = VcdSide(url, exchange)
-    sent: dict[str, float] = {}
+    side = Forwarder(url)
+    side.start()
+    sent: dict[Future[Delivery], float] = {}
     latencies: list[float] = []
-    done = 0
     message = encode_request(
         "GET",
         "/api/hello",
@@ -85,22 +86,17 @@ def drive(url: str, exchange: str, total: int, window: int) -> tuple[float, list
     )
     started = time.perf_counter()
     next_index = 0
-    while done < total:
+    while len(latencies) < total:
         while next_index < total and len(sent) < window:
-            cid = uuid.uuid4().hex
-            sent[cid] = time.perf_counter()
-            side.publish_raw(message, KEY, correlation_id=cid)
+            sent[side.send(exchange, KEY, message)] = time.perf_counter()
             next_index += 1
-        try:
-            side.conn.drain_events(timeout=5)
-        except TimeoutError as exc:
-            raise RuntimeError("the service stopped answering") from exc
-        for cid in [c for c in sent if c in side.replies]:
-            latencies.append(time.perf_counter() - sent.pop(cid))
-            side.replies.pop(cid)
-            done += 1
+        done, _ = wait(sent, timeout=5, return_when=FIRST_COMPLETED)
+        if not done:
+            raise RuntimeError("the service stopped answering")
+        for future in done:
+            latencies.append(time.perf_counter() - sent.pop(future))
     elapsed = time.perf_counter() - started
-    side.close()
+    side.stop()
     return elapsed, latencies
 
 

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from lxml import etree
@@ -39,7 +38,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .operations import Operation
-from .protocol import Request, Response, decode_request, encode_reply, request_id_of
+from .protocol import Reply, Request, Response, decode_request, encode_reply, request_id_of
 from .registry import RegisteredService, Registry
 from .routing import PathTemplate
 from .vcloud.accept import negotiate, preferred_family
@@ -49,13 +48,9 @@ from .vcloud.versions import accept_versions
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A reply ready to encode: status, headers (Content-Type included) and body."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+#: A reply ready to encode: status, headers (Content-Type included) and body; it is the wire
+#: reply type, :class:`vcdext.vcloud.message.Reply`.
+Outcome = Reply
 
 
 class _Router:

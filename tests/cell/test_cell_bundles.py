@@ -9,9 +9,8 @@ import pytest
 from lxml import etree
 
 from tests.cell.support import NS, Client, X, link_href, service_xml
-from vcdext.errors import BadRequest
+from vcdext.vcloud.bundle import MAX_FILES
 from vcdext_cell import Cell
-from vcdext_cell.bundles import parse_properties
 
 PARAMS = "application/vnd.vmware.admin.bundleUploadParams+xml"
 
@@ -95,6 +94,20 @@ def test_bad_uploads_are_400(admin: Client, service) -> None:
     assert admin.put(location, small + b"extra bytes").status_code == 400
 
 
+def test_a_bundle_with_too_many_files_is_400_and_merges_nothing(
+    admin: Client, service, cell: Cell
+) -> None:
+    locales = [f"{a}{b}" for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnop"]
+    too_many = bundle({code: "a=b" for code in locales[: MAX_FILES + 1]})
+    r = admin.put(upload(admin, service, too_many), too_many)
+    assert r.status_code == 400
+    assert f"at most {MAX_FILES}" in etree.fromstring(r.content).get("message")
+    assert cell.bundles("io.vcdext.hello") == {}
+    just_enough = bundle({code: "a=b" for code in locales[:MAX_FILES]})
+    assert admin.put(upload(admin, service, just_enough), just_enough).status_code == 200
+    assert len(cell.bundles("io.vcdext.hello")) == MAX_FILES
+
+
 def test_upload_params_are_checked(admin: Client, service) -> None:
     href = link_href(service, "bundle:upload", PARAMS)
     assert admin.post(href, X("BundleUploadParams")).status_code == 400
@@ -115,32 +128,6 @@ def test_bundles_go_with_their_service(admin: Client, service, cell: Cell) -> No
 def test_transfer_paths_accept_only_put(admin: Client) -> None:
     r = admin.get("/transfer/00000000-0000-0000-0000-000000000000/file")
     assert r.status_code == 405
-
-
-def test_properties_format() -> None:
-    text = (
-        "# comment\n! another\n\n"
-        "plain=value\n"
-        "colon: spaced value \n"
-        "escaped\\=key=a\\tb\\n\n"
-        "unicode=caf\\u00e9\n"
-        "utf8=Größe\n"
-        "long=first \\\n    second\n"
-        "empty=\n"
-    )
-    assert parse_properties(text, "en_US") == {
-        "plain": "value",
-        "colon": "spaced value",
-        "escaped=key": "a\tb\n",
-        "unicode": "café",
-        "utf8": "Größe",
-        "long": "first second",
-        "empty": "",
-    }
-    with pytest.raises(BadRequest):
-        parse_properties("k=" + "x" * 2001, "en_US")
-    with pytest.raises(BadRequest):
-        parse_properties("=no key", "en_US")
 
 
 def test_namespace_elements(admin: Client, service) -> None:

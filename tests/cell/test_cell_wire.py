@@ -16,14 +16,30 @@ from kombu import Connection, Exchange, Producer, Queue
 
 from tests.cell.support import Client, service_xml
 from vcdext.errors import BadRequest
-from vcdext.protocol import encode_request
+from vcdext.vcloud.message import encode_reply, encode_request
 from vcdext_cell import Cell
-from vcdext_cell.forwarder import REPLY_EXCHANGE
+from vcdext_cell.forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from vcdext_cell.model import ApiFilter, Service
 from vcdext_cell.seed import demo_seed
 from vcdext_cell.state import State
 
 SERVICES = "/api/admin/extension/service"
+#: The request fields of example E2 in the protocol notes.
+E2_FIELDS = {
+    "id",
+    "method",
+    "scheme",
+    "protocol",
+    "headers",
+    "queryString",
+    "localPort",
+    "remoteAddr",
+    "remotePort",
+    "localAddr",
+    "request",
+    "requestUri",
+    "body",
+}
 
 
 @pytest.fixture(
@@ -96,8 +112,8 @@ def test_request_message_and_reply_mapping(
         assert props["reply_to"].startswith("vcdext.cell.")
         assert headers == {"replyToExchange": REPLY_EXCHANGE, "messageType": "ProcessHttpRequest"}
         request, security = json.loads(message.body)
-        reference = json.loads(encode_request("GET", "/", request_id="x"))[0]
-        assert set(request) == set(reference)
+        assert set(request) == E2_FIELDS
+        assert request["scheme"] == "http"
         assert request["method"] == "POST"
         assert request["requestUri"] == "/api/raw/thing"
         assert request["queryString"] == "x=1&y=2"
@@ -270,3 +286,50 @@ def test_reply_headers_cannot_inject_into_the_http_response(
     assert answer.status_code == 200
     assert answer.headers.get("X-Good") == "ok"
     assert "Set-Cookie" not in answer.headers and "X-Bad" not in answer.headers
+
+
+def test_send_publishes_as_vcd_and_the_future_gets_the_reply(broker: str, raw_service) -> None:
+    """The cell's publisher without waiting (what the tests and the bench play vCD with)."""
+    conn, queue, exchange, key = raw_service
+    forwarder = Forwarder(broker)
+    forwarder.start()
+    try:
+        message = encode_request("GET", "/api/raw", request_id="r-1")
+        future = forwarder.send(
+            exchange,
+            key,
+            message,
+            correlation_id="c-1",
+            headers={"x-extra": "1"},
+            properties={"timestamp": 1_700_000_000},
+        )
+        with pytest.raises(ForwardError, match="in use"):
+            forwarder.send(exchange, key, message, correlation_id="c-1")
+        got = _get_one(queue)
+        assert json.loads(got.body) == json.loads(message)
+        assert got.properties["timestamp"] == 1_700_000_000
+        assert got.properties["correlation_id"] == "c-1"
+        assert got.properties["reply_to"] == forwarder.reply_queue_name
+        assert got.headers == {
+            "replyToExchange": REPLY_EXCHANGE,
+            "messageType": "ProcessHttpRequest",
+            "x-extra": "1",
+        }
+        assert not future.done()
+        Producer(conn.channel()).publish(
+            encode_reply("r-1", 201, {"Content-Type": "text/plain"}, b"made"),
+            exchange=REPLY_EXCHANGE,
+            routing_key=forwarder.reply_queue_name,
+            correlation_id="c-1",
+        )
+        delivery = future.result(timeout=10)
+        assert (delivery.correlation_id, delivery.exchange, delivery.routing_key) == (
+            "c-1",
+            REPLY_EXCHANGE,
+            forwarder.reply_queue_name,
+        )
+        reply = delivery.reply()
+        assert (reply.id, reply.status, reply.body) == ("r-1", 201, b"made")
+        assert reply.headers["content-type"] == "text/plain"
+    finally:
+        forwarder.stop()

@@ -1,71 +1,78 @@
-"""vCD's side of the AMQP conversation, for tests and benchmarks.
+"""vCD's side of the AMQP conversation, for tests and benchmarks: the local cell's publisher.
 
-It declares its own reply exchange and queue (as a vCD cell does), publishes requests the way
-vCD does (properties ``correlation_id``/``reply_to``, headers ``replyToExchange`` and
-``messageType``) and collects the replies by correlation id.
+The publishing itself (reply exchange and queue, properties ``correlation_id``/``reply_to``,
+headers ``replyToExchange``/``messageType``, collecting replies by correlation id) is the cell's
+:class:`~vcdext_cell.forwarder.Forwarder`; the request message is written by
+:mod:`vcdext.vcloud.message`. This adapter only keeps the replies by correlation id, so that a
+test can publish several requests and wait for them in any order.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from kombu import Connection, Consumer, Exchange, Producer, Queue
+from vcdext.vcloud.message import encode_request
+from vcdext_cell.forwarder import REPLY_EXCHANGE, Delivery, Forwarder
 
-from vcdext.protocol import encode_request
 
-
-@dataclass
+@dataclass(frozen=True)
 class Received:
-    correlation_id: str
-    routing_key: str
-    exchange: str
-    doc: dict[str, Any]
+    """One reply as vCD received it."""
+
+    delivery: Delivery
+
+    @property
+    def correlation_id(self) -> str:
+        return self.delivery.correlation_id
+
+    @property
+    def exchange(self) -> str:
+        return self.delivery.exchange
+
+    @property
+    def routing_key(self) -> str:
+        return self.delivery.routing_key
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The reply message as JSON."""
+        doc: dict[str, Any] = json.loads(self.delivery.body)
+        return doc
 
     @property
     def status(self) -> int:
-        return int(self.doc["statusCode"])
+        return self.delivery.reply().status
 
     @property
     def body(self) -> bytes:
-        return base64.b64decode(self.doc["body"])
+        return self.delivery.reply().body
 
 
 class VcdSide:
-    """One vCD cell's connection: publish requests, wait for replies."""
+    """One vCD cell's connection (a started :class:`Forwarder`): publish requests, wait for
+    replies."""
 
     def __init__(self, url: str, exchange: str) -> None:
         self.exchange = exchange
-        self.reply_exchange = f"vcd-reply-{uuid.uuid4().hex[:8]}"
-        self.reply_key = f"cell-{uuid.uuid4().hex[:8]}"
-        self.conn = Connection(url)
-        self.channel = self.conn.channel()
-        rx = Exchange(self.reply_exchange, type="direct", durable=False, auto_delete=False)
-        self.reply_queue = Queue(
-            self.reply_key, rx, routing_key=self.reply_key, exclusive=True, auto_delete=True
-        )
-        self.reply_queue(self.channel).declare()
-        self.replies: dict[str, Received] = {}
-        self.consumer = Consumer(
-            self.channel, [self.reply_queue], on_message=self._on_reply, accept=None
-        )
-        self.consumer.consume()
-        self.producer = Producer(self.channel)
+        self.forwarder = Forwarder(url)
+        self.forwarder.start()
+        self.reply_exchange = REPLY_EXCHANGE
+        self.reply_key = self.forwarder.reply_queue_name
+        self._sent: dict[str, Future[Delivery]] = {}
 
-    def _on_reply(self, message: Any) -> None:
-        info = message.delivery_info
-        self.replies[message.properties.get("correlation_id")] = Received(
-            message.properties.get("correlation_id"),
-            info["routing_key"],
-            info["exchange"],
-            json.loads(message.body),
-        )
-        message.ack()
+    @property
+    def replies(self) -> dict[str, Received]:
+        """The replies received so far, by correlation id."""
+        return {
+            cid: Received(f.result())
+            for cid, f in list(self._sent.items())
+            if f.done() and f.exception() is None
+        }
 
     def publish_raw(
         self,
@@ -74,21 +81,24 @@ class VcdSide:
         *,
         correlation_id: str | None = None,
         reply: bool = True,
+        headers: dict[str, Any] | None = None,
+        **properties: Any,
     ) -> str:
+        """Publish ``body`` as vCD does; ``reply=False`` leaves out the reply address.
+
+        ``headers`` and ``properties`` are added to (or replace) the ones vCD sets.
+        """
         cid = correlation_id or uuid.uuid4().hex
-        headers = {"messageType": "ProcessHttpRequest"}
-        kwargs: dict[str, Any] = {}
-        if reply:
-            headers["replyToExchange"] = self.reply_exchange
-            kwargs["reply_to"] = self.reply_key
-        self.producer.publish(
+        if not reply:
+            headers = {**(headers or {}), "replyToExchange": None}
+            properties["reply_to"] = None
+        self._sent[cid] = self.forwarder.send(
+            self.exchange,
+            routing_key,
             body,
-            exchange=self.exchange,
-            routing_key=routing_key,
             correlation_id=cid,
             headers=headers,
-            content_type="application/json",
-            **kwargs,
+            properties=properties,
         )
         return cid
 
@@ -98,13 +108,15 @@ class VcdSide:
 
     def wait(self, *correlation_ids: str, timeout: float = 15.0) -> list[Received]:
         deadline = time.monotonic() + timeout
-        while any(c not in self.replies for c in correlation_ids):
-            if time.monotonic() > deadline:
-                missing = [c for c in correlation_ids if c not in self.replies]
-                raise TimeoutError(f"no reply for {missing}")
-            with contextlib.suppress(TimeoutError):
-                self.conn.drain_events(timeout=0.2)
-        return [self.replies[c] for c in correlation_ids]
+        received = []
+        for cid in correlation_ids:
+            try:
+                delivery = self._sent[cid].result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                missing = [c for c in correlation_ids if not self._sent[c].done()]
+                raise TimeoutError(f"no reply for {missing}") from None
+            received.append(Received(delivery))
+        return received
 
     def close(self) -> None:
-        self.conn.release()
+        self.forwarder.stop()

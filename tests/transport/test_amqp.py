@@ -367,10 +367,11 @@ def test_no_ack_before_the_reply_is_confirmed(proxy, exchange, vcd, rabbitmq):
     try:
         wait_for_queue(rabbitmq, HELLO_KEY)
         deadline = time.monotonic() + 10
-        cid = vcd.publish_raw(e2("/api/hello", "frozen"), HELLO_KEY)
         while proxy.connection_count < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)  # the publisher connects when the first reply is ready
-        proxy.freeze(2)
+            time.sleep(0.01)  # the reply connection opens after a second without replies
+        assert proxy.connection_count == 2
+        proxy.freeze(2)  # before the request: its reply cannot slip through first
+        cid = vcd.publish_raw(e2("/api/hello", "frozen"), HELLO_KEY)
         time.sleep(1.0)
         assert cid not in vcd.replies
         first.kill()

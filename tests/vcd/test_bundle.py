@@ -7,7 +7,8 @@ import zipfile
 
 import pytest
 
-from vcdext.vcd.bundle import make_bundle, normalize_locale
+from vcdext.vcd.bundle import make_bundle
+from vcdext.vcloud.bundle import read_bundle
 
 
 def test_one_utf8_properties_file_per_locale_named_by_code():
@@ -45,6 +46,8 @@ def test_bad_messages_are_refused_naming_the_problem(messages, problem):
         make_bundle(messages)
 
 
-def test_locale_codes_are_normalized():
-    assert normalize_locale("EN-gb") == "en_GB"
-    assert normalize_locale("fr") == "fr"
+def test_the_zip_is_the_format_s_and_reads_back():
+    messages = {"en_US": {"a": "Archive"}, "fr_FR": {"a": "Archivé"}}
+    bundle = make_bundle(messages)
+    assert read_bundle(bundle.data) == messages
+    assert bundle.messages == messages

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from lxml import etree
 
 from .. import xml as _xml
-from ..protocol import Headers, decode_reply, encode_request
+from ..protocol import Reply, decode_reply, encode_request
 from ..runtime import Runtime, create_runtime
 from ..settings import Settings
 
@@ -25,14 +25,10 @@ _ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
-class TestResponse:
-    """What vCD would hand back to its client."""
+class TestResponse(Reply):
+    """What vCD would hand back to its client: the decoded :class:`Reply`, with helpers."""
 
     __test__ = False  # not a pytest test class
-
-    status: int
-    headers: Headers
-    body: bytes
 
     @property
     def text(self) -> str:
@@ -110,7 +106,7 @@ class TestClient:
             rights=tuple(self.rights if rights is None else rights),
         )
         reply = decode_reply(self.runtime.handle_message(message, routing_key=routing_key))
-        return TestResponse(reply.status, reply.headers, reply.body)
+        return TestResponse(reply.status, reply.headers, reply.body, reply.id)
 
     def get(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("GET", path, **kwargs)

@@ -10,7 +10,9 @@ One thread owns the connection (kombu is not thread-safe). On it, it:
   (passive declare) that the service's exchange exists.
 
 HTTP threads call :meth:`Forwarder.forward` and wait on their future with vCD's timeout. A reply
-that comes after the timeout finds no future and is dropped quietly.
+that comes after the timeout finds no future and is dropped quietly. :meth:`Forwarder.send`
+publishes without waiting (the tests and ``make bench`` play vCD's side with it). The messages
+themselves are written and read by :mod:`vcdext.vcloud.message`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import queue
 import socket
 import threading
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +33,9 @@ from kombu import entity as _entity
 from kombu import messaging as _messaging
 from kombu.exceptions import OperationalError
 
-from vcdext.errors import VcdExtError
-from vcdext.protocol import Reply, decode_reply
+from vcdext.errors import ProtocolError, VcdExtError
 from vcdext.settings import mask_secret
+from vcdext.vcloud.message import Reply, decode_reply
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +59,31 @@ class ForwardTimeout(VcdExtError):
     """No reply came within the timeout (vCD answers 504)."""
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One reply as it arrived on the cell's reply queue, not decoded yet."""
+
+    correlation_id: str
+    #: The exchange and routing key it was published with (the cell's reply exchange/queue).
+    exchange: str
+    routing_key: str
+    #: The message body (:func:`vcdext.vcloud.message.decode_reply` reads it).
+    body: bytes
+
+    def reply(self) -> Reply:
+        """The decoded reply; raises :class:`~vcdext.errors.ProtocolError` if unreadable."""
+        return decode_reply(self.body)
+
+
 @dataclass
 class _Outgoing:
     correlation_id: str
     exchange: str
     routing_key: str
     body: bytes
-    future: Future[Reply]
+    future: Future[Delivery]
+    headers: Mapping[str, Any]
+    properties: Mapping[str, Any]
 
 
 class Forwarder:
@@ -78,7 +99,7 @@ class Forwarder:
         self.reply_exchange = Exchange(REPLY_EXCHANGE, type="direct", durable=True)
         self.reply_queue_name = f"vcdext.cell.{uuid.uuid4().hex[:12]}"
         self._outgoing: queue.Queue[_Outgoing] = queue.Queue()
-        self._waiting: dict[str, Future[Reply]] = {}
+        self._waiting: dict[str, Future[Delivery]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ready = threading.Event()  # the first connection attempt has ended
@@ -108,22 +129,70 @@ class Forwarder:
         """Publish one request and wait for its reply.
 
         :raises ForwardTimeout: no reply within ``timeout`` seconds.
-        :raises ForwardError: the broker refused the message (no such exchange, no connection).
+        :raises ForwardError: the broker refused the message (no such exchange, no connection),
+            or the reply cannot be read.
         """
-        if not self._connected.is_set():
-            raise ForwardError("the cell is not connected to the broker")
         correlation_id = uuid.uuid4().hex
-        future: Future[Reply] = Future()
-        with self._lock:
-            self._waiting[correlation_id] = future
-        self._outgoing.put(_Outgoing(correlation_id, exchange, routing_key, body, future))
+        future = self.send(exchange, routing_key, body, correlation_id=correlation_id)
         try:
-            return future.result(timeout=timeout)
+            delivery = future.result(timeout=timeout)
         except TimeoutError:
             raise ForwardTimeout(f"no reply within {timeout} s") from None
         finally:
-            with self._lock:
-                self._waiting.pop(correlation_id, None)
+            self.forget(correlation_id)
+        try:
+            return delivery.reply()
+        except ProtocolError as exc:  # one bad reply fails one request, never the forwarder
+            raise ForwardError(f"the service sent an unreadable reply: {exc}") from None
+
+    def send(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        correlation_id: str = "",
+        headers: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> Future[Delivery]:
+        """Publish one request as vCD does, without waiting; the future gets its reply.
+
+        The future fails with :class:`ForwardError` if the broker refuses the message or the
+        forwarder stops first. A correlation id nobody waits for any more should be given to
+        :meth:`forget`.
+
+        :param correlation_id: the message's correlation id (default: a new unique one).
+        :param headers: AMQP headers added to vCD's ``messageType`` and ``replyToExchange``
+            (or replacing them).
+        :param properties: AMQP properties added to (or replacing) the ones vCD sets, in
+            kombu's spelling (``timestamp``, ``expiration``, ``reply_to``...).
+        :raises ForwardError: not connected, or ``correlation_id`` is waiting already.
+        """
+        if not self._connected.is_set():
+            raise ForwardError("the cell is not connected to the broker")
+        correlation_id = correlation_id or uuid.uuid4().hex
+        future: Future[Delivery] = Future()
+        with self._lock:
+            if correlation_id in self._waiting:
+                raise ForwardError(f"correlation id {correlation_id!r} is in use")
+            self._waiting[correlation_id] = future
+        self._outgoing.put(
+            _Outgoing(
+                correlation_id,
+                exchange,
+                routing_key,
+                body,
+                future,
+                dict(headers or {}),
+                dict(properties or {}),
+            )
+        )
+        return future
+
+    def forget(self, correlation_id: str) -> None:
+        """Stop waiting for ``correlation_id``: its reply, if it comes, is dropped."""
+        with self._lock:
+            self._waiting.pop(correlation_id, None)
 
     # -- owner thread ---------------------------------------------------------------------
 
@@ -205,20 +274,7 @@ class Forwarder:
                 # A passive declare fails when the exchange does not exist, as vCD's publish
                 # does, instead of the message vanishing until the timeout.
                 Exchange(item.exchange, type="direct", passive=True)(channel).declare()
-                Producer(channel).publish(
-                    item.body,
-                    exchange=item.exchange,
-                    routing_key=item.routing_key,
-                    correlation_id=item.correlation_id,
-                    reply_to=self.reply_queue_name,
-                    headers={
-                        "replyToExchange": REPLY_EXCHANGE,
-                        "messageType": "ProcessHttpRequest",
-                    },
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    delivery_mode=1,
-                )
+                Producer(channel).publish(item.body, **self._publish_options(item))
             except conn.channel_errors as exc:
                 log.warning("cannot publish to exchange %r: %s", item.exchange, exc)
                 _settle(item.future, ForwardError(str(exc)))
@@ -226,18 +282,34 @@ class Forwarder:
                     channel.close()
                 channel = conn.channel()
 
+    def _publish_options(self, item: _Outgoing) -> dict[str, Any]:
+        """kombu's ``publish`` arguments for ``item``: properties and headers as vCD sets them."""
+        headers = {"replyToExchange": REPLY_EXCHANGE, "messageType": "ProcessHttpRequest"}
+        return {
+            "exchange": item.exchange,
+            "routing_key": item.routing_key,
+            "correlation_id": item.correlation_id,
+            "reply_to": self.reply_queue_name,
+            "content_type": "application/json",
+            "content_encoding": "utf-8",
+            "delivery_mode": 1,
+            **item.properties,
+            "headers": {**headers, **item.headers},
+        }
+
     def _on_reply(self, message: Any) -> None:
-        correlation_id = message.properties.get("correlation_id")
+        correlation_id = str(message.properties.get("correlation_id"))
         with self._lock:
-            future = self._waiting.get(str(correlation_id))
+            future = self._waiting.pop(correlation_id, None)
         if future is None:
             log.debug("dropped a reply for correlation id %s (late or unknown)", correlation_id)
             return
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        try:
-            _settle(future, decode_reply(body))
-        except Exception as exc:  # one bad reply fails one request, never the forwarder
-            _settle(future, ForwardError(f"the service sent an unreadable reply: {exc}"))
+        info = message.delivery_info or {}
+        delivery = Delivery(
+            correlation_id, str(info.get("exchange", "")), str(info.get("routing_key", "")), body
+        )
+        _settle(future, delivery)
 
     def _fail_all(self, exc: Exception) -> None:
         with self._lock:
@@ -246,7 +318,7 @@ class Forwarder:
             _settle(future, exc)
 
 
-def _settle(future: Future[Reply], outcome: Reply | Exception) -> None:
+def _settle(future: Future[Delivery], outcome: Delivery | Exception) -> None:
     """Complete ``future`` unless it is complete already (a race we lose quietly)."""
     with contextlib.suppress(InvalidStateError):
         if isinstance(outcome, Exception):

@@ -1,21 +1,20 @@
 """Forwarding a request that matched a service's API filter, as vCD does (protocol §2).
 
-The message is the JSON array ``[request, securityContext]``: the request with the same
-fields as :func:`vcdext.protocol.encode_request` (real addresses and ports here), the security
-context with the caller's user and org URNs and rights (URNs or names, per the seed's
+The message is the JSON array ``[request, securityContext]`` written by
+:func:`vcdext.vcloud.message.encode_request` (with the cell's real addresses and ports), the
+security context with the caller's user and org URNs and rights (URNs or names, per the seed's
 ``rights_format``). The reply's status, headers and decoded body become the HTTP answer.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
 
 from vcdext.errors import HTTPError, InternalServerError
+from vcdext.vcloud.message import encode_request
 
 from .forwarder import Forwarder, ForwardError, ForwardTimeout
 from .http import Answer, Call, error_answer
@@ -39,24 +38,24 @@ _HOP_BY_HOP = frozenset(
 _REPLY_SKIP = _HOP_BY_HOP | {"content-length", "date", "server"}
 
 
-def request_message(call: Call, security: dict[str, Any], request_id: str) -> bytes:
-    """The JSON message vCD publishes for ``call``."""
-    request = {
-        "id": request_id,
-        "method": call.method,
-        "scheme": "http",
-        "protocol": "HTTP/1.1",
-        "headers": {k: v for k, v in call.headers.items() if k.lower() not in _HOP_BY_HOP},
-        "queryString": call.query_string or None,
-        "localPort": call.local[1],
-        "remoteAddr": call.client[0],
-        "remotePort": call.client[1],
-        "localAddr": call.local[0],
-        "request": True,
-        "requestUri": call.path,
-        "body": base64.b64encode(call.body).decode("ascii"),
-    }
-    return json.dumps([request, security], separators=(",", ":")).encode("utf-8")
+def request_message(call: Call, rights: Sequence[str], request_id: str) -> bytes:
+    """The JSON message vCD publishes for ``call`` made in ``call.session`` with ``rights``."""
+    session = call.session
+    assert session is not None  # forwarding happens only after authentication
+    return encode_request(
+        call.method,
+        call.path,
+        request_id=request_id,
+        headers={k: v for k, v in call.headers.items() if k.lower() not in _HOP_BY_HOP},
+        body=call.body,
+        query_string=call.query_string,
+        user=session.user_urn,
+        org=session.org_urn,
+        rights=rights,
+        scheme="http",
+        local=call.local,
+        remote=call.client,
+    )
 
 
 def gateway_timeout(service: Service, timeout: float) -> HTTPError:
@@ -81,12 +80,11 @@ def forward(
     """Send ``call`` to ``service`` and turn its reply into the answer; 504/500 on failure."""
     session = call.session
     assert session is not None  # forwarding happens only after authentication
-    security = {
-        "user": session.user_urn,
-        "org": session.org_urn,
-        "rights": state.rights_of(session.user, rights_format),
-    }
-    message = request_message(call, security, request_id=call.request_id or str(uuid.uuid4()))
+    message = request_message(
+        call,
+        state.rights_of(session.user, rights_format),
+        request_id=call.request_id or str(uuid.uuid4()),
+    )
     started = time.monotonic()
     try:
         reply = forwarder.forward(service.exchange, service.routing_key, message, timeout)

@@ -1,12 +1,22 @@
-"""Decoding vCD's request messages and encoding replies (protocol notes §2 and §11)."""
+"""The AMQP message both ways: decoding vCD's requests, encoding replies, and back
+(protocol notes §2 and §11)."""
 
 import base64
+import contextlib
 import json
 
 import pytest
 
 from vcdext.errors import ProtocolError
-from vcdext.protocol import decode_reply, decode_request, encode_reply, encode_request
+from vcdext.testing import make_runtime
+from vcdext.vcloud.message import (
+    Reply,
+    decode_reply,
+    decode_request,
+    encode_reply,
+    encode_request,
+    request_id_of,
+)
 
 # Example E2 of the protocol notes, byte for byte.
 E2 = (
@@ -171,3 +181,110 @@ def test_credentials_never_show_in_reprs():
     assert "tok" not in text.replace("x-vcloud-authorization", "")
     assert "eyJsecret" not in text
     assert "application/*+xml;version=5.1" in text
+
+
+def test_encode_request_writes_the_fields_of_example_e2():
+    data = encode_request(
+        "GET",
+        "/api/org/9aee51e8-654e-49a8-8dab-3fdbf00a21ae/ticketing",
+        request_id="r-1",
+        headers={"Accept": "application/*+xml;version=5.1", "x-vcloud-authorization": "tok"},
+        user="urn:vcloud:user:44fbd6f9-7a76-4bca-b273-3536b181ad09",
+        org="urn:vcloud:org:9aee51e8-654e-49a8-8dab-3fdbf00a21ae",
+        local=("10.0.0.1", 443),
+        remote=("10.0.0.5", 51000),
+    )
+    assert json.loads(data) == json.loads(E2)
+
+
+def test_reply_round_trips_with_case_insensitive_headers():
+    data = encode_reply("r-9", 404, {"Content-Type": "text/plain", "Allow": "GET"}, b"none")
+    reply = decode_reply(data)
+    assert reply == Reply(404, reply.headers, b"none", id="r-9")
+    assert reply.headers["content-type"] == "text/plain"
+    assert reply.headers["Content-Length"] == "4"
+
+
+# -- issue 12, failure 1: nothing in a message may escape the decoder ------------------------
+
+NESTED = b"[" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (NESTED, "nested too deeply"),
+        (b'[{"id":"x","method":"GET","requestUri":' + b"[" * 100_000, "nested too deeply"),
+        # urlsplit raises ValueError on an unterminated IPv6 host.
+        (b'[{"method":"GET","requestUri":"http://[::1/api/x"}]', "cannot be read"),
+    ],
+)
+def test_any_decoding_failure_is_a_protocol_error(data, reason):
+    with pytest.raises(ProtocolError, match=reason):
+        decode_request(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [NESTED, b'{"id":' + b"[" * 100_000, b"\xff", b"[]", b"[1]", b'{"id": 5}', b"", b"null"],
+)
+def test_request_id_of_never_raises(data):
+    assert request_id_of(data) == ""
+
+
+def test_request_id_of_finds_the_id_of_an_otherwise_bad_request():
+    assert request_id_of(b'[{"id":"r-7","method":["GET"]}]') == "r-7"
+    assert request_id_of(b'{"id":"r-8"}') == "r-8"
+
+
+def test_a_deeply_nested_reply_is_a_protocol_error():
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        decode_reply(b'{"statusCode":200,"headers":' + b"[" * 100_000)
+
+
+def test_the_runtime_answers_a_deeply_nested_message_400(assert_valid_vcd_xml):
+    reply = decode_reply(make_runtime().handle_message(NESTED))
+    assert (reply.status, reply.id) == (400, "")
+    assert b"nested too deeply" in reply.body
+    assert_valid_vcd_xml(reply.body)
+
+
+def test_protocol_module_keeps_its_names():
+    import vcdext.protocol as protocol
+    import vcdext.vcloud.message as message
+
+    for name in ("Headers", "Request", "SecurityContext", "Reply", "decode_request"):
+        assert getattr(protocol, name) is getattr(message, name)
+    for name in ("encode_request", "encode_reply", "decode_reply", "request_id_of"):
+        assert getattr(protocol, name) is getattr(message, name)
+
+
+ODD_VALUES = [None, True, 0, -1, 2.5, "", "x", "\u0000", [], ["x"], {}, {"a": [1]}]
+ODD_VALUES.append(json.loads("[" * 200 + "]" * 200))
+
+
+@pytest.mark.parametrize(
+    ("element", "field"),
+    [(0, name) for name in json.loads(E2)[0]] + [(1, name) for name in ("user", "org", "rights")],
+)
+def test_a_field_of_any_json_type_is_read_or_refused_never_raised(element, field):
+    runtime = make_runtime()
+    for value in ODD_VALUES:
+        doc = json.loads(E2)
+        doc[element][field] = value
+        data = json.dumps(doc).encode()
+        with contextlib.suppress(ProtocolError):  # refused is fine; anything else is not
+            decode_request(data)
+        reply = decode_reply(runtime.handle_message(data))
+        assert reply.status in (400, 404), (field, value)
+        if field != "id":
+            assert request_id_of(data) == "r-1"
+        else:
+            assert request_id_of(data) == (value if isinstance(value, str) else "")
+
+
+def test_every_truncation_of_a_message_is_refused_never_raised():
+    for end in range(len(E2)):
+        with pytest.raises(ProtocolError):
+            decode_request(E2[:end])
+        assert request_id_of(E2[:end]) == ""
