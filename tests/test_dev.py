@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from vcdext.xml import VCLOUD_NS, parse
+from vcdext.vcloud.media import VCLOUD_NS
+from vcdext.xml import parse
 
 REPO = Path(__file__).resolve().parents[1]
 ACCEPT = {"Accept": "application/*+xml;version=5.1"}

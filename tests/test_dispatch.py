@@ -20,7 +20,7 @@ from vcdext import (
 )
 from vcdext.settings import load_settings
 from vcdext.testing import TestClient, make_runtime
-from vcdext.xml import VCLOUD_NS
+from vcdext.vcloud.media import VCLOUD_NS
 
 RIGHT = "{io.example.shop}:Buy"
 

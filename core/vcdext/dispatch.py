@@ -17,7 +17,6 @@ from types import MappingProxyType
 
 from lxml import etree
 
-from . import media
 from .context import (
     PluginState,
     RequestContext,
@@ -51,6 +50,7 @@ from .registry import RegisteredService, Registry
 from .routing import PathTemplate
 from .vcloud.accept import negotiate, preferred_family
 from .vcloud.error import error_document
+from .vcloud.versions import accept_versions
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def media_matches(pattern: str, media_type: str) -> bool:
 
 
 def _api_version(request: Request) -> str:
-    versions = media.accept_versions(request.headers.get("Accept", ""))
+    versions = accept_versions(request.headers.get("Accept", ""))
     return versions[0] if versions else ""
 
 

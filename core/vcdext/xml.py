@@ -1,8 +1,8 @@
-"""Safe XML parsing and building elements in the vCloud namespaces.
+"""Safe XML parsing and generic element helpers (the lowest layer).
 
 Every parse goes through :func:`parse`, whose parser resolves no entities, loads no DTD and
-never touches the network, so a request body cannot read files or reach other hosts. vCD's
-``Error`` document is written by :mod:`vcdext.vcloud.error`.
+never touches the network, so a request body cannot read files or reach other hosts. The
+vCloud vocabulary (namespaces, every document kind, vCD's ``Error``) is :mod:`vcdext.vcloud`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,6 @@ from typing import cast
 from lxml import etree
 
 from .errors import BadRequest
-
-#: The vCloud API namespace (``vcloud``).
-VCLOUD_NS = "http://www.vmware.com/vcloud/v1.5"
-#: The vCloud extension namespace (``vmext``).
-VMEXT_NS = "http://www.vmware.com/vcloud/extension/v1.5"
-
 
 _MAX_DEPTH = 100  # vCD's own limit on request documents
 
@@ -84,45 +78,3 @@ def element(
         el.set(key, value)
     el.text = text
     return el
-
-
-def document(
-    namespace: str, name: str, /, *, declare: bool = True, **attributes: str | None
-) -> etree._Element:
-    """A vCloud document root: ``vcloud`` is the default namespace, and ``vmext`` is declared
-    too when the root is a vmext element. ``None`` attributes are left out.
-
-    ``declare=False`` builds an element to append to another document (no declarations).
-    """
-    namespaces = (
-        {None: VCLOUD_NS} if namespace == VCLOUD_NS else {None: VCLOUD_NS, "vmext": namespace}
-    )
-    el = etree.Element(
-        f"{{{namespace}}}{name}", nsmap=cast("dict[str, str]", namespaces) if declare else None
-    )
-    for key, value in attributes.items():
-        if value is not None:
-            el.set(key, value)
-    return el
-
-
-def child(
-    parent: etree._Element,
-    name: str,
-    text: str | None = None,
-    /,
-    *,
-    ns: str = VCLOUD_NS,
-    **attributes: str,
-) -> etree._Element:
-    """A child element ``name`` (vcloud namespace unless ``ns``) with text and attributes."""
-    el = etree.SubElement(parent, f"{{{ns}}}{name}")
-    for key, value in attributes.items():
-        el.set(key, value)
-    el.text = text
-    return el
-
-
-def boolean(value: bool) -> str:
-    """``true``/``false`` as ``xs:boolean`` text."""
-    return "true" if value else "false"

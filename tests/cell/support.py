@@ -9,7 +9,7 @@ from typing import Any
 import requests
 from lxml import etree
 
-from vcdext.xml import VCLOUD_NS, VMEXT_NS
+from vcdext.vcloud.media import VCLOUD_NS, VMEXT_NS
 
 ACCEPT = "application/*+xml;version=36.0"
 NS = {"v": VCLOUD_NS, "x": VMEXT_NS}

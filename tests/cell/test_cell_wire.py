@@ -175,9 +175,11 @@ def _state_with(*services: tuple[str, int, str, bool]) -> State:
     state = State(demo_seed())
     for name, priority, pattern, enabled in services:
         service = Service(
-            str(uuid.uuid4()), name, f"ns.{name}", "rk", "ex", enabled=enabled, priority=priority
+            name, f"ns.{name}", "rk", "ex", enabled=enabled, priority=priority, id=str(uuid.uuid4())
         )
-        state.add_service(service, [ApiFilter(str(uuid.uuid4()), service.id, pattern)])
+        state.add_service(
+            service, [ApiFilter(pattern, id=str(uuid.uuid4()), service_id=service.id)]
+        )
     return state
 
 

@@ -49,7 +49,7 @@ def in_cell(cell: Cell, namespace: str) -> dict[str, object]:
     return {
         "service": service,
         "filters": sorted(f.url_pattern or "" for f in state.filters(service.id)),
-        "links": sorted((x.rel, x.link_href, x.resource_type) for x in state.links(service.id)),
+        "links": sorted((x.rel, x.href, x.resource_type) for x in state.links(service.id)),
         "rights": sorted(r.name for r in state.rights(service.id)),
     }
 

@@ -13,6 +13,7 @@ from tests.vcd.fake_vcd import HOST, PASSWORD, FakeVcd
 from vcdext.errors import ConfigError
 from vcdext.settings import Settings, VcdSettings
 from vcdext.vcd.client import VcdClient
+from vcdext.vcd.connection import normalize_base_url
 from vcdext.vcd.errors import (
     VcdApiError,
     VcdConnectionError,
@@ -20,7 +21,6 @@ from vcdext.vcd.errors import (
     VcdLoginError,
     VcdVersionError,
 )
-from vcdext.vcd.wire import normalize_base_url
 
 EXTENSION = f"{HOST}/api/admin/extension"
 
@@ -339,3 +339,19 @@ def test_password_file_is_read(tmp_path: Path, fake):
 
 def test_real_requests_session_by_default():
     assert isinstance(VcdClient.from_settings(settings())._http, requests.Session)
+
+
+def test_documents_are_read_with_the_vcloud_readers(client):
+    from vcdext.vcloud import media
+    from vcdext.vcloud.extension import read_linked, read_service
+
+    assert client.session.value.user == "administrator"
+    extension = client.read(client.session.link("down", media.VMW_EXTENSION), read_linked)
+    assert extension.link("down", media.EXTENSION_SERVICES)
+    # A document that is not what the reader reads is the client's error, naming the URL.
+    with pytest.raises(
+        VcdError,
+        match=r"/api/admin/extension: vCD sent a document vcdext "
+        r"cannot read \(Expected a vmext:Service",
+    ):
+        client.read(f"{HOST}/api/admin/extension", read_service)

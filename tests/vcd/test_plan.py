@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from tests.vcd.conftest import make_service
 from vcdext.vcd.bundle import make_bundle
-from vcdext.vcd.model import (
-    ActualService,
-    ApiDefinitionSpec,
-    DesiredService,
-    RemoteApiDefinition,
-    RemoteFilter,
-    RemoteLink,
-    RemoteRight,
-    desired_service,
-)
+from vcdext.vcd.model import ActualService, DesiredService, compose_description, desired_service
 from vcdext.vcd.plan import (
     AddApiDefinition,
     AddFilter,
@@ -33,6 +24,7 @@ from vcdext.vcd.plan import (
     plan_prune,
     plan_service,
 )
+from vcdext.vcloud.model import ApiDefinition, ApiFilter, Held, Right, Service
 
 
 def desired(**changes: object) -> DesiredService:
@@ -42,41 +34,37 @@ def desired(**changes: object) -> DesiredService:
 
 def in_sync(want: DesiredService, **changes: object) -> ActualService:
     """What vCD has after registering ``want`` faithfully (then ``changes`` applied)."""
+    digest = want.bundle.digest if want.bundle else None
+    service = want.service(compose_description(want.description, digest))
     actual = ActualService(
-        href="https://vcd/api/admin/extension/service/1",
-        id="urn:vcloud:externalService:1",
-        name=want.name,
-        namespace=want.namespace,
+        Held(service, "https://vcd/api/admin/extension/service/1", "urn:vcloud:externalService:1"),
         description=want.description,
         managed=True,
-        bundle_digest=want.bundle.digest if want.bundle else None,
-        enabled=want.enabled,
-        authorization_enabled=want.authorization_enabled,
-        routing_key=want.routing_key,
-        priority=want.priority,
-        exchange=want.exchange,
-        vendor=want.vendor,
-        filters=tuple(RemoteFilter(p, f"https://vcd/f/{i}") for i, p in enumerate(want.filters)),
+        bundle_digest=digest,
+        filters=tuple(Held(ApiFilter(p), f"https://vcd/f/{i}") for i, p in enumerate(want.filters)),
         service_links=tuple(
-            RemoteLink(replace(x, external_id=""), f"https://vcd/l/{i}")
-            for i, x in enumerate(want.links)
+            Held(replace(x, external_id=""), f"https://vcd/l/{i}") for i, x in enumerate(want.links)
         ),
         api_definitions=tuple(
-            RemoteApiDefinition(d, f"https://vcd/d/{i}") for i, d in enumerate(want.api_definitions)
+            Held(d, f"https://vcd/d/{i}") for i, d in enumerate(want.api_definitions)
         ),
         rights=tuple(
-            RemoteRight(
-                r.name,
+            Held(
+                Right(r.name, r.category, r.description, r.bundle_key),
                 f"https://vcd/r/{i}",
                 f"urn:vcloud:right:{i}",
-                r.description,
-                r.category,
-                r.bundle_key,
             )
             for i, r in enumerate(want.rights)
         ),
     )
-    return replace(actual, **changes)  # type: ignore[arg-type]
+    # Changes to the service's own fields go to the held service; the rest to the view.
+    own = {k: v for k, v in changes.items() if k in SERVICE_FIELDS}
+    rest = {k: v for k, v in changes.items() if k not in SERVICE_FIELDS}
+    held = replace(actual.held, value=replace(actual.held.value, **own))  # type: ignore[arg-type]
+    return replace(actual, held=held, **rest)  # type: ignore[arg-type]
+
+
+SERVICE_FIELDS = {f.name for f in fields(Service)} - {"description"}
 
 
 def kinds(plan: object) -> list[str]:
@@ -137,7 +125,7 @@ def test_filters_added_and_removed_exactly():
     want = desired(filters=("/api/a", "/api/b"))
     actual = in_sync(
         want,
-        filters=(RemoteFilter("/api/b", "h/b"), RemoteFilter("/api/old", "h/old")),
+        filters=(Held(ApiFilter("/api/b"), "h/b"), Held(ApiFilter("/api/old"), "h/old")),
     )
     plan = plan_service(want, actual)
     assert plan.actions == (AddFilter("/api/a"), RemoveFilter("/api/old", "h/old"))
@@ -145,14 +133,15 @@ def test_filters_added_and_removed_exactly():
 
 def test_duplicate_filters_are_removed():
     want = desired(filters=("/api/a",))
-    actual = in_sync(want, filters=(RemoteFilter("/api/a", "h/1"), RemoteFilter("/api/a", "h/2")))
+    twice = (Held(ApiFilter("/api/a"), "h/1"), Held(ApiFilter("/api/a"), "h/2"))
+    actual = in_sync(want, filters=twice)
     assert plan_service(want, actual).actions == (RemoveFilter("/api/a", "h/2"),)
 
 
 def test_a_changed_link_is_removed_then_added():
     want = desired()
     old = replace(want.links[0], href="{baseUri}old")
-    actual = in_sync(want, service_links=(RemoteLink(old, "h/link"),))
+    actual = in_sync(want, service_links=(Held(old, "h/link"),))
     plan = plan_service(want, actual)
     assert plan.actions == (RemoveLink(old, "h/link"), AddLink(want.links[0]))
 
@@ -165,8 +154,8 @@ def test_link_external_id_is_not_compared():
 
 def test_api_definition_replaced_when_its_entry_point_changes():
     want = desired()
-    old = ApiDefinitionSpec("demo", "{baseUri}old", "io.example.demo", "Example")
-    actual = in_sync(want, api_definitions=(RemoteApiDefinition(old, "h/def"),))
+    old = ApiDefinition("demo", "{baseUri}old", "io.example.demo", "Example")
+    actual = in_sync(want, api_definitions=(Held(old, "h/def"),))
     plan = plan_service(want, actual)
     assert plan.actions == (
         RemoveApiDefinition(old, "h/def"),
@@ -177,8 +166,8 @@ def test_api_definition_replaced_when_its_entry_point_changes():
 def test_rights_added_updated_and_stale_ones_only_reported():
     want = desired()
     right = want.rights[0]
-    stale = RemoteRight("{io.example.demo}:Old", "h/old", "urn:vcloud:right:old")
-    changed = RemoteRight(right.name, "h/r", "urn:vcloud:right:r", "older text", "Demo", "")
+    stale = Held(Right("{io.example.demo}:Old"), "h/old", "urn:vcloud:right:old")
+    changed = Held(Right(right.name, "Demo", "older text", ""), "h/r", "urn:vcloud:right:r")
     plan = plan_service(want, in_sync(want, rights=(changed, stale)))
     (update,) = plan.actions
     assert isinstance(update, UpdateRight) and update.href == "h/r"

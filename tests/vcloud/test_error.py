@@ -10,8 +10,10 @@ from vcdext.vcloud.error import (
     cloudapi_error_json,
     error_document,
     error_element,
+    read_error,
 )
-from vcdext.xml import VCLOUD_NS, parse, tostring
+from vcdext.vcloud.media import VCLOUD_NS
+from vcdext.xml import parse, tostring
 
 
 def test_error_element_validates(assert_valid_vcd_xml):
@@ -47,3 +49,15 @@ def test_json_document_has_errortypes_attributes_and_the_cloudapi_members():
 def test_no_version_means_no_parameter(as_json):
     ctype, _ = error_document(500, "INTERNAL_SERVER_ERROR", "x", as_json=as_json)
     assert ";" not in ctype
+
+
+def test_vcds_recorded_errors_are_read_and_other_documents_are_not_errors():
+    from tests.vcd.fake_vcd import recorded
+
+    assert read_error(parse(recorded("error-duplicate-service.xml"))) == (
+        "BAD_REQUEST",
+        "[ 7c0e2f4a-9b1d-4c3e-8f5a-6b7c8d9e0f1a ] A service with namespace io.vcdext.hello "
+        "already exists.",
+    )
+    assert read_error(parse(tostring(error_element(404, "NOT_FOUND", "x")))) == ("NOT_FOUND", "x")
+    assert read_error(parse(recorded("service.xml"))) is None

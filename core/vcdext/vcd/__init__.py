@@ -5,15 +5,17 @@
     result = register_services(runtime, settings)          # no-op without vcd.url
     runtime.dispatcher.learn_right_ids(result.right_aliases())
 
-Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.documents` (XML in and
-out), :mod:`.model` (desired and actual state), :mod:`.plan` (the pure diff), :mod:`.observe`
-(reading vCD), :mod:`.apply` (writing vCD), :mod:`.bundle` (localization zip),
-:mod:`.reconcile` (the whole run). The ``register``/``unregister`` commands are in
-:mod:`vcdext.cli_register`.
+Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.connection` (base URL,
+secrets, failure reasons), :mod:`.versions` (choosing the API version), :mod:`.model` (desired
+and actual state), :mod:`.plan` (the pure diff), :mod:`.observe` (reading vCD), :mod:`.apply`
+(writing vCD), :mod:`.bundle` (localization zip), :mod:`.reconcile` (the whole run). The
+``register``/``unregister`` commands are in :mod:`vcdext.cli_register`. The XML in and out,
+and the objects vCD holds, are :mod:`vcdext.vcloud`'s.
 """
 
 from __future__ import annotations
 
+from ..vcloud.versions import SUPPORTED_VERSIONS
 from .bundle import LocalizationBundle, make_bundle
 from .client import VcdClient
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
@@ -26,7 +28,6 @@ from .reconcile import (
     register_services,
     unregister_service,
 )
-from .versions import SUPPORTED_VERSIONS
 
 __all__ = [
     "SUPPORTED_VERSIONS",

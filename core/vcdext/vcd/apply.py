@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from . import media
-from .client import VcdClient
-from .documents import (
-    api_definition_element,
-    api_filter_element,
-    bundle_upload_params,
-    find_link,
-    right_element,
-    right_from_document,
-    service_element,
-    service_link_element,
-    upload_location,
+from ..vcloud import media
+from ..vcloud.extension import (
+    read_bundle_upload_socket,
+    read_right,
+    write_api_definition,
+    write_api_filter,
+    write_bundle_upload_params,
+    write_right,
+    write_service,
+    write_service_link,
 )
+from ..vcloud.model import ApiFilter, right_urn
+from .client import VcdClient, readable
 from .errors import VcdApiError, VcdError
 from .model import ActualService, DesiredService, compose_description
 from .observe import Observer, service_link
@@ -77,21 +77,6 @@ class Applied:
     warnings: list[str] = field(default_factory=list)
 
 
-def _desired_from_actual(actual: ActualService, *, enabled: bool) -> DesiredService:
-    return DesiredService(
-        plugin="",
-        name=actual.name,
-        namespace=actual.namespace,
-        routing_key=actual.routing_key,
-        exchange=actual.exchange,
-        description=actual.description,
-        vendor=actual.vendor,
-        priority=actual.priority,
-        enabled=enabled,
-        authorization_enabled=actual.authorization_enabled,
-    )
-
-
 class Applier:
     """Applies service plans through a logged-in client."""
 
@@ -132,27 +117,28 @@ class Applier:
         client = self.client
         if isinstance(action, AddFilter):
             url = service_link(service, media.REL_ADD, media.API_FILTER, "apifilters")
-            client.post(url, api_filter_element(action.url_pattern), media.API_FILTER)
+            client.post(url, write_api_filter(ApiFilter(action.url_pattern)), media.API_FILTER)
         elif isinstance(action, AddLink):
             url = service_link(service, media.REL_ADD, media.SERVICE_LINK, "links")
-            client.post(url, service_link_element(action.link), media.SERVICE_LINK)
+            client.post(url, write_service_link(action.link), media.SERVICE_LINK)
         elif isinstance(action, AddApiDefinition):
             url = service_link(service, media.REL_ADD, media.API_DEFINITION, "apidefinitions")
-            client.post(url, api_definition_element(action.definition), media.API_DEFINITION)
+            client.post(url, write_api_definition(action.definition), media.API_DEFINITION)
         elif isinstance(action, RemoveFilter | RemoveLink | RemoveApiDefinition):
             client.delete(action.href)
         elif isinstance(action, AddRight):
             url = service_link(service, media.REL_RIGHTS, None, "rights")
             right = action.right
-            body = right_element(right, namespace=service.namespace, name=right.short_name)
+            body = write_right(right.as_right(service.namespace, name=right.short_name))
             created = client.post(url, body, media.RIGHT)
             if created is not None:
-                remote = right_from_document(created)
-                if remote.id:
-                    result.right_ids[remote.name or right.name] = remote.id
+                remote = readable(read_right, created, url)
+                ident = remote.id or right_urn(remote.href)
+                if ident:
+                    result.right_ids[remote.value.name or right.name] = ident
         elif isinstance(action, UpdateRight):
             right = action.right
-            body = right_element(right, namespace=service.namespace, name=right.name)
+            body = write_right(right.as_right(service.namespace, name=right.name))
             try:
                 client.put(action.href, body, media.RIGHT)
             except VcdApiError as exc:
@@ -169,11 +155,11 @@ class Applier:
     def _create(self, desired: DesiredService, *, keyed: bool = True) -> ActualService:
         url = self.observer.services_url()
         key = operation_key(desired.namespace) if keyed else None
-        body = service_element(
-            desired,
-            description=compose_description(desired.description),
+        body = write_service(
+            desired.service(compose_description(desired.description)),
             operation_key=key,
-            children=True,
+            filters=[ApiFilter(p) for p in desired.filters] or None,
+            links=desired.links or None,
         )
         try:
             created = self.client.post(url, body, media.SERVICE)
@@ -202,16 +188,10 @@ class Applier:
             return self._create(desired, keyed=False)
 
     def _put_service(
-        self,
-        service: ActualService,
-        desired: DesiredService,
-        digest: str | None,
-        *,
-        description: str | None = None,
+        self, service: ActualService, desired: DesiredService, digest: str | None
     ) -> None:
-        if description is None:
-            description = compose_description(desired.description, digest)
-        body = service_element(desired, description=description)
+        description = compose_description(desired.description, digest)
+        body = write_service(desired.service(description))
         self.client.put(_own_link(service, media.REL_EDIT, media.SERVICE), body, media.SERVICE)
 
     def _upload(self, service: ActualService, action: UploadBundle) -> None:
@@ -220,9 +200,11 @@ class Applier:
         )
         data = action.bundle.data
         socket = self.client.post(
-            url, bundle_upload_params(len(data), service.namespace), media.BUNDLE_UPLOAD_PARAMS
+            url,
+            write_bundle_upload_params(len(data), service.namespace),
+            media.BUNDLE_UPLOAD_PARAMS,
         )
-        location = upload_location(socket) if socket is not None else ""
+        location = readable(read_bundle_upload_socket, socket, url) if socket is not None else ""
         if not location:
             raise VcdError(f"{url}: vCD gave no uploadLocation for the localization bundle")
         self.client.put_bytes(location, data, media.ZIP)
@@ -231,15 +213,10 @@ class Applier:
         """Disable the service (as pyvcloud does; whether vCD insists is unknown), then delete
         it. Its description is sent back unchanged."""
         if service.enabled:
-            description = (
-                compose_description(service.description, service.bundle_digest)
-                if service.managed
-                else service.description
-            )
-            disabled = _desired_from_actual(service, enabled=False)
-            self._put_service(service, disabled, None, description=description)
+            body = write_service(replace(service.service, enabled=False))
+            self.client.put(_own_link(service, media.REL_EDIT, media.SERVICE), body, media.SERVICE)
         self.client.delete(_own_link(service, media.REL_REMOVE, None))
 
 
 def _own_link(service: ActualService, rel: str, media_type: str | None) -> str:
-    return find_link(service.links, rel, media_type) or service.href
+    return service.held.link(rel, media_type) or service.href

@@ -3,8 +3,7 @@
 ::
 
     with VcdClient.from_settings(settings) as vcd:   # negotiates and logs in
-        session = vcd.session_document
-        ext = vcd.get(find_link(doc_links(session), "down", VMW_EXTENSION))
+        ext = vcd.get(vcd.session.link("down", VMW_EXTENSION))
 
 * ``GET /api/versions`` picks the version (:mod:`vcdext.vcd.versions`); every later request
   sends ``Accept: application/*+xml;version=<it>``.
@@ -25,8 +24,9 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -36,13 +36,20 @@ from .. import xml as _xml
 from ..errors import BadRequest, ConfigError
 from ..retry import Backoff
 from ..settings import Settings, VcdSettings
-from . import media
-from .documents import doc_links, error_fields, find_link, records
+from ..vcloud import media
+from ..vcloud.error import read_error
+from ..vcloud.extension import read_linked
+from ..vcloud.model import Held
+from ..vcloud.query import read_records
+from ..vcloud.session import Login, read_session
+from ..vcloud.versions import ServerVersion, read_supported_versions, uses_cloudapi_login
+from .connection import Secret, normalize_base_url, phrase, read_password_file, reason_of
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
-from .versions import ServerVersion, negotiate, parse_supported_versions, uses_cloudapi_login
-from .wire import Secret, normalize_base_url, phrase, read_password_file, reason_of
+from .versions import negotiate
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -181,6 +188,14 @@ class VcdClient:
             raise VcdError("not logged in to vCD; call connect() first")
         return self._session_doc
 
+    @property
+    def session(self) -> Held[Login]:
+        """The login's ``Session``: who is logged in, and the links that lead everywhere else.
+
+        :raises VcdError: not logged in, or vCD's ``Session`` cannot be read.
+        """
+        return readable(read_session, self.session_document, f"{self.base_url} Session")
+
     # -- context manager ---------------------------------------------------------------------
 
     def __enter__(self) -> VcdClient:
@@ -219,7 +234,7 @@ class VcdClient:
             ) from None
         if root is None:
             raise VcdLoginError(self.base_url, self.user_label, "GET /api/versions was empty")
-        self._versions = parse_supported_versions(root)
+        self._versions = read_supported_versions(root)
         self.api_version = negotiate(
             [v.version for v in self._versions], wanted=self.wanted_version, url=self.base_url
         )
@@ -298,7 +313,10 @@ class VcdClient:
     def close(self) -> None:
         """Log out (best effort) and release the connection pool."""
         if self._auth and self._session_doc is not None:
-            logout = find_link(doc_links(self._session_doc), media.REL_REMOVE)
+            try:
+                logout = self.session.link(media.REL_REMOVE)
+            except VcdError:
+                logout = None
             if logout:
                 try:
                     self._send("DELETE", self.resolve(logout), accept=self._accept(), retry=False)
@@ -425,7 +443,7 @@ class VcdClient:
             message = f"redirected to {where}; point vcd.url at vCD itself"
         elif response.content.strip().startswith(b"<"):
             try:
-                fields = error_fields(_xml.parse(response.content))
+                fields = read_error(_xml.parse(response.content))
             except BadRequest:
                 fields = None
             if fields is not None:
@@ -462,6 +480,19 @@ class VcdClient:
             raise VcdError(f"GET {url}: vCD answered {response.status_code} without a document")
         return root
 
+    def read(
+        self,
+        href: str,
+        reader: Callable[[etree._Element], T],
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> T:
+        """``GET`` a document and read it with a :mod:`vcdext.vcloud` reader.
+
+        :raises VcdError: an error status, an empty body, or a document vcdext cannot read.
+        """
+        return readable(reader, self.get(href, params=params), self.resolve(href))
+
     def post(self, href: str, body: etree._Element, media_type: str) -> etree._Element | None:
         """``POST`` an XML body (never retried); returns the response document, if any."""
         return self._write("POST", href, _xml.tostring(body), media_type)
@@ -493,9 +524,18 @@ class VcdClient:
         root = self.get(href, params=params)
         seen = {self.resolve(href)}
         while True:
-            yield from records(root)
-            following = find_link(doc_links(root), media.REL_NEXT_PAGE)
+            yield from read_records(root)
+            following = readable(read_linked, root, href).link(media.REL_NEXT_PAGE)
             if not following or self.resolve(following) in seen:
                 return
             seen.add(self.resolve(following))
             root = self.get(following)
+
+
+def readable(reader: Callable[[etree._Element], T], root: etree._Element, where: str) -> T:
+    """``reader(root)``; a document vcdext cannot read is a :class:`VcdError` naming ``where``
+    (the :mod:`vcdext.vcloud` readers refuse documents that break VMware's schemas)."""
+    try:
+        return reader(root)
+    except BadRequest as exc:
+        raise VcdError(f"{where}: vCD sent a document vcdext cannot read ({exc.message})") from None

@@ -1,8 +1,10 @@
 """What vcdext wants registered in vCD (desired) and what vCD has (actual), as plain values.
 
-:func:`desired_service` turns a plugin's :class:`~vcdext.registry.Service` into a
-:class:`DesiredService`; :mod:`vcdext.vcd.observe` reads an :class:`ActualService` from vCD;
-:mod:`vcdext.vcd.plan` compares the two. Nothing here does I/O.
+:func:`desired_service` turns what a plugin declares (:class:`~vcdext.registry.Service`) into
+a :class:`DesiredService`; :mod:`vcdext.vcd.observe` reads an :class:`ActualService` from vCD;
+:mod:`vcdext.vcd.plan` compares the two. The objects vCD holds (services, filters, links, API
+definitions, rights) are :mod:`vcdext.vcloud.model`'s, shared with the local cell; this module
+adds only the client's views of them. Nothing here does I/O.
 
 **How vcdext recognises its own services.** Every service vcdext registers carries a last
 line in its ``Description``: ``[managed by vcdext]``, or ``[managed by vcdext; bundle
@@ -15,9 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..registry import Service
+from .. import registry
+from ..vcloud.model import ApiDefinition, ApiFilter, Held, Link, Right, Service, ServiceLink
 from .bundle import LocalizationBundle, make_bundle
 
 MARKER = "managed by vcdext"
@@ -42,24 +45,6 @@ def split_description(description: str) -> tuple[str, bool, str | None]:
 
 
 @dataclass(frozen=True)
-class LinkSpec:
-    """A service link as vCD stores it (``ServiceLink`` / ``ServiceLinkRecord``)."""
-
-    rel: str
-    href: str
-    mime_type: str
-    resource_type: str
-    resource_id: str = ""
-    external_id: str = field(default="", compare=False)
-
-    @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        """What identifies a link when comparing with vCD. ``ExternalResourceId`` is left out:
-        vCD's link records do not carry it."""
-        return (self.rel, self.href, self.mime_type, self.resource_type, self.resource_id)
-
-
-@dataclass(frozen=True)
 class RightSpec:
     """A right: ``name`` is vCD's full name ``{namespace}:Name``, ``short_name`` the plugin's."""
 
@@ -69,22 +54,15 @@ class RightSpec:
     category: str
     bundle_key: str = ""
 
-
-@dataclass(frozen=True)
-class ApiDefinitionSpec:
-    """An ``ApiDefinition`` (compared by name, entry point, namespace and vendor)."""
-
-    name: str
-    entry_point: str
-    namespace: str
-    api_vendor: str
-    description: str = field(default="", compare=False)
-    versions: tuple[str, ...] = field(default=API_DEFINITION_VERSIONS, compare=False)
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """What identifies a definition when comparing with vCD's records."""
-        return (self.name, self.entry_point, self.namespace, self.api_vendor)
+    def as_right(self, namespace: str, *, name: str) -> Right:
+        """The right to send: ``name`` is the short name to create, the full name to update."""
+        return Right(
+            name=name,
+            category=self.category,
+            description=self.description,
+            bundle_key=self.bundle_key,
+            service_namespace=namespace,
+        )
 
 
 @dataclass(frozen=True)
@@ -102,83 +80,111 @@ class DesiredService:
     enabled: bool = True
     authorization_enabled: bool = False
     filters: tuple[str, ...] = ()
-    links: tuple[LinkSpec, ...] = ()
+    links: tuple[ServiceLink, ...] = ()
     rights: tuple[RightSpec, ...] = ()
-    api_definitions: tuple[ApiDefinitionSpec, ...] = ()
+    api_definitions: tuple[ApiDefinition, ...] = ()
     bundle: LocalizationBundle | None = None
 
-
-@dataclass(frozen=True)
-class RemoteFilter:
-    """An API filter in vCD; ``href`` deletes it."""
-
-    url_pattern: str
-    href: str
-
-
-@dataclass(frozen=True)
-class RemoteLink:
-    """A service link in vCD; ``href`` deletes it."""
-
-    spec: LinkSpec
-    href: str
-
-
-@dataclass(frozen=True)
-class RemoteApiDefinition:
-    """An API definition in vCD; ``href`` deletes it."""
-
-    spec: ApiDefinitionSpec
-    href: str
-
-
-@dataclass(frozen=True)
-class RemoteRight:
-    """A right of the service in vCD; ``id`` is its URN ``urn:vcloud:right:<uuid>``."""
-
-    name: str
-    href: str
-    id: str
-    description: str = ""
-    category: str = ""
-    bundle_key: str = ""
-
-
-@dataclass(frozen=True)
-class DocLink:
-    """A ``Link`` of a vCloud document."""
-
-    rel: str
-    href: str
-    type: str = ""
-    name: str = ""
+    def service(self, description: str) -> Service:
+        """The service to send, with ``description`` (the plugin's text and the marker)."""
+        return Service(
+            name=self.name,
+            namespace=self.namespace,
+            routing_key=self.routing_key,
+            exchange=self.exchange,
+            enabled=self.enabled,
+            authorization_enabled=self.authorization_enabled,
+            priority=self.priority,
+            vendor=self.vendor,
+            description=description,
+        )
 
 
 @dataclass(frozen=True)
 class ActualService:
-    """A service as vCD has it, with its filters, links, API definitions and rights."""
+    """A service as vCD holds it, with its filters, links, API definitions and rights.
 
-    href: str
-    id: str
-    name: str
-    namespace: str
+    ``description`` is the plugin's text: the vcdext marker line is split off into
+    ``managed`` and ``bundle_digest``.
+    """
+
+    held: Held[Service]
     description: str = ""
     managed: bool = False
     bundle_digest: str | None = None
-    enabled: bool = False
-    authorization_enabled: bool = False
-    routing_key: str = ""
-    priority: int = 50
-    exchange: str = ""
-    vendor: str = ""
-    links: tuple[DocLink, ...] = field(default=(), repr=False)
-    filters: tuple[RemoteFilter, ...] = ()
-    service_links: tuple[RemoteLink, ...] = ()
-    api_definitions: tuple[RemoteApiDefinition, ...] = ()
-    rights: tuple[RemoteRight, ...] = ()
+    filters: tuple[Held[ApiFilter], ...] = ()
+    service_links: tuple[Held[ServiceLink], ...] = ()
+    api_definitions: tuple[Held[ApiDefinition], ...] = ()
+    rights: tuple[Held[Right], ...] = ()
+
+    @classmethod
+    def of(cls, held: Held[Service]) -> ActualService:
+        """The service of a ``Service`` document, without its parts."""
+        text, managed, digest = split_description(held.value.description)
+        return cls(held, description=text, managed=managed, bundle_digest=digest)
+
+    @property
+    def service(self) -> Service:
+        """The service's own fields (its description with the marker line)."""
+        return self.held.value
+
+    @property
+    def href(self) -> str:
+        """Where the service is."""
+        return self.held.href
+
+    @property
+    def id(self) -> str:
+        """The service's URN."""
+        return self.held.id
+
+    @property
+    def links(self) -> tuple[Link, ...]:
+        """The links of the service's document."""
+        return self.held.links
+
+    @property
+    def name(self) -> str:
+        """The service's name."""
+        return self.service.name
+
+    @property
+    def namespace(self) -> str:
+        """The service's namespace."""
+        return self.service.namespace
+
+    @property
+    def enabled(self) -> bool:
+        """Whether vCD routes requests to the service."""
+        return self.service.enabled
+
+    @property
+    def authorization_enabled(self) -> bool:
+        """Whether vCD's own authorization framework is on."""
+        return self.service.authorization_enabled
+
+    @property
+    def routing_key(self) -> str:
+        """The service's routing key."""
+        return self.service.routing_key
+
+    @property
+    def priority(self) -> int:
+        """The service's priority."""
+        return self.service.priority
+
+    @property
+    def exchange(self) -> str:
+        """The exchange vCD publishes the service's requests to."""
+        return self.service.exchange
+
+    @property
+    def vendor(self) -> str:
+        """The service's vendor."""
+        return self.service.vendor
 
 
-def entry_point(service: Service) -> str | None:
+def entry_point(service: registry.Service) -> str | None:
     """``{baseUri}`` + the first operation path without ``/api/`` (up to its first parameter).
 
     ``{baseUri}`` is vCD's API root *with* its trailing ``/api/`` [inferred from VMware's
@@ -195,7 +201,7 @@ def entry_point(service: Service) -> str | None:
 
 
 def desired_service(
-    service: Service,
+    service: registry.Service,
     *,
     exchange: str,
     messages: Mapping[str, Mapping[str, str]] | None = None,
@@ -218,7 +224,7 @@ def desired_service(
         for r in service.rights
     )
     links = tuple(
-        LinkSpec(
+        ServiceLink(
             rel=link.rel,
             href=link.href,
             mime_type=link.mime_type,
@@ -229,15 +235,16 @@ def desired_service(
         for link in service.links
     )
     entry = entry_point(service)
-    definitions: tuple[ApiDefinitionSpec, ...] = ()
+    definitions: tuple[ApiDefinition, ...] = ()
     if entry is not None:
         definitions = (
-            ApiDefinitionSpec(
+            ApiDefinition(
                 name=service.name,
                 entry_point=entry,
                 namespace=service.namespace,
                 api_vendor=service.vendor,
                 description=service.description,
+                versions=API_DEFINITION_VERSIONS,
             ),
         )
     return DesiredService(

@@ -10,20 +10,18 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from . import media
-from .client import VcdClient
-from .documents import (
-    api_definition_from_record,
-    doc_links,
-    filter_from_record,
-    find_link,
-    link_from_record,
-    right_from_document,
-    right_refs,
-    service_from_document,
+from ..vcloud import media
+from ..vcloud.accept import bare
+from ..vcloud.extension import read_linked, read_right, read_right_refs, read_service
+from ..vcloud.model import Held, Right, right_urn
+from ..vcloud.query import (
+    read_api_definition_record,
+    read_api_filter_record,
+    read_service_link_record,
 )
+from .client import VcdClient
 from .errors import VcdApiError
-from .model import ActualService, RemoteRight
+from .model import ActualService
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,7 @@ PAGE_SIZE = "128"
 
 def service_link(service: ActualService, rel: str, media_type: str | None, fallback: str) -> str:
     """A link of the service document, else ``<service href>/<fallback>``."""
-    return find_link(service.links, rel, media_type) or f"{service.href.rstrip('/')}/{fallback}"
+    return service.held.link(rel, media_type) or f"{service.href.rstrip('/')}/{fallback}"
 
 
 class Observer:
@@ -46,17 +44,18 @@ class Observer:
     # -- where things are ----------------------------------------------------------------------
 
     def _session_link(self, media_type: str, fallback: str) -> str:
-        links = doc_links(self.client.session_document)
-        return find_link(links, media.REL_DOWN, media_type) or self.client.base_url + fallback
+        return (
+            self.client.session.link(media.REL_DOWN, media_type) or self.client.base_url + fallback
+        )
 
     def services_url(self) -> str:
         """The ``ExtensionServices`` collection (POST creates a service there)."""
         if self._services_url is None:
             extension_url = self._session_link(media.VMW_EXTENSION, "/api/admin/extension")
-            extension = self.client.get(extension_url)
-            self._services_url = find_link(
-                doc_links(extension), media.REL_DOWN, media.EXTENSION_SERVICES
-            ) or (extension_url.rstrip("/") + "/service")
+            extension = self.client.read(extension_url, read_linked)
+            self._services_url = extension.link(media.REL_DOWN, media.EXTENSION_SERVICES) or (
+                extension_url.rstrip("/") + "/service"
+            )
         return self._services_url
 
     # -- finding services ----------------------------------------------------------------------
@@ -96,11 +95,11 @@ class Observer:
         return self._listed()
 
     def _listed(self) -> list[str]:
-        listing = self.client.get(self.services_url())
+        listing = self.client.read(self.services_url(), read_linked)
         return [
             link.href
-            for link in doc_links(listing)
-            if link.rel == media.REL_DOWN and link.type.split(";")[0] == media.SERVICE
+            for link in listing.links
+            if link.rel == media.REL_DOWN and bare(link.type) == media.SERVICE
         ]
 
     # -- reading one service -------------------------------------------------------------------
@@ -108,7 +107,8 @@ class Observer:
     def read(self, href: str, *, children: bool = True) -> ActualService:
         """The service at ``href``; with ``children``, also its filters, links, API definitions
         and rights."""
-        service = service_from_document(self.client.get(href), href=href)
+        held = self.client.read(href, read_service).held
+        service = ActualService.of(held if held.href else replace(held, href=href))
         if not children:
             return service
         return self.read_children(service)
@@ -119,10 +119,15 @@ class Observer:
         filters_url = service_link(service, media.REL_API_FILTERS, None, "apifilters")
         links_url = service_link(service, media.REL_SERVICE_LINKS, None, "links")
         definitions_url = service_link(service, media.REL_API_DEFINITIONS, None, "apidefinitions")
-        filters = tuple(f for f in map(filter_from_record, get(filters_url)) if f is not None)
-        links = tuple(x for x in map(link_from_record, get(links_url)) if x is not None)
+        # ResponseContentType filters (without a pattern) are not vcdext's to manage.
+        filters = tuple(
+            f
+            for f in map(read_api_filter_record, get(filters_url))
+            if f is not None and f.value.url_pattern is not None
+        )
+        links = tuple(x for x in map(read_service_link_record, get(links_url)) if x is not None)
         definitions = tuple(
-            d for d in map(api_definition_from_record, get(definitions_url)) if d is not None
+            d for d in map(read_api_definition_record, get(definitions_url)) if d is not None
         )
         return replace(
             service,
@@ -132,11 +137,20 @@ class Observer:
             rights=tuple(self.rights(service)),
         )
 
-    def rights(self, service: ActualService) -> list[RemoteRight]:
-        """The rights registered by the service, each read in full."""
-        refs = self.client.get(service_link(service, media.REL_RIGHTS, None, "rights"))
+    def rights(self, service: ActualService) -> list[Held[Right]]:
+        """The rights registered by the service, each read in full; a right's URN falls back
+        to the reference's, then to ``urn:vcloud:right:<last href part>``."""
+        refs = self.client.read(
+            service_link(service, media.REL_RIGHTS, None, "rights"), read_right_refs
+        )
         found = []
-        for name, href, ident in right_refs(refs):
-            right = right_from_document(self.client.get(href), href=href, id=ident)
-            found.append(right if right.name else replace(right, name=name))
+        for ref in refs.value:
+            right = self.client.read(ref.href, read_right)
+            found.append(
+                replace(
+                    right,
+                    href=right.href or ref.href,
+                    id=right.id or ref.id or right_urn(right.href or ref.href),
+                )
+            )
         return found

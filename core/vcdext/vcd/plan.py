@@ -20,15 +20,9 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..vcloud.model import ApiDefinition, Held, Right, ServiceLink
 from .bundle import LocalizationBundle
-from .model import (
-    ActualService,
-    ApiDefinitionSpec,
-    DesiredService,
-    LinkSpec,
-    RemoteRight,
-    RightSpec,
-)
+from .model import ActualService, DesiredService, RightSpec
 
 D = TypeVar("D")
 R = TypeVar("R")
@@ -99,7 +93,7 @@ class RemoveFilter:
         return self.url_pattern
 
 
-def _link_text(link: LinkSpec) -> str:
+def _link_text(link: ServiceLink) -> str:
     on = link.resource_type + (f" {link.resource_id}" if link.resource_id else "")
     return f"rel={link.rel} {link.href} on {on}"
 
@@ -108,7 +102,7 @@ def _link_text(link: LinkSpec) -> str:
 class AddLink:
     """POST a ``ServiceLink`` to the service."""
 
-    link: LinkSpec
+    link: ServiceLink
     verb = "add"
     subject = "service link"
 
@@ -122,7 +116,7 @@ class AddLink:
 class RemoveLink:
     """DELETE a service link."""
 
-    link: LinkSpec
+    link: ServiceLink
     href: str
     verb = "remove"
     subject = "service link"
@@ -137,7 +131,7 @@ class RemoveLink:
 class AddApiDefinition:
     """POST an ``ApiDefinition`` to the service."""
 
-    definition: ApiDefinitionSpec
+    definition: ApiDefinition
     verb = "add"
     subject = "api definition"
 
@@ -151,7 +145,7 @@ class AddApiDefinition:
 class RemoveApiDefinition:
     """DELETE an API definition."""
 
-    definition: ApiDefinitionSpec
+    definition: ApiDefinition
     href: str
     verb = "remove"
     subject = "api definition"
@@ -359,9 +353,9 @@ def _diff_keyed(
 
 
 def _diff_rights(
-    desired: tuple[RightSpec, ...], actual: Iterable[RemoteRight]
+    desired: tuple[RightSpec, ...], actual: Iterable[Held[Right]]
 ) -> tuple[list[AddRight | UpdateRight], list[str]]:
-    have = {r.name: r for r in actual}
+    have = {r.value.name: r for r in actual}
     actions: list[AddRight | UpdateRight] = []
     for right in desired:
         remote = have.pop(right.name, None)
@@ -369,9 +363,9 @@ def _diff_rights(
             actions.append(AddRight(right))
             continue
         pairs = [
-            ("description", remote.description, right.description),
-            ("category", remote.category, right.category),
-            ("bundle key", remote.bundle_key, right.bundle_key),
+            ("description", remote.value.description, right.description),
+            ("category", remote.value.category, right.category),
+            ("bundle key", remote.value.bundle_key, right.bundle_key),
         ]
         changes = tuple(c for c in (_changed(*p) for p in pairs) if c is not None)
         if changes:
@@ -405,25 +399,25 @@ def plan_service(desired: DesiredService, actual: ActualService | None) -> Servi
         desired.filters,
         actual.filters,
         lambda p: p,
-        lambda f: f.url_pattern,
+        lambda f: f.value.url_pattern,
         AddFilter,
-        lambda f: RemoveFilter(f.url_pattern, f.href),
+        lambda f: RemoveFilter(f.value.url_pattern or "", f.href),
     )
     link_adds, link_removes = _diff_keyed(
         desired.links,
         actual.service_links,
         lambda x: x.key,
-        lambda r: r.spec.key,
+        lambda r: r.value.key,
         AddLink,
-        lambda r: RemoveLink(r.spec, r.href),
+        lambda r: RemoveLink(r.value, r.href),
     )
     def_adds, def_removes = _diff_keyed(
         desired.api_definitions,
         actual.api_definitions,
         lambda d: d.key,
-        lambda r: r.spec.key,
+        lambda r: r.value.key,
         AddApiDefinition,
-        lambda r: RemoveApiDefinition(r.spec, r.href),
+        lambda r: RemoveApiDefinition(r.value, r.href),
     )
     # New filters first, so a changed pattern never leaves a gap; links and definitions are
     # removed before they are added again.

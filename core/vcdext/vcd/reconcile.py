@@ -117,7 +117,7 @@ def reconcile(
         if dry_run or not sp.actions:
             executed.append(sp)
             if sp.actual is not None:
-                result.right_ids.update({r.name: r.id for r in sp.actual.rights if r.id})
+                result.right_ids.update({r.value.name: r.id for r in sp.actual.rights if r.id})
             continue
         executed += _apply(applier, observer, want, sp, result)
     if prune:
@@ -171,10 +171,10 @@ def _apply(
             applied_rest = applier.apply(rest)
             result.warnings += applied_rest.warnings
             applied.right_ids.update(applied_rest.right_ids)
-    ids = {r.name: r.id for r in (service.rights if service else ()) if r.id}
+    ids = {r.value.name: r.id for r in (service.rights if service else ()) if r.id}
     ids.update(applied.right_ids)
     if service is not None and any(r.name not in ids for r in want.rights):
-        ids.update({r.name: r.id for r in observer.rights(service) if r.id})
+        ids.update({r.value.name: r.id for r in observer.rights(service) if r.id})
     result.right_ids.update(ids)
     return done
 

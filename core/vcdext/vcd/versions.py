@@ -1,92 +1,18 @@
-"""vCloud API version negotiation (pure: no I/O).
+"""Choosing the vCloud API version to talk to a vCD with (pure: no I/O).
 
-vcdext speaks the versions in :data:`SUPPORTED_VERSIONS`: every API from vCD 5.1 (the first
-with extension services) to vCD 10.5 (38.0). 39.0 (vCD 10.6) deprecates the AMQP
-``AdminService`` API, so it is not chosen unless ``vcd.api_version`` asks for it.
+The version list, comparison and the ``SupportedVersions`` document are vCloud vocabulary
+(:mod:`vcdext.vcloud.versions`); this module holds only the client's choice among them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from lxml import etree
-
+from ..vcloud.versions import MINIMUM, SUPPORTED_VERSIONS, is_version, version_key
 from .errors import VcdVersionError
-from .media import VERSIONS_NS
 
 log = logging.getLogger(__name__)
-
-#: API versions vcdext supports, oldest first (vCD 5.1, 5.5, 5.6, 5.7, 8.0, 8.10, 8.20,
-#: 9.0, 9.1, 9.5, 9.7, 10.0, 10.1, 10.2, 10.3, 10.4, 10.5).
-SUPPORTED_VERSIONS: tuple[str, ...] = (
-    "5.1",
-    "5.5",
-    "5.6",
-    "5.7",
-    "9.0",
-    "20.0",
-    "27.0",
-    "29.0",
-    "30.0",
-    "31.0",
-    "32.0",
-    "33.0",
-    "34.0",
-    "35.0",
-    "36.0",
-    "37.0",
-    "38.0",
-)
-#: The oldest API with extension services.
-MINIMUM = "5.1"
-#: From this version on, log in through ``/cloudapi/1.0.0/sessions`` with a Bearer token.
-CLOUDAPI_LOGIN = "33.0"
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """``"5.10"`` → ``(5, 10)``, ``"36"`` and ``"36.0.0"`` → ``(36, 0)``.
-
-    :raises ValueError: anything but dotted numbers.
-    """
-    parts = version.strip().split(".")
-    if not all(p.isdigit() for p in parts):
-        raise ValueError(f"not a vCloud API version: {version!r}")
-    key = [int(p) for p in parts]
-    while len(key) > 2 and key[-1] == 0:
-        key.pop()
-    while len(key) < 2:
-        key.append(0)
-    return tuple(key)
-
-
-def _valid(version: str) -> bool:
-    try:
-        version_key(version)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class ServerVersion:
-    """One ``VersionInfo`` of ``GET /api/versions``."""
-
-    version: str
-    login_url: str
-    deprecated: bool = False
-
-
-def parse_supported_versions(root: etree._Element) -> list[ServerVersion]:
-    """The ``VersionInfo`` entries of a ``SupportedVersions`` document (unparsable ones skipped)."""
-    found = []
-    for info in root.iter(f"{{{VERSIONS_NS}}}VersionInfo"):
-        version = (info.findtext(f"{{{VERSIONS_NS}}}Version") or "").strip()
-        login = (info.findtext(f"{{{VERSIONS_NS}}}LoginUrl") or "").strip()
-        if _valid(version):
-            found.append(ServerVersion(version, login, info.get("deprecated") == "true"))
-    return found
 
 
 def negotiate(
@@ -101,11 +27,11 @@ def negotiate(
     :raises VcdVersionError: ``wanted`` is not offered, the server offers nothing from 5.1 on,
         or there is no common version.
     """
-    server = sorted({v for v in offered if _valid(v)}, key=version_key)
+    server = sorted({v for v in offered if is_version(v)}, key=version_key)
     minimum = version_key(MINIMUM)
     listing = ", ".join(server) or "none"
     if wanted:
-        if not _valid(wanted):
+        if not is_version(wanted):
             raise VcdVersionError(f"vcd.api_version {wanted!r} is not a version like 36.0")
         match = next((v for v in server if version_key(v) == version_key(wanted)), None)
         if match is None:
@@ -133,8 +59,3 @@ def negotiate(
             f"{ours_text} (set vcd.api_version to force one)"
         )
     return common[-1]
-
-
-def uses_cloudapi_login(version: str) -> bool:
-    """Whether this version logs in through ``/cloudapi`` (Bearer token)."""
-    return version_key(version) >= version_key(CLOUDAPI_LOGIN)

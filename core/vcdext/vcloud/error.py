@@ -16,12 +16,11 @@ from typing import Any
 
 from lxml import etree
 
-from ..xml import VCLOUD_NS, element, tostring
+from ..xml import element, tostring
+from .media import ERROR, ERROR_JSON, VCLOUD_NS
 
 #: Media type of the XML form.
-ERROR_XML = "application/vnd.vmware.vcloud.error+xml"
-#: Media type of the JSON form.
-ERROR_JSON = "application/vnd.vmware.vcloud.error+json"
+ERROR_XML = ERROR
 
 
 def error_element(status: int, minor_code: str, message: str) -> etree._Element:
@@ -67,6 +66,13 @@ def error_document(
     return media_type + (f";version={version}" if version else ""), body
 
 
+def read_error(root: etree._Element) -> tuple[str, str] | None:
+    """``(minorErrorCode, message)`` of a ``vcloud:Error``; ``None`` for any other document."""
+    if root.tag != f"{{{VCLOUD_NS}}}Error":
+        return None
+    return root.get("minorErrorCode", ""), root.get("message", "")
+
+
 __all__ = [
     "ERROR_JSON",
     "ERROR_XML",
@@ -74,4 +80,5 @@ __all__ = [
     "error_document",
     "error_element",
     "error_json",
+    "read_error",
 ]

@@ -13,19 +13,14 @@ from typing import Any
 
 from lxml import etree
 
-from vcdext import media
 from vcdext import xml as _xml
 from vcdext.errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
 from vcdext.protocol import Headers
 from vcdext.vcloud.error import cloudapi_error_json, error_document
+from vcdext.vcloud.versions import SUPPORTED_VERSIONS, accept_versions, supported
 
 from .model import Session
 from .views import Urls
-
-#: API versions the cell offers (``GET /api/versions``), oldest first.
-SUPPORTED_VERSIONS = ("5.1", "5.5", "9.0", "31.0", "32.0", "33.0", "34.0", "35.0", "36.0")
-#: The first version with ``/cloudapi/1.0.0/sessions`` and bearer tokens.
-CLOUDAPI_VERSION = 33.0
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
@@ -93,15 +88,16 @@ def requested_version(accept: str) -> str:
     Any media range is accepted (``application/*+xml``, an exact vCD type, JSON): only the
     version matters, as in vCD.
     """
-    versions = media.accept_versions(accept)
+    versions = accept_versions(accept)
     if not versions:
         raise NotAcceptable(
             "The request has invalid accept header: no API version; send for example "
             f"'Accept: application/*+xml;version={SUPPORTED_VERSIONS[-1]}'"
         )
     for version in versions:
-        if version in SUPPORTED_VERSIONS:
-            return version
+        listed = supported(version)
+        if listed is not None:
+            return listed
     raise NotAcceptable(
         f"The request has invalid accept header: API version {versions[0]} is not supported "
         f"(supported: {', '.join(SUPPORTED_VERSIONS)})"

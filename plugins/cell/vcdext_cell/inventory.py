@@ -1,4 +1,5 @@
-"""XML rendering of the inventory (orgs, VDCs, vApps, VMs) and of tasks.
+"""XML rendering of the inventory (orgs, VDCs, vApps, VMs), and the links and references the
+cell gives tasks (the ``Task`` itself is written by :mod:`vcdext.vcloud.task`).
 
 Each representation carries the service links registered for its media type; the caller
 passes them in (see :meth:`vcdext.cell.state.State.service_links_for`).
@@ -6,18 +7,19 @@ passes them in (see :meth:`vcdext.cell.state.State.service_links_for`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from lxml import etree
 
-from vcdext import media
-from vcdext import xml as _xml
-from vcdext.vcloud.error import error_element
-from vcdext.xml import VCLOUD_NS, boolean
-from vcdext.xml import child as sub
-from vcdext.xml import document as root
+from vcdext.vcloud import media
+from vcdext.vcloud.elements import root, sub
+from vcdext.vcloud.media import VCLOUD_NS
+from vcdext.vcloud.model import Held, Link, Reference
+from vcdext.vcloud.reference import write_reference
+from vcdext.vcloud.task import write_task, write_tasks_list
 
-from .model import Ref, ServiceLink, Task
+from .model import ServiceLink, Task
 from .seed import Org, User, VApp, Vdc, Vm
 from .views import Urls, add_service_links, link
 
@@ -128,10 +130,10 @@ def vapp(
     link(el, "up", urls.vdc(a.vdc_id), media.VDC)
     add_service_links(el, urls, links, a.id)
     if owner is not None:
-        _ref(
+        write_reference(
             sub(el, "Owner"),
             "User",
-            Ref(urls.user(owner.id), media.USER, owner.name, f"urn:vcloud:user:{owner.id}"),
+            Reference(urls.user(owner.id), media.USER, owner.name, f"urn:vcloud:user:{owner.id}"),
         )
     sub(el, "InMaintenanceMode", "false")
     if a.vms:
@@ -161,75 +163,36 @@ def vm(urls: Urls, m: Vm, links: Iterable[ServiceLink], *, inline: bool = False)
     return el
 
 
-def _ref(parent: etree._Element, name: str, ref: Ref) -> None:
-    el = sub(parent, name, href=ref.href)
-    for key, value in (("id", ref.id), ("type", ref.type), ("name", ref.name)):
-        if value:
-            el.set(key, value)
-
-
-def task(
-    urls: Urls, t: Task, org: Org, creator: User | None, *, inline: bool = False
-) -> etree._Element:
-    """A vcloud ``Task`` as vCD returns it after create, read or update."""
+def held_task(urls: Urls, t: Task, org: Org, creator: User | None) -> Held[Task]:
+    """A task as vCD returns it after create, read or update: its links, its ``User`` (the
+    creator unless the client named one) and its ``Organization``."""
     href = urls.task(t.id)
-    attrs: dict[str, str | None] = {
-        "href": href,
-        "type": media.TASK,
-        "id": t.urn,
-        "name": t.name,
-        "status": t.status,
-        "serviceNamespace": t.service_namespace,
-        "operation": t.operation,
-        "operationName": t.operation_name,
-        "startTime": t.start_time,
-        "endTime": t.end_time,
-        "expiryTime": t.expiry_time,
-        "cancelRequested": boolean(t.cancel_requested),
-    }
-    el = root(VCLOUD_NS, "Task", declare=not inline, **attrs)
+    links = []
     if not t.finished:
-        link(el, "task:cancel", f"{href}/action/cancel")
-    link(el, "edit", href, media.TASK)
-    link(el, "up", urls.org(org.id), media.ORG, name=org.name)
-    if t.description:
-        sub(el, "Description", t.description)
-    if t.owner is not None:
-        _ref(el, "Owner", t.owner)
-    if t.error is not None:
-        error = error_element(t.error.major, t.error.minor, t.error.message)
-        error.tag = f"{{{VCLOUD_NS}}}Error"
-        if t.error.stack_trace:
-            error.set("stackTrace", t.error.stack_trace)
-        el.append(error)
-    if t.user is not None:
-        _ref(el, "User", t.user)
-    elif creator is not None:
-        _ref(
-            el,
-            "User",
-            Ref(urls.user(creator.id), media.USER, creator.name, f"urn:vcloud:user:{creator.id}"),
+        links.append(Link(media.REL_TASK_CANCEL, f"{href}/action/cancel"))
+    links.append(Link(media.REL_EDIT, href, media.TASK))
+    links.append(Link(media.REL_UP, urls.org(org.id), media.ORG, org.name))
+    user = t.user
+    if user is None and creator is not None:
+        user = Reference(
+            urls.user(creator.id), media.USER, creator.name, f"urn:vcloud:user:{creator.id}"
         )
-    _ref(el, "Organization", Ref(urls.org(org.id), media.ORG, org.name, f"urn:vcloud:org:{org.id}"))
-    if t.progress is not None:
-        sub(el, "Progress", str(t.progress))
-    if t.params is not None:
-        el.append(_xml.parse(t.params))
-    if t.details is not None:
-        sub(el, "Details", t.details)
-    return el
+    organization = Reference(urls.org(org.id), media.ORG, org.name, f"urn:vcloud:org:{org.id}")
+    shown = dataclasses.replace(t, user=user, organization=organization)
+    return Held(shown, href=href, id=t.urn, type=media.TASK, links=tuple(links))
+
+
+def task(urls: Urls, t: Task, org: Org, creator: User | None) -> etree._Element:
+    """A vcloud ``Task`` as vCD returns it after create, read or update."""
+    return write_task(held_task(urls, t, org, creator))
 
 
 def tasks_list(urls: Urls, o: Org, tasks: Iterable[tuple[Task, User | None]]) -> etree._Element:
     """``TasksList`` of an org with its tasks inline."""
-    el = root(
-        VCLOUD_NS,
-        "TasksList",
+    held = Held(
+        [held_task(urls, t, o, creator) for t, creator in tasks],
         href=urls.tasks_list(o.id),
         type=media.TASKS_LIST,
-        name="Tasks Lists",
+        links=(Link(media.REL_UP, urls.org(o.id), media.ORG),),
     )
-    link(el, "up", urls.org(o.id), media.ORG)
-    for t, creator in tasks:
-        el.append(task(urls, t, o, creator, inline=True))
-    return el
+    return write_tasks_list(held)

@@ -1,22 +1,23 @@
 """The records the cell keeps: registered services and their parts, sessions, tasks, events.
 
-Every record is a frozen dataclass. The store (:mod:`.state`) replaces a record to change it,
-so a record handed out is a consistent snapshot that can be rendered without holding a lock.
+A registered object is what vCD holds (:mod:`vcdext.vcloud.model`) plus the cell's own fields
+(its id, its service's id). Every record is a frozen dataclass. The store (:mod:`.state`)
+replaces a record to change it, so a record handed out is a consistent snapshot that can be
+rendered without holding a lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
+
+from vcdext.vcloud import model as held
 
 from .seed import Org, User
-
-#: Task statuses of vcloud:TaskType (task.xsd).
-TASK_STATUSES = ("queued", "preRunning", "running", "success", "error", "canceled", "aborted")
-#: Statuses after which a task does not change on its own any more.
-FINAL_STATUSES = ("success", "error", "canceled", "aborted")
 
 
 def new_id() -> str:
@@ -35,30 +36,21 @@ def uuid_of(value: str) -> str:
     return tail.removeprefix("vapp-").lower()
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A vcloud ``ReferenceType`` as a client sent it (``href`` is required)."""
+R = TypeVar("R")
 
-    href: str
-    type: str = ""
-    name: str = ""
+
+def stored(cls: type[R], value: object, **extra: object) -> R:
+    """The cell's record of class ``cls`` for a held ``value`` (a :mod:`vcdext.vcloud.model`
+    dataclass), with the cell-only fields ``extra``."""
+    values = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
+    return cls(**values, **extra)
+
+
+@dataclass(frozen=True)
+class Service(held.Service):
+    """A registered extension service, with the cell's id and registration order."""
+
     id: str = ""
-
-
-@dataclass(frozen=True)
-class Service:
-    """A registered extension service (vmext:Service)."""
-
-    id: str
-    name: str
-    namespace: str
-    routing_key: str
-    exchange: str
-    enabled: bool = False
-    authorization_enabled: bool = False
-    priority: int = 50
-    vendor: str = ""
-    description: str = ""
     #: Registration order; the tie-breaker when two services' filters match a path.
     order: int = 0
 
@@ -69,13 +61,11 @@ class Service:
 
 
 @dataclass(frozen=True)
-class ApiFilter:
-    """One API filter: a ``UrlPattern`` or a ``ResponseContentType`` (never both)."""
+class ApiFilter(held.ApiFilter):
+    """An API filter of the service ``service_id``."""
 
-    id: str
-    service_id: str
-    url_pattern: str | None = None
-    response_content_type: str | None = None
+    id: str = ""
+    service_id: str = ""
     #: The pattern compiled for Python's ``re`` (``None`` for response filters).
     compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
@@ -86,17 +76,11 @@ class ApiFilter:
 
 
 @dataclass(frozen=True)
-class ServiceLink:
-    """A link vCD adds to representations of ``resource_type``."""
+class ServiceLink(held.ServiceLink):
+    """A service link of the service ``service_id``."""
 
-    id: str
-    service_id: str
-    link_href: str
-    mime_type: str
-    rel: str
-    resource_type: str
-    resource_id: str | None = None
-    external_resource_id: str | None = None
+    id: str = ""
+    service_id: str = ""
 
     @property
     def urn(self) -> str:
@@ -105,28 +89,11 @@ class ServiceLink:
 
 
 @dataclass(frozen=True)
-class FileDescriptor:
-    """A file of an API definition (its ``File`` reference and description)."""
+class ApiDefinition(held.ApiDefinition):
+    """An API definition of the service ``service_id``."""
 
-    href: str
-    description: str = ""
-    type: str = ""
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class ApiDefinition:
-    """An API definition a service registered (vmext:ApiDefinition)."""
-
-    id: str
-    service_id: str
-    name: str
-    description: str = ""
-    entry_point: str = ""
-    namespace: str = ""
-    api_vendor: str = ""
-    versions: tuple[str, ...] = ()
-    files: tuple[FileDescriptor, ...] = ()
+    id: str = ""
+    service_id: str = ""
 
     @property
     def urn(self) -> str:
@@ -135,19 +102,14 @@ class ApiDefinition:
 
 
 @dataclass(frozen=True)
-class Right:
+class Right(held.Right):
     """A right: registered by a service (``{namespace}:Name``) or named in the seed.
 
     A right outlives its service (as in vCD, roles keep referring to it); a service that
     registers a right of the same name again adopts it and keeps its URN.
     """
 
-    id: str
-    name: str
-    category: str = ""
-    description: str = ""
-    bundle_key: str = ""
-    service_namespace: str = ""
+    id: str = ""
     service_id: str | None = None
 
     @property
@@ -187,64 +149,25 @@ class Session:
 
 
 @dataclass(frozen=True)
-class TaskError:
-    """The ``Error`` of a failed task."""
+class Task(held.Task):
+    """A task created through ``POST /api/tasksList/{org}``, in the org ``org_id``."""
 
-    message: str
-    major: int = 500
-    minor: str = "INTERNAL_SERVER_ERROR"
-    stack_trace: str | None = None
-
-
-@dataclass(frozen=True)
-class Task:
-    """A task created through ``POST /api/tasksList/{org}``."""
-
-    id: str
-    org_id: str
-    status: str
-    service_namespace: str
-    name: str = "task"
-    operation: str = ""
-    operation_name: str = ""
-    description: str = ""
-    start_time: str = ""
-    end_time: str | None = None
-    expiry_time: str | None = None
-    cancel_requested: bool = False
-    owner: Ref | None = None
-    error: TaskError | None = None
-    #: The ``User`` the client named; ``None`` means the creator.
-    user: Ref | None = None
+    id: str = ""
+    org_id: str = ""
+    #: The id of the user who created it (the task's ``User`` unless the client named one).
     creator_id: str = ""
-    progress: int | None = None
-    #: The ``Params`` element as XML bytes (``xs:anyType``), kept as sent.
-    params: bytes | None = None
-    details: str | None = None
 
     @property
     def urn(self) -> str:
         """The object's vCloud URN."""
         return f"urn:vcloud:task:{self.id}"
 
-    @property
-    def finished(self) -> bool:
-        """Whether the status is final (success, error, canceled, aborted)."""
-        return self.status in FINAL_STATUSES
-
 
 @dataclass(frozen=True)
-class Event:
+class Event(held.Event):
     """An event posted to ``POST /api/admin/org/{id}/events``."""
 
-    org_id: str
-    type: str
-    service_namespace: str
-    success: bool | None = None
-    type_full: str = ""
-    owner: Ref | None = None
-    user: Ref | None = None
-    properties: tuple[tuple[str, str], ...] = ()
+    org_id: str = ""
     #: The id of the user who posted it, and when.
     posted_by: str = ""
     timestamp: str = ""

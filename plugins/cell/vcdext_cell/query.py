@@ -21,18 +21,28 @@ from urllib.parse import quote, unquote_plus
 
 from lxml import etree
 
-from vcdext import media
 from vcdext.errors import BadRequest, Forbidden
-from vcdext.xml import VCLOUD_NS, boolean
-from vcdext.xml import child as sub
-from vcdext.xml import document as root
+from vcdext.vcloud import media
+from vcdext.vcloud.model import Link
+from vcdext.vcloud.query import (
+    FORMATS,
+    RECORD_KINDS,
+    Page,
+    RecordKind,
+    api_definition_record,
+    api_filter_record,
+    right_record,
+    service_link_record,
+    service_record,
+    write_query_list,
+    write_query_result,
+)
 
 from .state import State
-from .views import Urls, link
+from .views import Urls, held_definition, held_filter, held_link, held_right, held_service
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 128
-FORMATS = {"records": media.RECORDS, "idrecords": media.IDRECORDS, "references": media.REFERENCES}
 
 #: A result row: attribute → value; ``href``/``id`` always present.
 Row = dict[str, str]
@@ -47,13 +57,15 @@ class _Row:
 
 @dataclass(frozen=True)
 class QueryType:
-    """One query type: its record/reference element names and how to list its rows."""
+    """One query type: its records (:mod:`vcdext.vcloud.query`) and how to list its rows."""
 
-    name: str
-    record: str
-    reference: str
-    object_type: str
+    kind: RecordKind
     rows: Callable[[State, Urls, bool], list[_Row]]
+
+    @property
+    def name(self) -> str:
+        """The ``type=`` of the query."""
+        return self.kind.name
 
 
 def _service_ref(urls: Urls, service_id: str, ids: bool) -> tuple[str, frozenset[str]]:
@@ -63,35 +75,14 @@ def _service_ref(urls: Urls, service_id: str, ids: bool) -> tuple[str, frozenset
 
 
 def _services(state: State, urls: Urls, ids: bool) -> list[_Row]:
-    return [
-        _Row(
-            {
-                "href": urls.service(s.id),
-                "id": s.urn,
-                "name": s.name,
-                "namespace": s.namespace,
-                "vendor": s.vendor,
-                "enabled": boolean(s.enabled),
-                "exchange": s.exchange,
-                "routingKey": s.routing_key,
-                "priority": str(s.priority),
-                "isAuthorizationEnabled": boolean(s.authorization_enabled),
-            }
-        )
-        for s in state.services()
-    ]
+    return [_Row(service_record(held_service(urls, s))) for s in state.services()]
 
 
 def _filters(state: State, urls: Urls, ids: bool) -> list[_Row]:
     rows = []
     for f in state.filters():
         ref, aliases = _service_ref(urls, f.service_id, ids)
-        attrs = {"href": urls.part("apifilter", f.id), "id": f.urn, "service": ref}
-        if f.url_pattern is not None:
-            attrs["urlPattern"] = f.url_pattern
-        if f.response_content_type is not None:
-            attrs["responseContentType"] = f.response_content_type
-        rows.append(_Row(attrs, {"service": aliases}))
+        rows.append(_Row(api_filter_record(held_filter(urls, f), ref), {"service": aliases}))
     return rows
 
 
@@ -99,18 +90,7 @@ def _links(state: State, urls: Urls, ids: bool) -> list[_Row]:
     rows = []
     for x in state.links():
         ref, aliases = _service_ref(urls, x.service_id, ids)
-        attrs = {
-            "href": urls.part("link", x.id),
-            "id": x.urn,
-            "service": ref,
-            "rel": x.rel,
-            "linkHref": x.link_href,
-            "mimeType": x.mime_type,
-            "resourceType": x.resource_type,
-        }
-        if x.resource_id:
-            attrs["resourceId"] = x.resource_id
-        rows.append(_Row(attrs, {"service": aliases}))
+        rows.append(_Row(service_link_record(held_link(urls, x), ref), {"service": aliases}))
     return rows
 
 
@@ -119,50 +99,24 @@ def _definitions(state: State, urls: Urls, ids: bool) -> list[_Row]:
     rows = []
     for d in state.definitions():
         ref, aliases = _service_ref(urls, d.service_id, ids)
-        owner = services.get(d.service_id)
-        attrs = {
-            "href": urls.part("apidefinition", d.id),
-            "id": d.urn,
-            "name": d.name,
-            "entryPoint": d.entry_point,
-            "service": ref,
-            "namespace": d.namespace,
-            "apiVendor": d.api_vendor,
-        }
-        if owner is not None:
-            attrs.update(
-                serviceName=owner.name, serviceNamespace=owner.namespace, serviceVendor=owner.vendor
-            )
-        rows.append(_Row(attrs, {"service": aliases}))
+        record = api_definition_record(held_definition(urls, d), ref, services.get(d.service_id))
+        rows.append(_Row(record, {"service": aliases}))
     return rows
 
 
 def _rights(state: State, urls: Urls, ids: bool) -> list[_Row]:
-    return [
-        _Row({"href": urls.right(r.id), "id": r.urn, "name": r.name, "category": r.category})
-        for r in state.rights()
-    ]
+    return [_Row(right_record(held_right(urls, r))) for r in state.rights()]
 
 
+_ROWS: dict[str, Callable[[State, Urls, bool], list[_Row]]] = {
+    "adminService": _services,
+    "apiFilter": _filters,
+    "serviceLink": _links,
+    "adminApiDefinition": _definitions,
+    "right": _rights,
+}
 QUERY_TYPES: dict[str, QueryType] = {
-    q.name: q
-    for q in (
-        QueryType(
-            "adminService", "AdminServiceRecord", "AdminServiceReference", media.SERVICE, _services
-        ),
-        QueryType("apiFilter", "ApiFilterRecord", "ApiFilterReference", media.API_FILTER, _filters),
-        QueryType(
-            "serviceLink", "ServiceLinkRecord", "ServiceLinkReference", media.SERVICE_LINK, _links
-        ),
-        QueryType(
-            "adminApiDefinition",
-            "AdminApiDefinitionRecord",
-            "AdminApiDefinitionReference",
-            media.API_DEFINITION,
-            _definitions,
-        ),
-        QueryType("right", "RightRecord", "RightReference", media.RIGHT, _rights),
-    )
+    name: QueryType(kind, _ROWS[name]) for name, kind in RECORD_KINDS.items()
 }
 
 _CONDITION = re.compile(r"([A-Za-z][A-Za-z0-9_.]*)(==|!=)(.*)", re.DOTALL)
@@ -311,33 +265,15 @@ def run_query(
     page_rows = rows[start : start + params.page_size]
     base = href or urls.query()
     mime = FORMATS[params.format]
-    tag = f"{qtype.reference}s" if params.format == "references" else "QueryResultRecords"
-    el = root(
-        VCLOUD_NS,
-        tag,
-        href=params.url(base),
-        type=mime,
-        name=qtype.name,
-        page=str(params.page),
-        pageSize=str(params.page_size),
-        total=str(total),
+    page = Page(
+        params.url(base),
+        params.format,
+        params.page,
+        params.page_size,
+        total,
+        tuple(_paging_links(params, base, total)),
     )
-    _paging_links(el, params, base, total)
-    for row in page_rows:
-        if params.format == "references":
-            ref = sub(
-                el,
-                qtype.reference,
-                href=row.attrs["href"],
-                id=row.attrs["id"],
-                type=qtype.object_type,
-            )
-            name = row.attrs.get("name") or row.attrs.get("urlPattern") or row.attrs.get("rel")
-            if name:
-                ref.set("name", name)
-        else:
-            sub(el, qtype.record, type=qtype.object_type, **row.attrs)
-    return el, mime
+    return write_query_result(qtype.kind, page, [row.attrs for row in page_rows]), mime
 
 
 def _sort_key(value: str) -> tuple[int, float | str]:
@@ -347,17 +283,21 @@ def _sort_key(value: str) -> tuple[int, float | str]:
         return (1, value.lower())
 
 
-def _paging_links(el: etree._Element, params: QueryParams, base: str, total: int) -> None:
+def _paging_links(params: QueryParams, base: str, total: int) -> list[Link]:
     last = max(1, -(-total // params.page_size))
-    for fmt, mime in FORMATS.items():
-        if fmt != params.format:
-            link(el, "alternate", params.url(base, format=fmt, page=1), mime)
+    mime = FORMATS[params.format]
+    links = [
+        Link(media.REL_ALTERNATE, params.url(base, format=fmt, page=1), other)
+        for fmt, other in FORMATS.items()
+        if fmt != params.format
+    ]
     if params.page > 1:
-        link(el, "firstPage", params.url(base, page=1), FORMATS[params.format])
-        link(el, "previousPage", params.url(base, page=params.page - 1), FORMATS[params.format])
+        links.append(Link(media.REL_FIRST_PAGE, params.url(base, page=1), mime))
+        links.append(Link(media.REL_PREVIOUS_PAGE, params.url(base, page=params.page - 1), mime))
     if params.page < last:
-        link(el, "nextPage", params.url(base, page=params.page + 1), FORMATS[params.format])
-        link(el, "lastPage", params.url(base, page=last), FORMATS[params.format])
+        links.append(Link(media.REL_NEXT_PAGE, params.url(base, page=params.page + 1), mime))
+        links.append(Link(media.REL_LAST_PAGE, params.url(base, page=last), mime))
+    return links
 
 
 # Attributes that may be filtered on even when no row has them yet.
@@ -403,9 +343,9 @@ _ATTRIBUTES: dict[str, tuple[str, ...]] = {
 
 def query_list(urls: Urls, *, sysadmin: bool) -> etree._Element:
     """``QueryList``: one link per query type and format the caller may use."""
-    el = root(VCLOUD_NS, "QueryList", href=urls.query(), type=media.QUERY_LIST)
+    links = []
     if sysadmin:
         for name in QUERY_TYPES:
             for fmt, mime in FORMATS.items():
-                link(el, "down", urls.query(type=name, format=fmt), mime, name=name)
-    return el
+                links.append(Link(media.REL_DOWN, urls.query(type=name, format=fmt), mime, name))
+    return write_query_list(urls.query(), links)

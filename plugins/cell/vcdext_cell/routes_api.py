@@ -17,21 +17,26 @@ import dataclasses
 import logging
 from typing import Any
 
-from vcdext import media
 from vcdext.errors import Forbidden, HTTPError, NotFound
-from vcdext.xml import VCLOUD_NS
-
-from . import bodies, inventory, views
-from .http import (
-    CLOUDAPI_VERSION,
+from vcdext.vcloud import media
+from vcdext.vcloud.model import Task as HeldTask
+from vcdext.vcloud.task import read_event, read_task
+from vcdext.vcloud.versions import (
     SUPPORTED_VERSIONS,
+    ServerVersion,
+    uses_cloudapi_login,
+    write_supported_versions,
+)
+
+from . import inventory, views
+from .http import (
     Answer,
     Call,
     Router,
     json_answer,
     xml_answer,
 )
-from .model import Event, Session, Task
+from .model import Event, Session, Task, new_id, now, stored
 from .query import QueryParams, query_list, run_query
 from .routes_extension import read_body
 from .state import State
@@ -89,7 +94,8 @@ class ApiRoutes:
 
     def versions(self, call: Call) -> Answer:
         """``GET /api/versions``: ``SupportedVersions``, no session or version needed."""
-        doc = views.supported_versions(call.urls, SUPPORTED_VERSIONS)
+        login = f"{call.urls.api}/sessions"
+        doc = write_supported_versions(ServerVersion(v, login) for v in SUPPORTED_VERSIONS)
         return dataclasses.replace(xml_answer(doc, media.VERSIONS), versioned=False)
 
     def _credentials(self, call: Call) -> Session:
@@ -112,10 +118,10 @@ class ApiRoutes:
         return session
 
     def _token_headers(self, call: Call, session: Session) -> dict[str, str]:
-        headers = {"x-vcloud-authorization": session.token}
-        if float(call.version or 0) >= CLOUDAPI_VERSION:
-            headers["X-VMWARE-VCLOUD-ACCESS-TOKEN"] = session.bearer
-            headers["X-VMWARE-VCLOUD-TOKEN-TYPE"] = "Bearer"
+        headers = {media.H_XML_TOKEN: session.token}
+        if uses_cloudapi_login(call.version):
+            headers[media.H_ACCESS_TOKEN] = session.bearer
+            headers[media.H_TOKEN_TYPE] = "Bearer"
         return headers
 
     def login(self, call: Call) -> Answer:
@@ -157,9 +163,9 @@ class ApiRoutes:
         answer = json_answer(doc)
         answer.headers.update(
             {
-                "x-vcloud-authorization": session.token,
-                "X-VMWARE-VCLOUD-ACCESS-TOKEN": session.bearer,
-                "X-VMWARE-VCLOUD-TOKEN-TYPE": "Bearer",
+                media.H_XML_TOKEN: session.token,
+                media.H_ACCESS_TOKEN: session.bearer,
+                media.H_TOKEN_TYPE: "Bearer",
             }
         )
         return answer
@@ -244,7 +250,9 @@ class ApiRoutes:
         """``POST /api/tasksList/{org}``: create a task (200 + ``Task``)."""
         org = self.state.org(id)
         session = self._require_org(call, org.id)
-        task = bodies.task(read_body(call, VCLOUD_NS, "Task"), org.id, session.user.id)
+        sent = read_task(read_body(call)).value
+        task = stored(Task, sent, id=new_id(), org_id=org.id, creator_id=session.user.id)
+        task = _finish(dataclasses.replace(task, start_time=now(), cancel_requested=False))
         self.state.add_task(task)
         log.info("task %s created (%s, %s)", task.id, task.operation_name, task.status)
         return self._task_answer(call, task)
@@ -261,9 +269,10 @@ class ApiRoutes:
     def update_task(self, call: Call, id: str) -> Answer:
         """``PUT /api/task/{id}``: replace the task's state (200 + ``Task``)."""
         current = self._task_for(call, id)
-        task = self.state.replace_task(
-            bodies.task_update(read_body(call, VCLOUD_NS, "Task"), current)
-        )
+        # Id, org, start time and the cancel request stay the cell's.
+        sent = read_task(read_body(call)).value
+        changes = {f: getattr(sent, f) for f in _TASK_FIELDS}
+        task = self.state.replace_task(_finish(dataclasses.replace(current, **changes)))
         log.info("task %s updated (%s)", task.id, task.status)
         return self._task_answer(call, task)
 
@@ -277,8 +286,15 @@ class ApiRoutes:
         """``POST /api/admin/org/{id}/events``: store an event (204)."""
         org = self.state.org(id)
         session = self._require_org(call, org.id)
-        el = read_body(call, VCLOUD_NS, "Event")
-        event = bodies.event(el, org.id, session.user.id, call.body)
+        body = read_body(call)
+        event = stored(
+            Event,
+            read_event(body),
+            org_id=org.id,
+            posted_by=session.user.id,
+            timestamp=now(),
+            xml=body,
+        )
         self.state.add_event(event)
         log.info("event %s posted to org %s", event.type, org.name)
         return Answer(204)
@@ -327,3 +343,19 @@ def event_dict(e: Event) -> dict[str, Any]:
         "postedBy": f"urn:vcloud:user:{e.posted_by}",
         "timestamp": e.timestamp,
     }
+
+
+#: What a ``PUT`` of a task changes: everything the client sends but its start time, cancel
+#: request and organization (the cell's).
+_TASK_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(HeldTask)
+    if f.name not in ("start_time", "cancel_requested", "organization")
+)
+
+
+def _finish(task: Task) -> Task:
+    """A task that reached a final status without an end time ends now."""
+    if task.finished and task.end_time is None:
+        return dataclasses.replace(task, end_time=now())
+    return task

@@ -18,14 +18,21 @@ import dataclasses
 import logging
 import re
 
-from lxml import etree
-
-from vcdext import media
 from vcdext.errors import BadRequest, Forbidden, UnsupportedMediaType
-from vcdext.xml import VCLOUD_NS, VMEXT_NS
+from vcdext.vcloud import media
+from vcdext.vcloud.extension import (
+    read_api_definition,
+    read_api_filter,
+    read_bundle_upload_params,
+    read_right,
+    read_service,
+    read_service_link,
+    write_bundle_upload_socket,
+)
 
-from . import bodies, bundles, views
+from . import bundles, views
 from .http import Answer, Call, Router, xml_answer
+from .model import ApiDefinition, ApiFilter, Right, Service, ServiceLink, new_id, stored
 from .query import QueryParams, run_query
 from .state import State
 
@@ -41,12 +48,30 @@ def require_sysadmin(call: Call) -> None:
         raise Forbidden("This operation is for system administrators only")
 
 
-def read_body(call: Call, namespace: str, name: str) -> etree._Element:
-    """The request body as the expected document; 415 for a non-XML Content-Type."""
+def read_body(call: Call) -> bytes:
+    """The request body, for a :mod:`vcdext.vcloud` reader; 415 for a non-XML Content-Type."""
     ctype = call.content_type
     if ctype and "xml" not in ctype:
         raise UnsupportedMediaType(f"Content-Type {ctype} is not accepted; send XML")
-    return bodies.document(call.body, namespace, name)
+    return call.body
+
+
+def _right(body: bytes, owner: Service) -> Right:
+    """A right a service registers; its name is ``{namespace}:name`` (not prefixed twice)."""
+    sent = read_right(body)
+    name = sent.value.name
+    prefix = f"{{{owner.namespace}}}:"
+    return stored(
+        Right,
+        dataclasses.replace(
+            sent.value,
+            name=name if name.startswith(prefix) else prefix + name,
+            category=sent.value.category or owner.name,
+            service_namespace=owner.namespace,
+        ),
+        id=new_id(),
+        service_id=owner.id,
+    )
 
 
 class ExtensionRoutes:
@@ -111,9 +136,20 @@ class ExtensionRoutes:
     def create_service(self, call: Call) -> Answer:
         """``POST .../extension/service``: register (201 + ``Service``)."""
         require_sysadmin(call)
-        el = read_body(call, VMEXT_NS, "Service")
-        service, filters, links, definitions = bodies.service(el)
-        if el.find(f"{{{VMEXT_NS}}}ResourceClasses") is not None:
+        doc = read_service(read_body(call))
+        doc.require("namespace", "routing_key", "exchange")
+        service = stored(Service, doc.service, id=new_id())
+        filters = [
+            stored(ApiFilter, f.value, id=new_id(), service_id=service.id) for f in doc.filters
+        ]
+        links = [
+            stored(ServiceLink, x.value, id=new_id(), service_id=service.id) for x in doc.links
+        ]
+        definitions = [
+            stored(ApiDefinition, d.value, id=new_id(), service_id=service.id)
+            for d in doc.definitions
+        ]
+        if doc.resource_classes:
             log.warning(
                 "service %r: inline ResourceClasses are ignored by the local cell", service.name
             )
@@ -132,7 +168,16 @@ class ExtensionRoutes:
         """``PUT .../service/{id}``: update a service (200 + ``Service``)."""
         require_sysadmin(call)
         current = self.state.service(id)
-        changes = bodies.service_changes(read_body(call, VMEXT_NS, "Service"), current)
+        doc = read_service(read_body(call))
+        # Elements left out keep their value; inline filters, links and definitions are
+        # ignored (they have their own URLs); the namespace cannot change.
+        changes = doc.changes()
+        namespace = changes.pop("namespace", current.namespace)
+        if namespace != current.namespace:
+            raise BadRequest(
+                f"The namespace of an extension service cannot change ({current.namespace!r} "
+                f"→ {namespace!r})"
+            )
         updated = self.state.update_service(current.id, **changes)
         log.info("updated extension service %r (enabled=%s)", updated.name, updated.enabled)
         return self._service_answer(call, updated.id)
@@ -172,22 +217,24 @@ class ExtensionRoutes:
         """``POST .../service/{id}/apifilters``: 201 + ``ApiFilter``."""
         require_sysadmin(call)
         s = self.state.service(id)
-        f = self.state.add_filter(bodies.api_filter(read_body(call, VMEXT_NS, "ApiFilter"), s.id))
+        sent = read_api_filter(read_body(call)).value
+        f = self.state.add_filter(stored(ApiFilter, sent, id=new_id(), service_id=s.id))
         return xml_answer(views.api_filter(call.urls, f), media.API_FILTER, 201)
 
     def add_link(self, call: Call, id: str) -> Answer:
         """``POST .../service/{id}/links``: 200 + ``ServiceLink``."""
         require_sysadmin(call)
         s = self.state.service(id)
-        x = self.state.add_link(bodies.service_link(read_body(call, VMEXT_NS, "ServiceLink"), s.id))
+        sent = read_service_link(read_body(call)).value
+        x = self.state.add_link(stored(ServiceLink, sent, id=new_id(), service_id=s.id))
         return xml_answer(views.service_link(call.urls, x), media.SERVICE_LINK, 200)
 
     def add_definition(self, call: Call, id: str) -> Answer:
         """``POST .../service/{id}/apidefinitions``: 201 + ``ApiDefinition``."""
         require_sysadmin(call)
         s = self.state.service(id)
-        el = read_body(call, VMEXT_NS, "ApiDefinition")
-        d = self.state.add_definition(bodies.api_definition(el, s.id))
+        sent = read_api_definition(read_body(call)).value
+        d = self.state.add_definition(stored(ApiDefinition, sent, id=new_id(), service_id=s.id))
         return xml_answer(views.api_definition(call.urls, d), media.API_DEFINITION, 201)
 
     def get_filter(self, call: Call, id: str) -> Answer:
@@ -237,7 +284,7 @@ class ExtensionRoutes:
         """``POST .../service/{id}/rights``: 201 + ``Right`` named ``{namespace}:name``."""
         require_sysadmin(call)
         s = self.state.service(id)
-        r = self.state.add_right(bodies.right(read_body(call, VCLOUD_NS, "Right"), s))
+        r = self.state.add_right(_right(read_body(call), s))
         log.info("registered right %r as %s", r.name, r.urn)
         return xml_answer(views.right(call.urls, r), media.RIGHT, 201)
 
@@ -258,9 +305,14 @@ class ExtensionRoutes:
         """``POST .../service/{id}/localizationbundles``: ``BundleUploadSocket``."""
         require_sysadmin(call)
         s = self.state.service(id)
-        size = bodies.bundle_upload_params(read_body(call, VMEXT_NS, "BundleUploadParams"), s)
+        size, namespace = read_bundle_upload_params(read_body(call))
+        if namespace and namespace != s.namespace:
+            raise BadRequest(
+                f"serviceNamespace {namespace!r} is not the namespace of this service "
+                f"({s.namespace!r})"
+            )
         transfer = self.state.open_upload(s.id, size)
-        doc = views.bundle_upload_socket(call.urls.transfer(transfer))
+        doc = write_bundle_upload_socket(call.urls.transfer(transfer))
         return xml_answer(doc, media.BUNDLE_UPLOAD_SOCKET)
 
     def receive_transfer(self, call: Call, transfer: str) -> Answer:

@@ -85,7 +85,7 @@ class State:
         self._forwarded: list[Forwarded] = []
         self._order = 0
         for name in seed.right_names:
-            right = Right(derived_id("right", name), name, category="Seed")
+            right = Right(name, category="Seed", id=derived_id("right", name))
             self._rights[right.id] = right
 
     # -- inventory (immutable after start) ------------------------------------------------

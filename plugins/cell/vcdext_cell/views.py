@@ -1,22 +1,32 @@
-"""XML rendering of the cell's documents: versions, session, extension registration.
+"""What the cell's registration documents hold: the hrefs, URNs and links the cell gives each
+object, as :class:`~vcdext.vcloud.model.Held` values for :mod:`vcdext.vcloud`'s writers.
 
-Every function returns an lxml element valid against VMware's schemas (the tests check each
-one). Elements are built with lxml, never by string concatenation, so every value is escaped.
-Inventory and task documents are in :mod:`.inventory`.
+The XML itself is written by :mod:`vcdext.vcloud` (every document valid against VMware's
+schemas; the tests check each one). Inventory and task documents are in :mod:`.inventory`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from lxml import etree
 
-from vcdext import media
-from vcdext.xml import VCLOUD_NS, VMEXT_NS, boolean
-from vcdext.xml import child as sub
-from vcdext.xml import document as root
+from vcdext.vcloud import media
+from vcdext.vcloud.extension import (
+    write_api_definition,
+    write_api_filter,
+    write_extension_services,
+    write_right,
+    write_right_refs,
+    write_service,
+    write_service_link,
+    write_vmw_extension,
+)
+from vcdext.vcloud.model import Held, Link
+from vcdext.vcloud.reference import write_link
+from vcdext.vcloud.session import Login, write_session
 
 from .model import ApiDefinition, ApiFilter, Right, Service, ServiceLink, Session
 
@@ -31,12 +41,8 @@ def link(
     name: str | None = None,
     id: str | None = None,
 ) -> etree._Element:
-    """A vcloud ``Link``."""
-    el = sub(parent, "Link", rel=rel, href=href)
-    for key, value in (("type", type), ("name", name), ("id", id)):
-        if value:
-            el.set(key, value)
-    return el
+    """Append a vcloud ``Link``."""
+    return write_link(parent, Link(rel, href, type or "", name or "", id or ""))
 
 
 class Urls:
@@ -105,53 +111,46 @@ class Urls:
         return f"{self.base}/transfer/{transfer_id}/file"
 
 
+def service_links(urls: Urls, links: Iterable[ServiceLink], object_id: str) -> list[Link]:
+    """The registered service links of an object, with ``{baseUri}``/``{resourceId}``
+    expanded."""
+    return [
+        Link(
+            x.rel,
+            x.href.replace("{baseUri}", urls.base_uri).replace("{resourceId}", object_id),
+            x.mime_type,
+            id=x.external_id,
+        )
+        for x in links
+    ]
+
+
 def add_service_links(
     el: etree._Element, urls: Urls, links: Iterable[ServiceLink], object_id: str
 ) -> None:
     """Append the registered service links, with ``{baseUri}``/``{resourceId}`` expanded."""
-    for x in links:
-        href = x.link_href.replace("{baseUri}", urls.base_uri).replace("{resourceId}", object_id)
-        link(el, x.rel, href, x.mime_type, id=x.external_resource_id)
+    for x in service_links(urls, links, object_id):
+        write_link(el, x)
 
 
-# -- versions and session ----------------------------------------------------------------
-
-
-def supported_versions(urls: Urls, versions: Iterable[str]) -> etree._Element:
-    """``SupportedVersions`` (versions namespace) with one ``VersionInfo`` per version."""
-    el = etree.Element(
-        f"{{{media.VERSIONS_NS}}}SupportedVersions",
-        nsmap=cast("dict[str, str]", {None: media.VERSIONS_NS}),
-    )
-    for version in versions:
-        info = etree.SubElement(el, f"{{{media.VERSIONS_NS}}}VersionInfo", deprecated="false")
-        etree.SubElement(info, f"{{{media.VERSIONS_NS}}}Version").text = version
-        etree.SubElement(info, f"{{{media.VERSIONS_NS}}}LoginUrl").text = f"{urls.api}/sessions"
-    return el
+# -- session -----------------------------------------------------------------------------
 
 
 def session(urls: Urls, s: Session) -> etree._Element:
     """The ``Session`` a login returns, with links to what the user may reach."""
     roles = "System Administrator" if s.is_sysadmin else "Organization User"
-    el = root(
-        VCLOUD_NS,
-        "Session",
-        href=f"{urls.api}/session/",
-        type=media.SESSION,
-        user=s.user.name,
-        org=s.org.name,
-        userId=s.user_urn,
-        roles=roles,
-    )
-    link(el, "down", f"{urls.api}/org/", media.ORG_LIST)
-    link(el, "remove", f"{urls.api}/session")
+    links = [
+        Link(media.REL_DOWN, f"{urls.api}/org/", media.ORG_LIST),
+        Link(media.REL_REMOVE, f"{urls.api}/session"),
+    ]
     if s.is_sysadmin:
-        link(el, "down", f"{urls.api}/admin/extension", media.VMW_EXTENSION)
+        links.append(Link(media.REL_DOWN, f"{urls.api}/admin/extension", media.VMW_EXTENSION))
     else:
-        link(el, "down", urls.org(s.org.id), media.ORG, name=s.org.name)
-    link(el, "down", urls.query(), media.QUERY_LIST)
-    sub(el, "AuthorizedLocations")
-    return el
+        links.append(Link(media.REL_DOWN, urls.org(s.org.id), media.ORG, s.org.name))
+    links.append(Link(media.REL_DOWN, urls.query(), media.QUERY_LIST))
+    login = Login(s.user.name, s.org.name, s.user_urn, roles)
+    held = Held(login, href=f"{urls.api}/session/", type=media.SESSION, links=tuple(links))
+    return write_session(held)
 
 
 # -- extension registration ------------------------------------------------------------------
@@ -159,22 +158,83 @@ def session(urls: Urls, s: Session) -> etree._Element:
 
 def vmw_extension(urls: Urls) -> etree._Element:
     """``vmext:VMWExtension``: the root of the extension surface."""
-    el = root(
-        VMEXT_NS, "VMWExtension", href=f"{urls.api}/admin/extension", type=media.VMW_EXTENSION
+    links = (
+        Link(media.REL_DOWN, urls.service(), media.EXTENSION_SERVICES),
+        Link(media.REL_DOWN, urls.query(type="adminService", format="records"), media.RECORDS),
     )
-    link(el, "down", urls.service(), media.EXTENSION_SERVICES)
-    link(el, "down", urls.query(type="adminService", format="records"), media.RECORDS)
-    return el
+    href = f"{urls.api}/admin/extension"
+    return write_vmw_extension(Held(None, href=href, type=media.VMW_EXTENSION, links=links))
 
 
 def extension_services(urls: Urls, services: Iterable[Service]) -> etree._Element:
     """``vmext:ExtensionServices``: ``add`` and one ``down`` link per service."""
-    el = root(VMEXT_NS, "ExtensionServices", href=urls.service(), type=media.EXTENSION_SERVICES)
-    link(el, "up", f"{urls.api}/admin/extension", media.VMW_EXTENSION)
-    link(el, "add", urls.service(), media.SERVICE)
-    for s in services:
-        link(el, "down", urls.service(s.id), media.SERVICE, name=s.name)
-    return el
+    links = [
+        Link(media.REL_UP, f"{urls.api}/admin/extension", media.VMW_EXTENSION),
+        Link(media.REL_ADD, urls.service(), media.SERVICE),
+    ]
+    links += [Link(media.REL_DOWN, urls.service(s.id), media.SERVICE, s.name) for s in services]
+    held = Held(None, href=urls.service(), type=media.EXTENSION_SERVICES, links=tuple(links))
+    return write_extension_services(held)
+
+
+def held_service(urls: Urls, s: Service) -> Held[Service]:
+    """A service with its href, URN and the links of its document."""
+    href = urls.service(s.id)
+
+    def of(what: str) -> str:
+        return urls.of_service(s.id, what)
+
+    links = (
+        Link(media.REL_UP, urls.service(), media.EXTENSION_SERVICES),
+        Link(media.REL_REMOVE, href),
+        Link(media.REL_EDIT, href, media.SERVICE),
+        Link(media.REL_RIGHTS, of("rights"), media.RIGHTS),
+        Link(media.REL_SERVICE_LINKS, of("links"), media.RECORDS),
+        Link(media.REL_ADD, of("links"), media.SERVICE_LINK),
+        Link(media.REL_API_FILTERS, of("apifilters"), media.RECORDS),
+        Link(media.REL_ADD, of("apifilters"), media.API_FILTER),
+        Link(media.REL_API_DEFINITIONS, of("apidefinitions"), media.RECORDS),
+        Link(media.REL_ADD, of("apidefinitions"), media.API_DEFINITION),
+        Link(media.REL_BUNDLE_UPLOAD, of("localizationbundles"), media.BUNDLE_UPLOAD_PARAMS),
+    )
+    return Held(s, href=href, id=s.urn, type=media.SERVICE, links=links)
+
+
+_Part = TypeVar("_Part", ApiFilter, ServiceLink, ApiDefinition)
+
+
+def _held_part(urls: Urls, kind: str, part: _Part, urn: str, mime: str) -> Held[_Part]:
+    """A service's filter, link or definition: it lives under ``.../service/{kind}/{id}``."""
+    href = urls.part(kind, part.id)
+    links = (
+        Link(media.REL_UP, urls.service(part.service_id), media.SERVICE),
+        Link(media.REL_REMOVE, href),
+    )
+    return Held(part, href=href, id=urn, type=mime, links=links)
+
+
+def held_filter(urls: Urls, f: ApiFilter) -> Held[ApiFilter]:
+    """An API filter with its href, URN and links."""
+    return _held_part(urls, "apifilter", f, f.urn, media.API_FILTER)
+
+
+def held_link(urls: Urls, x: ServiceLink) -> Held[ServiceLink]:
+    """A service link with its href, URN and links."""
+    return _held_part(urls, "link", x, x.urn, media.SERVICE_LINK)
+
+
+def held_definition(urls: Urls, d: ApiDefinition) -> Held[ApiDefinition]:
+    """An API definition with its href, URN and links."""
+    return _held_part(urls, "apidefinition", d, d.urn, media.API_DEFINITION)
+
+
+def held_right(urls: Urls, r: Right) -> Held[Right]:
+    """A right with its href, URN and links (``up`` to its service, if it has one)."""
+    href = urls.right(r.id)
+    links = [Link(media.REL_REMOVE, href)]
+    if r.service_id:
+        links.append(Link(media.REL_UP, urls.service(r.service_id), media.SERVICE))
+    return Held(r, href=href, id=r.urn, type=media.RIGHT, links=tuple(links))
 
 
 def service(
@@ -185,156 +245,40 @@ def service(
     definitions: Iterable[ApiDefinition] = (),
 ) -> etree._Element:
     """A ``vmext:Service`` with its links and, inline, its filters, links and definitions."""
-    href = urls.service(s.id)
-    el = root(VMEXT_NS, "Service", href=href, type=media.SERVICE, id=s.urn, name=s.name)
-    link(el, "up", urls.service(), media.EXTENSION_SERVICES)
-    link(el, "remove", href)
-    link(el, "edit", href, media.SERVICE)
-    link(el, "rights", urls.of_service(s.id, "rights"), media.RIGHTS)
-    link(el, "down:serviceLinks", urls.of_service(s.id, "links"), media.RECORDS)
-    link(el, "add", urls.of_service(s.id, "links"), media.SERVICE_LINK)
-    link(el, "down:apiFilters", urls.of_service(s.id, "apifilters"), media.RECORDS)
-    link(el, "add", urls.of_service(s.id, "apifilters"), media.API_FILTER)
-    link(el, "down:apiDefinitions", urls.of_service(s.id, "apidefinitions"), media.RECORDS)
-    link(el, "add", urls.of_service(s.id, "apidefinitions"), media.API_DEFINITION)
-    link(
-        el,
-        "bundle:upload",
-        urls.of_service(s.id, "localizationbundles"),
-        media.BUNDLE_UPLOAD_PARAMS,
+    return write_service(
+        held_service(urls, s),
+        filters=[held_filter(urls, f) for f in filters],
+        links=[held_link(urls, x) for x in links],
+        definitions=[held_definition(urls, d) for d in definitions],
     )
-    if s.description:
-        sub(el, "Description", s.description)
-    for name, value in (
-        ("Namespace", s.namespace),
-        ("Enabled", boolean(s.enabled)),
-        ("AuthorizationEnabled", boolean(s.authorization_enabled)),
-        ("RoutingKey", s.routing_key),
-        ("Priority", str(s.priority)),
-        ("Exchange", s.exchange),
-        ("Vendor", s.vendor),
-    ):
-        sub(el, name, value, ns=VMEXT_NS)
-    container = sub(el, "ApiFilters", ns=VMEXT_NS)
-    for f in filters:
-        container.append(api_filter(urls, f, inline=True))
-    container = sub(el, "ServiceLinks", ns=VMEXT_NS)
-    for x in links:
-        container.append(service_link(urls, x, inline=True))
-    container = sub(el, "ApiDefinitions", ns=VMEXT_NS)
-    for d in definitions:
-        container.append(api_definition(urls, d, inline=True))
-    return el
 
 
-def _part(
-    urls: Urls,
-    kind: str,
-    name: str,
-    part_id: str,
-    urn: str,
-    mime: str,
-    service_id: str,
-    inline: bool,
-) -> etree._Element:
-    href = urls.part(kind, part_id)
-    el = root(VMEXT_NS, name, declare=not inline, href=href, type=mime, id=urn)
-    link(el, "up", urls.service(service_id), media.SERVICE)
-    link(el, "remove", href)
-    return el
+def api_filter(urls: Urls, f: ApiFilter) -> etree._Element:
+    """A ``vmext:ApiFilter``."""
+    return write_api_filter(held_filter(urls, f))
 
 
-def api_filter(urls: Urls, f: ApiFilter, *, inline: bool = False) -> etree._Element:
-    """A ``vmext:ApiFilter`` (inline: without namespace declarations)."""
-    el = _part(urls, "apifilter", "ApiFilter", f.id, f.urn, media.API_FILTER, f.service_id, inline)
-    if f.url_pattern is not None:
-        sub(el, "UrlPattern", f.url_pattern, ns=VMEXT_NS)
-    if f.response_content_type is not None:
-        sub(el, "ResponseContentType", f.response_content_type, ns=VMEXT_NS)
-    return el
+def service_link(urls: Urls, x: ServiceLink) -> etree._Element:
+    """A ``vmext:ServiceLink``."""
+    return write_service_link(held_link(urls, x))
 
 
-def service_link(urls: Urls, x: ServiceLink, *, inline: bool = False) -> etree._Element:
-    """A ``vmext:ServiceLink`` (inline: without namespace declarations)."""
-    el = _part(urls, "link", "ServiceLink", x.id, x.urn, media.SERVICE_LINK, x.service_id, inline)
-    for name, value in (
-        ("LinkHref", x.link_href),
-        ("MimeType", x.mime_type),
-        ("Rel", x.rel),
-        ("ResourceType", x.resource_type),
-        ("ResourceId", x.resource_id),
-        ("ExternalResourceId", x.external_resource_id),
-    ):
-        if value is not None:
-            sub(el, name, value, ns=VMEXT_NS)
-    return el
-
-
-def api_definition(urls: Urls, d: ApiDefinition, *, inline: bool = False) -> etree._Element:
+def api_definition(urls: Urls, d: ApiDefinition) -> etree._Element:
     """A ``vmext:ApiDefinition`` with its files."""
-    href = urls.part("apidefinition", d.id)
-    el = root(
-        VMEXT_NS,
-        "ApiDefinition",
-        declare=not inline,
-        href=href,
-        type=media.API_DEFINITION,
-        id=d.urn,
-        name=d.name,
-    )
-    link(el, "up", urls.service(d.service_id), media.SERVICE)
-    link(el, "remove", href)
-    if d.description:
-        sub(el, "Description", d.description)
-    sub(el, "EntryPoint", d.entry_point, ns=VMEXT_NS)
-    sub(el, "Namespace", d.namespace, ns=VMEXT_NS)
-    sub(el, "ApiVendor", d.api_vendor, ns=VMEXT_NS)
-    versions = sub(el, "SupportedApiVersions", ns=VMEXT_NS)
-    for version in d.versions:
-        sub(versions, "Version", version, ns=VMEXT_NS)
-    files = sub(el, "Files", ns=VMEXT_NS)
-    for fd in d.files:
-        item = sub(files, "FileDescriptor", ns=VMEXT_NS)
-        if fd.description:
-            sub(item, "Description", fd.description, ns=VMEXT_NS)
-        ref = sub(item, "File", ns=VMEXT_NS, href=fd.href)
-        for key, value in (("type", fd.type), ("name", fd.name)):
-            if value:
-                ref.set(key, value)
-    return el
+    return write_api_definition(held_definition(urls, d))
 
 
 def right(urls: Urls, r: Right) -> etree._Element:
-    """A vcloud ``Right`` (admin/user.xsd)."""
-    href = urls.right(r.id)
-    el = root(VCLOUD_NS, "Right", href=href, type=media.RIGHT, id=r.urn, name=r.name)
-    link(el, "remove", href)
-    if r.service_id:
-        link(el, "up", urls.service(r.service_id), media.SERVICE)
-    if r.description:
-        sub(el, "Description", r.description)
-    sub(el, "Category", r.category)
-    if r.bundle_key:
-        sub(el, "BundleKey", r.bundle_key)
-    if r.service_namespace:
-        sub(el, "ServiceNamespace", r.service_namespace)
-    return el
+    """A vcloud ``Right``."""
+    return write_right(held_right(urls, r))
 
 
 def right_refs(urls: Urls, service_id: str, rights: Iterable[Right]) -> etree._Element:
     """``vmext:RightRefs``: the rights a service registered, and where to add one."""
     href = urls.of_service(service_id, "rights")
-    el = root(VMEXT_NS, "RightRefs", href=href, type=media.RIGHTS)
-    link(el, "up", urls.service(service_id), media.SERVICE)
-    link(el, "add", href, media.RIGHT)
-    for r in rights:
-        # A local element of the vmext schema, so in the vmext namespace.
-        sub(
-            el, "Right", ns=VMEXT_NS, href=urls.right(r.id), type=media.RIGHT, name=r.name, id=r.urn
-        )
-    return el
-
-
-def bundle_upload_socket(upload_location: str) -> etree._Element:
-    """``vmext:BundleUploadSocket`` (it has no href or type attribute in the schema)."""
-    return root(VMEXT_NS, "BundleUploadSocket", uploadLocation=upload_location)
+    links = (
+        Link(media.REL_UP, urls.service(service_id), media.SERVICE),
+        Link(media.REL_ADD, href, media.RIGHT),
+    )
+    refs = [held_right(urls, r) for r in rights]
+    return write_right_refs(Held(refs, href=href, type=media.RIGHTS, links=links))

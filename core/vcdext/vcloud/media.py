@@ -1,12 +1,21 @@
-"""The vCloud API's wire vocabulary shared by dispatch, the vCD client and the local cell:
-media types, the versions namespace, and reading the API version a client asked for."""
+"""vCloud's names: XML namespaces, media types, link relations and header names.
+
+The one place these strings are written; the runtime, the vCD client and the local cell import
+them from here. Nothing in this module imports anything.
+"""
 
 from __future__ import annotations
 
-import re
+# -- XML namespaces ------------------------------------------------------------------------
 
+#: The vCloud API namespace (``vcloud``).
+VCLOUD_NS = "http://www.vmware.com/vcloud/v1.5"
+#: The vCloud extension namespace (``vmext``).
+VMEXT_NS = "http://www.vmware.com/vcloud/extension/v1.5"
 #: Namespace of ``GET /api/versions`` (``SupportedVersions``).
 VERSIONS_NS = "http://www.vmware.com/vcloud/versions"
+
+# -- media types ---------------------------------------------------------------------------
 
 ANY_XML = "application/*+xml"
 JSON = "application/json"
@@ -38,23 +47,36 @@ RIGHT = "application/vnd.vmware.admin.right+xml"
 BUNDLE_UPLOAD_PARAMS = "application/vnd.vmware.admin.bundleUploadParams+xml"
 BUNDLE_UPLOAD_SOCKET = "application/vnd.vmware.admin.bundleUploadSocket+xml"
 ERROR = "application/vnd.vmware.vcloud.error+xml"
+ERROR_JSON = "application/vnd.vmware.vcloud.error+json"
 #: ``GET /api/versions`` is answered before any version is negotiated.
 VERSIONS = "text/xml"
+#: Content-Type of the zip PUT to a ``BundleUploadSocket``'s ``uploadLocation`` [inferred].
+ZIP = "application/octet-stream"
 
-_VERSION = re.compile(r"[0-9]+(\.[0-9]+)*")
+# -- link relations ------------------------------------------------------------------------
 
+REL_UP = "up"
+REL_DOWN = "down"
+REL_ADD = "add"
+REL_EDIT = "edit"
+REL_REMOVE = "remove"
+REL_ALTERNATE = "alternate"
+REL_FIRST_PAGE = "firstPage"
+REL_PREVIOUS_PAGE = "previousPage"
+REL_NEXT_PAGE = "nextPage"
+REL_LAST_PAGE = "lastPage"
+REL_RIGHTS = "rights"
+REL_BUNDLE_UPLOAD = "bundle:upload"
+REL_API_FILTERS = "down:apiFilters"
+REL_SERVICE_LINKS = "down:serviceLinks"
+REL_API_DEFINITIONS = "down:apiDefinitions"
+REL_TASK_CANCEL = "task:cancel"
+REL_TASK_CREATE = "task:create"
+REL_EVENT_CREATE = "event:create"
 
-def accept_versions(accept: str) -> list[str]:
-    """The ``version=`` parameters of an ``Accept`` header, in order.
+# -- header names --------------------------------------------------------------------------
 
-    Any media range counts (``application/*+xml``, an exact vCD type, JSON); values that are
-    not dotted numbers are ignored, so nothing else from the header is ever echoed back.
-    """
-    versions = []
-    for media_range in accept.split(","):
-        for param in media_range.split(";")[1:]:
-            key, _, value = param.strip().partition("=")
-            value = value.strip().strip('"')
-            if key.strip().lower() == "version" and _VERSION.fullmatch(value):
-                versions.append(value)
-    return versions
+H_XML_TOKEN = "x-vcloud-authorization"  # noqa: S105 - a header name
+H_ACCESS_TOKEN = "X-VMWARE-VCLOUD-ACCESS-TOKEN"  # noqa: S105 - a header name
+H_TOKEN_TYPE = "X-VMWARE-VCLOUD-TOKEN-TYPE"  # noqa: S105 - a header name
+H_REQUEST_ID = "X-VMWARE-VCLOUD-REQUEST-ID"

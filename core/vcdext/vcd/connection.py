@@ -1,4 +1,5 @@
-"""HTTP-level helpers of the vCD client: base URLs, secrets, short failure reasons."""
+"""How the vCD client reaches vCD: base URLs, secrets, short failure reasons, the password
+file (HTTP-level helpers; the vCloud vocabulary itself is :mod:`vcdext.vcloud`)."""
 
 from __future__ import annotations
 
