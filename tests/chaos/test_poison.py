@@ -1,0 +1,74 @@
+"""Issue 12, failure 1: nothing a message or a handler does may kill a worker thread."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.chaos.conftest import FAST_KEY, SLOW_KEY, publish, queue_depth
+from vcdext.protocol import encode_request
+
+pytestmark = pytest.mark.integration
+
+POISON = b"[" * 100_000  # json.loads raises RecursionError
+
+
+def fast(request_id: str) -> bytes:
+    return encode_request("GET", "/api/chaos/fast", request_id=request_id)
+
+
+@pytest.mark.xfail(strict=True, reason="RecursionError kills the worker thread")
+def test_deeply_nested_json_leaves_the_workers_alive(vcdext, vcd, rabbitmq, assert_valid_vcd_xml):
+    proc = vcdext(VCDEXT_RUNTIME_WORKERS="2")
+    poison = [publish(vcd, POISON, FAST_KEY) for _ in range(2)]
+    time.sleep(0.5)
+    normal = [publish(vcd, fast(f"n-{i}"), FAST_KEY) for i in range(5)]
+    replies = vcd.wait(*normal, timeout=15)
+    assert [r.status for r in replies] == [200] * 5
+    for reply in vcd.wait(*poison, timeout=5):  # answered, with the request id unknown
+        assert reply.status in (400, 500), reply.doc
+        assert reply.doc["id"] == ""
+        assert_valid_vcd_xml(reply.body)
+    assert proc.stop(timeout=10) < 5, "SIGTERM should not wait out the grace"
+    assert proc.proc.returncode == 0, proc.output
+    assert queue_depth(rabbitmq, FAST_KEY) == 0, "the poison must not be left to redeliver"
+
+
+@pytest.mark.xfail(strict=True, reason="SystemExit kills the worker thread")
+def test_a_handler_raising_systemexit_leaves_the_workers_alive(vcdext, vcd, assert_valid_vcd_xml):
+    proc = vcdext(VCDEXT_RUNTIME_WORKERS="2")
+    exits = [vcd.request("GET", "/api/chaos/exit", SLOW_KEY) for _ in range(2)]
+    time.sleep(0.5)
+    normal = [publish(vcd, fast(f"n-{i}"), FAST_KEY) for i in range(5)]
+    assert [r.status for r in vcd.wait(*normal, timeout=15)] == [200] * 5
+    for reply in vcd.wait(*exits, timeout=5):
+        assert reply.status == 500
+        assert_valid_vcd_xml(reply.body)
+    assert proc.stop(timeout=10) < 5
+    assert proc.proc.returncode == 0, proc.output
+
+
+@pytest.mark.xfail(strict=True, reason="no redelivery limit")
+def test_a_message_delivered_too_often_is_rejected_not_looped(vcdext, vcd, rabbitmq):
+    """A quorum queue stamps ``x-delivery-count``; past ``amqp.max_redeliveries`` the request is
+    rejected without requeue (so a DLX the operator configured receives it), not run again."""
+    proc = vcdext(VCDEXT_AMQP_MAX_REDELIVERIES="3")
+    looping = publish(
+        vcd,
+        encode_request("POST", "/api/chaos/create", request_id="looping"),
+        SLOW_KEY,
+        headers={"x-delivery-count": 4},
+    )
+    within = publish(
+        vcd,
+        encode_request("POST", "/api/chaos/create", request_id="within"),
+        SLOW_KEY,
+        headers={"x-delivery-count": 3},
+    )
+    assert vcd.wait(within)[0].status == 200
+    time.sleep(0.5)
+    assert looping not in vcd.replies
+    proc.stop()
+    assert queue_depth(rabbitmq, SLOW_KEY) == 0
+    assert "delivered 5 times" in proc.output
