@@ -36,6 +36,7 @@ from kombu.messaging import Consumer, Producer
 from ..dispatch import Dispatcher
 from ..errors import VcdExtError
 from ..protocol import encode_reply, request_id_of
+from ..retry import Backoff
 from ..runtime import Runtime
 from ..settings import mask_secret
 
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 # wakes it, so while requests are in flight it polls often; idle, it can sleep longer.
 _POLL_BUSY = 0.002
 _POLL_IDLE = 0.1
+# Reconnect delays are shortened by up to this fraction at random, so that the instances of a
+# service do not all reconnect at the same moment after a broker restart.
+_JITTER = 0.2
 
 
 class TransportError(VcdExtError):
@@ -178,7 +182,7 @@ class AmqpServer:
         return Connection(self.url, heartbeat=self.heartbeat or None, **options)
 
     def _consume_with_reconnect(self) -> None:
-        delay = 1.0
+        backoff = Backoff(initial=1.0, cap=15.0, jitter=_JITTER, stop=self._stopping)
         while not self._stopping.is_set():
             conn = self._connection()
             try:
@@ -188,7 +192,7 @@ class AmqpServer:
                     raise TransportError(
                         f"the broker at {mask_secret(self.url)} refused the login: {exc}"
                     ) from None
-                delay = 1.0
+                backoff.reset()
                 self._consume(conn)
                 return
             except conn.connection_errors as exc:
@@ -196,14 +200,15 @@ class AmqpServer:
                 # requests, so their late replies must not be acked on the new channel.
                 self._inflight.clear()
                 self.ready.clear()
+                delay = backoff.next_delay()  # None once stop() was called
                 log.warning(
-                    "broker %s unreachable (%s); retrying in %.0f s",
+                    "broker %s unreachable (%s); %s",
                     mask_secret(self.url),
                     exc,
-                    delay,
+                    "stopping" if delay is None else f"retrying in {delay:.1f} s",
                 )
-                self._stopping.wait(delay)  # a stop() during the wait ends the loop
-                delay = min(delay * 2, 15.0)
+                if delay is not None:
+                    backoff.wait(delay)  # a stop() during the wait ends the loop
             except conn.channel_errors as exc:
                 raise TransportError(f"the broker refused the topology: {exc}") from exc
             finally:
@@ -325,7 +330,9 @@ class AmqpServer:
     def _publish_until_stopped(self) -> None:
         conn: Connection | None = None
         producer: Producer | None = None
-        delay = 0.5
+        connected = False  # whether `conn` got as far as a connection
+        # Waits end when run() gives up on the replies still queued (shutdown).
+        backoff = Backoff(initial=0.5, cap=15.0, jitter=_JITTER, stop=self._abandon)
         try:
             while True:
                 item: _Reply | object | None
@@ -335,17 +342,20 @@ class AmqpServer:
                     item = _IDLE
                 if item is None:
                     return
+                if item is _IDLE and producer is None:
+                    continue  # nothing to keep alive; connect when a reply is ready
                 try:
                     if conn is None or producer is None:
                         conn = self._connection(transport_options={"confirm_publish": True})
                         conn.connect()
+                        connected = True
                         producer = Producer(conn.channel())
                     if isinstance(item, _Reply):
                         self._publish(producer, item)
                         self._settled.put((item.generation, item.tag, "ack"))
                     else:
                         self._keep_alive(conn)
-                    delay = 0.5
+                    backoff.reset()
                 except Exception as exc:
                     refused = isinstance(exc, conn.channel_errors if conn else ()) and not (
                         isinstance(exc, conn.connection_errors if conn else ())
@@ -355,17 +365,20 @@ class AmqpServer:
                     if refused and conn is not None:
                         producer = Producer(conn.channel())
                         continue
-                    log.warning(
-                        "reply connection to %s lost (%s); reconnecting in %.1f s",
-                        mask_secret(self.url),
-                        exc,
-                        delay,
-                    )
                     if conn is not None:
                         conn.release()
                     conn = producer = None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 15.0)
+                    delay = backoff.next_delay()  # None once shutdown gave up on the replies
+                    log.warning(
+                        "reply connection to %s %s (%s); %s",
+                        mask_secret(self.url),
+                        "lost" if connected else "could not be opened",
+                        exc,
+                        "giving up" if delay is None else f"retrying in {delay:.1f} s",
+                    )
+                    connected = False
+                    if delay is None or not backoff.wait(delay):
+                        return
         finally:
             if conn is not None:
                 conn.release()

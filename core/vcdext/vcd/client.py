@@ -34,6 +34,7 @@ from lxml import etree
 
 from .. import xml as _xml
 from ..errors import BadRequest, ConfigError
+from ..retry import Backoff
 from ..settings import Settings, VcdSettings
 from . import media
 from .documents import doc_links, error_fields, find_link, records
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: The longest pause between two attempts of one call, in seconds.
+_BACKOFF_CAP = 30.0
 
 
 def new_session() -> requests.Session:
@@ -340,8 +343,10 @@ class VcdClient:
             headers["Content-Type"] = content_type
         for name, secret in {**self._auth, **(extra or {})}.items():
             headers[name] = secret.reveal()
-        attempts = 1 + (self.retries if retry and method in IDEMPOTENT else 0)
-        for attempt in range(attempts):
+        retries = self.retries if retry and method in IDEMPOTENT else 0
+        # No jitter: one registration run talks to vCD at a time, there is no herd to spread.
+        pacing = Backoff(initial=self.backoff, cap=_BACKOFF_CAP, retries=retries)
+        while True:
             started = time.monotonic()
             try:
                 response = self._http.request(
@@ -355,8 +360,7 @@ class VcdClient:
                 )
             except requests.RequestException as exc:
                 reason = reason_of(exc)
-                if attempt + 1 < attempts:
-                    self._pause(method, url, reason, attempt)
+                if self._pause(pacing, method, url, reason):
                     continue
                 raise VcdConnectionError(self.base_url, reason) from None
             elapsed = (time.monotonic() - started) * 1000
@@ -368,17 +372,20 @@ class VcdClient:
                 elapsed,
                 response.headers.get(media.H_REQUEST_ID, "-"),
             )
-            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
-                self._pause(method, url, str(response.status_code), attempt)
+            if response.status_code in RETRY_STATUSES and self._pause(
+                pacing, method, url, str(response.status_code)
+            ):
                 continue
             return response
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _pause(self, method: str, url: str, reason: str, attempt: int) -> None:
-        delay = self.backoff * (2**attempt)
+    @staticmethod
+    def _pause(pacing: Backoff, method: str, url: str, reason: str) -> bool:
+        """Wait before the next attempt; ``False`` when there is to be none."""
+        delay = pacing.next_delay()
+        if delay is None:
+            return False
         log.debug("%s %s failed (%s); retrying in %.1f s", method, url, reason, delay)
-        if delay:
-            time.sleep(delay)
+        return pacing.wait(delay)
 
     def _call(
         self,

@@ -32,6 +32,7 @@ from kombu.exceptions import OperationalError
 
 from vcdext.errors import VcdExtError
 from vcdext.protocol import Reply, decode_reply
+from vcdext.retry import Backoff
 from vcdext.settings import mask_secret
 
 log = logging.getLogger(__name__)
@@ -136,13 +137,13 @@ class Forwarder:
         )
 
     def _run(self) -> None:
-        delay = 1.0
+        backoff = Backoff(initial=1.0, cap=15.0, jitter=0.2, stop=self._stopping)
         while not self._stopping.is_set():
             conn = self._connection()
             recoverable = (*conn.connection_errors, OperationalError, OSError)
             try:
                 conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
-                delay = 1.0
+                backoff.reset()
                 self._serve(conn)
                 return
             except Exception as exc:
@@ -155,9 +156,14 @@ class Forwarder:
                 if not isinstance(exc, recoverable):
                     log.exception("the cell's AMQP thread failed; forwarding is off")
                     return
-                log.warning("lost the broker connection (%s); reconnecting in %.0f s", exc, delay)
-                self._stopping.wait(delay)
-                delay = min(delay * 2, 15.0)
+                delay = backoff.next_delay()  # None once stop() was called
+                log.warning(
+                    "lost the broker connection (%s); %s",
+                    exc,
+                    "stopping" if delay is None else f"reconnecting in {delay:.1f} s",
+                )
+                if delay is not None:
+                    backoff.wait(delay)
             finally:
                 with contextlib.suppress(Exception):
                     conn.release()
