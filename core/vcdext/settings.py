@@ -63,6 +63,20 @@ class AmqpSettings:
     heartbeat: int = _setting(
         60, "AMQP heartbeat in seconds (0 turns heartbeats off).", kind="int", minimum=0
     )
+    max_message_bytes: int = _setting(
+        1_048_576,
+        "Largest request message accepted; a larger one is answered 413 without being decoded. "
+        "The default carries vCD's own 512 KB request limit once base64-encoded.",
+        kind="int",
+        minimum=1024,
+    )
+    max_redeliveries: int = _setting(
+        5,
+        "A request redelivered more often than this is rejected without requeue (dead-lettered "
+        "where a DLX is configured) instead of being run again.",
+        kind="int",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from vcdext.protocol import encode_request
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(strict=True, reason="one FIFO pool: slow requests hold every worker")
 def test_a_slow_service_does_not_starve_a_fast_one(vcdext, vcd):
     """40 requests to a 4 s operation, then 20 to another service: the fast ones must be
     answered well within vCD's 10 s timeout (default workers)."""
@@ -41,7 +40,6 @@ def test_a_slow_service_does_not_starve_a_fast_one(vcdext, vcd):
     assert max(latencies) < 2.0, (statistics.median(latencies), max(latencies))
 
 
-@pytest.mark.xfail(strict=True, reason="the deadline starts at delivery")
 def test_deadlines_count_the_time_spent_in_the_queue(vcdext, vcd, rabbitmq, exchange, tmp_path):
     """With runtime.timeout = 3, requests that waited 4 s in the queue before any runtime
     consumed them are answered 503 without running the handler, when the message carries an
@@ -82,7 +80,6 @@ def big_request(size: int) -> bytes:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="no size limit")
 def test_a_message_over_the_size_limit_is_answered_413_before_decoding(
     vcdext, vcd, rabbitmq, tmp_path, assert_valid_vcd_xml
 ):
@@ -98,7 +95,6 @@ def test_a_message_over_the_size_limit_is_answered_413_before_decoding(
     assert queue_depth(rabbitmq, SLOW_KEY) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="no amqp.max_message_bytes setting")
 def test_the_size_limit_is_a_setting(vcdext, vcd, tmp_path: Path):
     vcdext(VCDEXT_AMQP_MAX_MESSAGE_BYTES="2000")
     small = vcd.request("GET", "/api/chaos/fast", FAST_KEY)

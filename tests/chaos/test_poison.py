@@ -18,7 +18,6 @@ def fast(request_id: str) -> bytes:
     return encode_request("GET", "/api/chaos/fast", request_id=request_id)
 
 
-@pytest.mark.xfail(strict=True, reason="RecursionError kills the worker thread")
 def test_deeply_nested_json_leaves_the_workers_alive(vcdext, vcd, rabbitmq, assert_valid_vcd_xml):
     proc = vcdext(VCDEXT_RUNTIME_WORKERS="2")
     poison = [publish(vcd, POISON, FAST_KEY) for _ in range(2)]
@@ -35,7 +34,6 @@ def test_deeply_nested_json_leaves_the_workers_alive(vcdext, vcd, rabbitmq, asse
     assert queue_depth(rabbitmq, FAST_KEY) == 0, "the poison must not be left to redeliver"
 
 
-@pytest.mark.xfail(strict=True, reason="SystemExit kills the worker thread")
 def test_a_handler_raising_systemexit_leaves_the_workers_alive(vcdext, vcd, assert_valid_vcd_xml):
     proc = vcdext(VCDEXT_RUNTIME_WORKERS="2")
     exits = [vcd.request("GET", "/api/chaos/exit", SLOW_KEY) for _ in range(2)]
@@ -49,7 +47,6 @@ def test_a_handler_raising_systemexit_leaves_the_workers_alive(vcdext, vcd, asse
     assert proc.proc.returncode == 0, proc.output
 
 
-@pytest.mark.xfail(strict=True, reason="no redelivery limit")
 def test_a_message_delivered_too_often_is_rejected_not_looped(vcdext, vcd, rabbitmq):
     """A quorum queue stamps ``x-delivery-count``; past ``amqp.max_redeliveries`` the request is
     rejected without requeue (so a DLX the operator configured receives it), not run again."""

@@ -14,7 +14,6 @@ from vcdext.protocol import encode_request
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(strict=True, reason="each refusal leaks a channel until none is left")
 def test_2100_refused_replies_leave_the_runtime_serving(vcdext, vcd, rabbitmq):
     """A missing reply exchange closes the publishing channel each time; channels must not
     leak (py-amqp has 2,047 ids per connection)."""
@@ -45,7 +44,6 @@ def runs_of(path: Path, request_id: str) -> int:
     return path.read_text().splitlines().count(request_id) if path.exists() else 0
 
 
-@pytest.mark.xfail(strict=True, reason="a redelivered request runs its handler again")
 def test_a_redelivered_request_already_answered_is_not_run_again(
     vcdext, vcd, rabbitmq, proxy, tmp_path
 ):
