@@ -152,6 +152,13 @@ def vcdext(rabbitmq: str, exchange: str, tmp_path: Path) -> Iterator[Any]:
     delete_queues(rabbitmq)
 
 
+def runs(path: Path) -> list[str]:
+    """The request ids whose ``create`` handler ran (one per run), from a CHAOS_RUNS file."""
+    if not path.exists():
+        return []
+    return [line.split(" ", 1)[1] for line in path.read_text().splitlines()]
+
+
 def publish(
     vcd: VcdSide,
     body: bytes,
@@ -178,3 +185,36 @@ def publish(
         **properties,
     )
     return cid
+
+
+# -- the chaos table (`make chaos` prints it; docs/reliability.md keeps a copy) -------------
+
+_MEASURED: dict[str, str] = {}
+_OUTCOME: dict[str, str] = {}
+
+
+@pytest.fixture
+def measured(request: pytest.FixtureRequest) -> Any:
+    """``measured("…")`` records what the test observed, for the chaos table."""
+
+    def record(text: str) -> None:
+        _MEASURED[request.node.nodeid] = text
+
+    return record
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "tests/chaos/" in report.nodeid and (report.when == "call" or report.outcome != "passed"):
+        _OUTCOME[report.nodeid] = report.outcome
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    rows = [(nid, _OUTCOME[nid], _MEASURED[nid]) for nid in _OUTCOME if nid in _MEASURED]
+    if not rows:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("| case | outcome | measured |")
+    write("|---|---|---|")
+    for nodeid, outcome, text in rows:
+        write(f"| `{nodeid.split('::')[-1]}` | {outcome} | {text} |")

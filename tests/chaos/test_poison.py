@@ -18,23 +18,34 @@ def fast(request_id: str) -> bytes:
     return encode_request("GET", "/api/chaos/fast", request_id=request_id)
 
 
-def test_deeply_nested_json_leaves_the_workers_alive(vcdext, vcd, rabbitmq, assert_valid_vcd_xml):
+def test_deeply_nested_json_leaves_the_workers_alive(
+    vcdext, vcd, rabbitmq, assert_valid_vcd_xml, measured
+):
     proc = vcdext(VCDEXT_RUNTIME_WORKERS="2")
     poison = [publish(vcd, POISON, FAST_KEY) for _ in range(2)]
     time.sleep(0.5)
     normal = [publish(vcd, fast(f"n-{i}"), FAST_KEY) for i in range(5)]
     replies = vcd.wait(*normal, timeout=15)
     assert [r.status for r in replies] == [200] * 5
+    statuses = []
     for reply in vcd.wait(*poison, timeout=5):  # answered, with the request id unknown
         assert reply.status in (400, 500), reply.doc
         assert reply.doc["id"] == ""
         assert_valid_vcd_xml(reply.body)
-    assert proc.stop(timeout=10) < 5, "SIGTERM should not wait out the grace"
+        statuses.append(reply.status)
+    took = proc.stop(timeout=10)
+    measured(
+        f'workers=2, 2 x `"[" * 100000` answered {statuses}, then 5/5 answered; '
+        f"SIGTERM exit in {took:.1f} s"
+    )
+    assert took < 5, "SIGTERM should not wait out the grace"
     assert proc.proc.returncode == 0, proc.output
     assert queue_depth(rabbitmq, FAST_KEY) == 0, "the poison must not be left to redeliver"
 
 
-def test_a_handler_raising_systemexit_leaves_the_workers_alive(vcdext, vcd, assert_valid_vcd_xml):
+def test_a_handler_raising_systemexit_leaves_the_workers_alive(
+    vcdext, vcd, assert_valid_vcd_xml, measured
+):
     proc = vcdext(VCDEXT_RUNTIME_WORKERS="2")
     exits = [vcd.request("GET", "/api/chaos/exit", SLOW_KEY) for _ in range(2)]
     time.sleep(0.5)
@@ -43,11 +54,13 @@ def test_a_handler_raising_systemexit_leaves_the_workers_alive(vcdext, vcd, asse
     for reply in vcd.wait(*exits, timeout=5):
         assert reply.status == 500
         assert_valid_vcd_xml(reply.body)
-    assert proc.stop(timeout=10) < 5
+    took = proc.stop(timeout=10)
+    measured(f"workers=2, 2 handlers raise SystemExit → 500, then 5/5 answered; exit {took:.1f} s")
+    assert took < 5
     assert proc.proc.returncode == 0, proc.output
 
 
-def test_a_message_delivered_too_often_is_rejected_not_looped(vcdext, vcd, rabbitmq):
+def test_a_message_delivered_too_often_is_rejected_not_looped(vcdext, vcd, rabbitmq, measured):
     """A quorum queue stamps ``x-delivery-count``; past ``amqp.max_redeliveries`` the request is
     rejected without requeue (so a DLX the operator configured receives it), not run again."""
     proc = vcdext(VCDEXT_AMQP_MAX_REDELIVERIES="3")
@@ -69,3 +82,4 @@ def test_a_message_delivered_too_often_is_rejected_not_looped(vcdext, vcd, rabbi
     proc.stop()
     assert queue_depth(rabbitmq, SLOW_KEY) == 0
     assert "delivered 5 times" in proc.output
+    measured("max_redeliveries=3: x-delivery-count 4 rejected unanswered, 3 served; queue empty")

@@ -1,8 +1,8 @@
 """A service with a slow operation, an operation that creates something (and records every run
 of its handler) and handlers that misbehave; used by the chaos suite (tests/chaos).
 
-``CHAOS_RUNS`` (environment) names a file that gets one line per handler run of ``create``, so a
-test can count runs across processes.
+``CHAOS_RUNS`` (environment) names a file that gets one line ``<pid> <request id>`` per handler
+run of ``create``, so a test can count runs across processes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def create(request: Request) -> str:
     runs = os.environ.get("CHAOS_RUNS")
     if runs:
         with open(runs, "a", encoding="utf-8") as out:
-            out.write(request.id + "\n")
+            out.write(f"{os.getpid()} {request.id}\n")
     time.sleep(float(request.query.get("s", ["0"])[0]))
     return f"<Created request='{request.id}' at='{time.time()}'/>"
 
