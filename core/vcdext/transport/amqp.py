@@ -279,6 +279,7 @@ class AmqpServer:
         self._abandon = threading.Event()
         self._fatal: TransportError | None = None
         self._recent = _RecentReplies(_RECENT_REPLIES, _RECENT_REPLY_BYTES)
+        self._skew_warned = False
         # Redeliveries seen per request (consumer thread only), for queues that do not count.
         self._redeliveries: OrderedDict[bytes, int] = OrderedDict()
         self._internal_error = Dispatcher.error_outcome(
@@ -408,8 +409,10 @@ class AmqpServer:
         body = message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8")
         routing_key = message.delivery_info.get("routing_key")
         redelivered = bool(message.delivery_info.get("redelivered"))
+        oversize = len(body) > self.max_message_bytes
         key = hashlib.sha256(
-            f"{routing_key}\0{correlation_id}\0".encode("utf-8", "surrogatepass") + body
+            f"{routing_key}\0{correlation_id}\0".encode("utf-8", "surrogatepass")
+            + (str(len(body)).encode() if oversize else body)
         ).digest()
         deliveries = 1 + self._count_redelivery(key, redelivered, headers)
         if deliveries > self.max_redeliveries + 1:
@@ -435,7 +438,7 @@ class AmqpServer:
             key,
         )
         self._inflight[job.tag] = message
-        if len(body) > self.max_message_bytes:
+        if oversize:
             # Refused before decoding: answered straight away, no worker involved.
             log.warning(
                 "request with correlation id %s is %d bytes, over amqp.max_message_bytes (%d)",
@@ -475,6 +478,13 @@ class AmqpServer:
         if sent is None:
             return received
         waited = time.time() - sent
+        if waited > max(60.0, 6 * self.reply_ttl) and not self._skew_warned:
+            self._skew_warned = True
+            log.warning(
+                "a request's AMQP timestamp says it waited %.0f s in the queue; if it did not, "
+                "the clocks of vCD and this host disagree (requests are answered 503)",
+                waited,
+            )
         return received - waited if waited > 0 else received
 
     def _settle(self) -> None:
