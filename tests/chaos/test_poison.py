@@ -83,3 +83,39 @@ def test_a_message_delivered_too_often_is_rejected_not_looped(vcdext, vcd, rabbi
     assert queue_depth(rabbitmq, SLOW_KEY) == 0
     assert "delivered 5 times" in proc.output
     measured("max_redeliveries=3: x-delivery-count 4 rejected unanswered, 3 served; queue empty")
+
+
+def test_a_classic_queue_redelivery_loop_is_counted_by_the_process(
+    vcdext, vcd, rabbitmq, tmp_path, measured
+):
+    """Without ``x-delivery-count`` (classic queues) the process counts the redeliveries it
+    sees: here the connection drops twice while the request runs."""
+    from tests.chaos.conftest import runs, wait_serving
+    from tests.support.tcpproxy import TcpProxy
+
+    port = int(rabbitmq.rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(port)
+    try:
+        log = tmp_path / "runs"
+        proc = vcdext(
+            proxy.url(), wait=False, CHAOS_RUNS=str(log), VCDEXT_AMQP_MAX_REDELIVERIES="1"
+        )
+        wait_serving(rabbitmq, proc=proc)
+        body = encode_request("POST", "/api/chaos/create", request_id="loop", query_string="s=4")
+        publish(vcd, body, SLOW_KEY)
+        for _ in range(2):
+            time.sleep(0.5)
+            proxy.cut(0.2)  # the broker requeues the unacked request and redelivers it
+            time.sleep(0.5)
+            wait_serving(rabbitmq, proc=proc)
+        deadline = time.monotonic() + 10
+        while "delivered 3 times" not in proc.output and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "delivered 3 times" in proc.output
+        assert proc.alive()
+        assert runs(log).count("loop") == 1
+        proc.stop()
+        assert queue_depth(rabbitmq, SLOW_KEY) == 0
+        measured("max_redeliveries=1, connection cut twice mid-request: rejected, ran once")
+    finally:
+        proxy.close()
