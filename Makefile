@@ -39,11 +39,12 @@ chaos: install  ## the chaos suite (hostile messages, broker kills, overload) an
 	bash tests/support/install-rabbitmq.sh
 	$(BIN)/python -m pytest tests/chaos -q -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: install  ## ruff and mypy
+lint: install  ## ruff, mypy and the import layers (import-linter, see pyproject.toml)
 	$(BIN)/ruff check core plugins tests
 	$(BIN)/ruff format --check core plugins tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:  ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -26,10 +26,10 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 import vcdext_hello.plugin as hello
 from tests.support.rabbitmq import RabbitNode
 from tests.support.vcd_side import VcdSide
+from vcdext.app import create_transport
 from vcdext.protocol import encode_request
 from vcdext.settings import load_settings
 from vcdext.testing import make_runtime
-from vcdext.transport.amqp import AmqpServer
 
 KEY = "io.vcdext.hello"
 
@@ -160,7 +160,7 @@ def main() -> None:
                     "VCDEXT_RUNTIME_LOG_LEVEL": "WARNING",
                 },
             )
-            server = AmqpServer(make_runtime(hello=hello, settings=settings))
+            server = create_transport(make_runtime(hello=hello, settings=settings))
             thread = threading.Thread(target=server.run)
             thread.start()
             server.ready.wait(10)

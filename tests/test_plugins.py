@@ -112,3 +112,176 @@ def test_importing_vcdext_loads_no_plugin_and_no_transport():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0.1.0"
+
+
+# --- every hook is a pluggy call: wrappers run around each plugin's implementation ----------
+
+
+def lifecycle_plugin(name, calls, *, fail=False):
+    """A plugin implementing all three hooks, recording (hook, plugin) in ``calls``."""
+    from vcdext import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            calls.append(("vcdext_register", name, registrar.plugin))
+            registrar.service(name=name, namespace=f"io.example.{name}")
+
+        @hookimpl
+        def vcdext_runtime_started(self, runtime):
+            calls.append(("vcdext_runtime_started", name))
+
+        @hookimpl
+        def vcdext_runtime_stopping(self, runtime):
+            calls.append(("vcdext_runtime_stopping", name))
+            if fail:
+                raise RuntimeError(f"{name} cleanup failed")
+
+    return Plugin()
+
+
+def wrapper_plugin(calls, style):
+    """Wraps every hook, new style (wrapper=True) or old style (hookwrapper=True)."""
+    from vcdext import hookimpl
+
+    def around(hook, kwargs):
+        subject = kwargs.get("registrar")
+        calls.append((hook, "before", subject.plugin if subject else None))
+        if style == "wrapper":
+            try:
+                result = yield
+            except Exception as exc:
+                calls.append((hook, "saw", str(exc)))
+                raise
+            calls.append((hook, "after"))
+            return result
+        outcome = yield
+        if outcome.exception is not None:
+            calls.append((hook, "saw", str(outcome.exception)))
+        else:
+            calls.append((hook, "after"))
+        return None
+
+    options = {"wrapper": True} if style == "wrapper" else {"hookwrapper": True}
+
+    class Wrapper:
+        @hookimpl(**options)
+        def vcdext_register(self, registrar):
+            return (yield from around("vcdext_register", {"registrar": registrar}))
+
+        @hookimpl(**options)
+        def vcdext_runtime_started(self, runtime):
+            return (yield from around("vcdext_runtime_started", {}))
+
+        @hookimpl(**options)
+        def vcdext_runtime_stopping(self, runtime):
+            return (yield from around("vcdext_runtime_stopping", {}))
+
+    return Wrapper()
+
+
+@pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
+def test_a_wrapper_of_each_hook_runs_around_every_plugins_implementation(style):
+    from vcdext.testing import make_runtime
+
+    calls = []
+    runtime = make_runtime(
+        wrap=wrapper_plugin(calls, style),
+        a=lifecycle_plugin("a", calls),
+        b=lifecycle_plugin("b", calls),
+    )
+    runtime.start()
+    runtime.stop()
+    reg, start, stop = "vcdext_register", "vcdext_runtime_started", "vcdext_runtime_stopping"
+    assert calls == [
+        # each plugin still gets its own registrar, and the wrapper sees which
+        (reg, "before", "a"),
+        (reg, "a", "a"),
+        (reg, "after"),
+        (reg, "before", "b"),
+        (reg, "b", "b"),
+        (reg, "after"),
+        (start, "before", None),
+        (start, "a"),
+        (start, "after"),
+        (start, "before", None),
+        (start, "b"),
+        (start, "after"),
+        # torn down in reverse
+        (stop, "before", None),
+        (stop, "b"),
+        (stop, "after"),
+        (stop, "before", None),
+        (stop, "a"),
+        (stop, "after"),
+    ]
+    assert set(runtime.registry.services) == {"a", "b"}
+
+
+def test_a_failing_stop_hook_is_seen_by_the_wrapper_logged_and_the_others_still_run(caplog):
+    from vcdext.testing import make_runtime
+
+    calls = []
+    runtime = make_runtime(
+        wrap=wrapper_plugin(calls, "wrapper"),
+        a=lifecycle_plugin("a", calls),
+        b=lifecycle_plugin("b", calls, fail=True),
+    )
+    runtime.start()
+    calls.clear()
+    with caplog.at_level(logging.ERROR):
+        runtime.stop()
+    stop = "vcdext_runtime_stopping"
+    assert calls == [
+        (stop, "before", None),
+        (stop, "b"),
+        (stop, "saw", "b cleanup failed"),
+        (stop, "before", None),
+        (stop, "a"),
+        (stop, "after"),
+    ]
+    assert "plugin 'b' failed in vcdext_runtime_stopping" in caplog.text
+
+
+def test_a_failing_start_hook_names_the_plugin_and_the_stop_hooks_run():
+    from vcdext import hookimpl
+    from vcdext.testing import make_runtime
+
+    calls = []
+
+    class Broken:
+        @hookimpl
+        def vcdext_runtime_started(self, runtime):
+            raise OSError("no database")
+
+    runtime = make_runtime(a=lifecycle_plugin("a", calls), broken=Broken())
+    with pytest.raises(PluginError, match="'broken'.*vcdext_runtime_started.*no database"):
+        runtime.start()
+    assert calls[-2:] == [("vcdext_runtime_started", "a"), ("vcdext_runtime_stopping", "a")]
+    runtime.stop()  # already stopped: nothing runs twice
+    assert calls[-1] == ("vcdext_runtime_stopping", "a")
+
+
+def test_tryfirst_and_trylast_order_the_per_plugin_calls():
+    from vcdext import hookimpl
+    from vcdext.testing import make_runtime
+
+    calls = []
+
+    class Late:
+        @hookimpl(trylast=True)
+        def vcdext_runtime_started(self, runtime):
+            calls.append("late")
+
+    class Early:
+        @hookimpl(tryfirst=True)
+        def vcdext_runtime_started(self, runtime):
+            calls.append("early")
+
+    class Plain:
+        @hookimpl
+        def vcdext_runtime_started(self, runtime):
+            calls.append("plain")
+
+    make_runtime(late=Late(), plain=Plain(), early=Early()).start()
+    assert calls == ["early", "plain", "late"]

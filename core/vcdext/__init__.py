@@ -18,6 +18,7 @@ Importing this package connects to nothing and loads no plugin.
 
 from __future__ import annotations
 
+from .app import Runtime, create_runtime
 from .context import RequestContext, current
 from .errors import (
     BadRequest,
@@ -40,7 +41,6 @@ from .markers import hookimpl
 from .operations import HTTPMethod, Operation, operation
 from .protocol import Headers, Request, Response, SecurityContext
 from .registry import Registrar, Registry, Service
-from .runtime import Runtime, create_runtime
 from .settings import Settings, load_settings
 
 __all__ = [

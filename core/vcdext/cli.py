@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
+from .app import create_runtime
 from .errors import VcdExtError
 from .registry import Service
-from .runtime import create_runtime
 from .settings import CONFIG_ENV, Settings, load_settings, render_settings
 
 log = logging.getLogger("vcdext")
@@ -94,9 +94,9 @@ _AddCommands = Callable[[Any, argparse.ArgumentParser], None]
 
 def _command_modules() -> list[_AddCommands]:
     # Commands that live beside the part they drive; each adds parsers with a `handler`.
-    from .vcd import command as vcd_command
+    from . import cli_register
 
-    found: list[_AddCommands] = [vcd_command.add_commands]
+    found: list[_AddCommands] = [cli_register.add_commands]
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
             found.append(entry.load())
@@ -148,12 +148,9 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .serving import serve
+    from .app import run
 
-    runtime = create_runtime(settings)
-    for failure in runtime.failures:
-        log.warning("plugin %r skipped: %s", failure.name, failure.error)
-    return serve(runtime, amqp_url=args.amqp_url, register=not args.no_register)
+    return run(settings, amqp_url=args.amqp_url, register=not args.no_register)
 
 
 def _service_dict(service: Service) -> dict[str, Any]:

@@ -14,17 +14,41 @@ Lifecycle::
 
     load plugins → vcdext_register (once per plugin) → registry frozen
                  → vcdext_runtime_started → … serve requests … → vcdext_runtime_stopping
+
+Every hook is a pluggy hook call, made once per implementing plugin (in load order; stopping
+in reverse), so a ``wrapper=True`` (or ``hookwrapper=True``) implementation runs around each
+plugin's implementation.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .markers import _hookspec
 
 if TYPE_CHECKING:
-    from .registry import Registrar
-    from .runtime import Runtime
+    from .registry import Registrar, Registry
+    from .settings import Settings
+
+
+class RuntimeView(Protocol):
+    """What the lifecycle hooks are handed: the running application (a :class:`vcdext.Runtime`).
+
+    Declared here, below the composition root that builds the runtime, so that this module
+    needs nothing from above it.
+    """
+
+    @property
+    def settings(self) -> Settings:
+        """The effective settings."""
+
+    @property
+    def registry(self) -> Registry:
+        """The frozen registry: every enabled plugin's service."""
+
+    @property
+    def plugin_names(self) -> list[str]:
+        """Plugins registered, in load order."""
 
 
 # --- declaration phase -----------------------------------------------------------------------
@@ -45,20 +69,23 @@ def vcdext_register(registrar: Registrar) -> None:
 
 
 @_hookspec
-def vcdext_runtime_started(runtime: Runtime) -> None:
+def vcdext_runtime_started(runtime: RuntimeView) -> None:
     """Called once the runtime is built and its registry frozen, before the first request.
 
-    Use it to open connections or start background work the plugin needs.
+    Use it to open connections or start background work the plugin needs. An exception stops
+    start-up with a :class:`vcdext.PluginError` naming the plugin, after the stopping hooks
+    have run (so the plugins started before it release what they acquired).
 
     :param runtime: the :class:`vcdext.Runtime` (settings, registry).
     """
 
 
 @_hookspec
-def vcdext_runtime_stopping(runtime: Runtime) -> None:
+def vcdext_runtime_stopping(runtime: RuntimeView) -> None:
     """Called when the runtime shuts down, after in-flight requests have been answered.
 
-    Release what ``vcdext_runtime_started`` acquired. Exceptions are logged and ignored.
+    Release what ``vcdext_runtime_started`` acquired. Runs in reverse load order; an exception
+    is logged with the plugin's name and the other plugins' hooks still run.
 
     :param runtime: the :class:`vcdext.Runtime`.
     """

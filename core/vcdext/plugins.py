@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -42,6 +42,33 @@ class LoadedPlugins:
     names: list[str] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
     distributions: dict[str, str] = field(default_factory=dict)
+
+    def callers(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
+        """``(plugin name, call)`` for each plugin implementing ``hook``, in load order
+        (``tryfirst`` plugins first, ``trylast`` ones last).
+
+        Each call is a pluggy hook call limited to that plugin's implementation plus every
+        ``wrapper``/``hookwrapper`` implementation, so wrappers run around each plugin's
+        implementation, while each plugin still gets arguments of its own (its Registrar) and
+        a failure stays that plugin's.
+        """
+        impls = getattr(self.manager.hook, hook).get_hookimpls()
+        plain = [i for i in impls if not (i.wrapper or i.hookwrapper)]
+        order = {name: n for n, name in enumerate(self.names)}
+        plain.sort(
+            key=lambda i: (
+                0 if i.tryfirst else 2 if i.trylast else 1,
+                order.get(i.plugin_name, len(order)),
+            )
+        )
+        plugins = list(dict.fromkeys(i.plugin for i in plain))  # one call per plugin
+        return [
+            (
+                self.manager.get_name(plugin) or "?",
+                self.manager.subset_hook_caller(hook, [p for p in plugins if p is not plugin]),
+            )
+            for plugin in plugins
+        ]
 
 
 def installed_entry_points() -> dict[str, EntryPoint]:

@@ -16,11 +16,10 @@ from lxml import etree
 
 import vcdext_hello.plugin as hello
 from tests.cell.support import Client, link_href, link_xml, right_xml, service_xml
-from vcdext import Registrar, Request, Response, hookimpl, operation
-from vcdext.runtime import Runtime
+from vcdext import Registrar, Request, Response, Runtime, hookimpl, operation
+from vcdext.app import create_transport
 from vcdext.settings import Settings, load_settings
 from vcdext.testing import make_runtime
-from vcdext.transport.amqp import AmqpServer
 from vcdext_cell import Cell
 
 SERVICES = "/api/admin/extension/service"
@@ -110,7 +109,7 @@ def stack(broker: str, assert_valid_vcd_xml: Callable[[bytes], None]) -> Iterato
         },
     )
     runtime = make_runtime(hello=hello, slow=SlowPlugin(), settings=settings)
-    server = AmqpServer(runtime, url=broker)
+    server = create_transport(runtime, amqp_url=broker)
     thread = threading.Thread(target=server.run, name="test-amqp-server", daemon=True)
     runtime.start()
     thread.start()

@@ -11,9 +11,9 @@ from lxml import etree
 
 import vcdext_hello.plugin as hello
 from tests.cell.support import Client
+from vcdext.app import create_transport
 from vcdext.settings import load_settings
 from vcdext.testing import make_runtime
-from vcdext.transport.amqp import AmqpServer
 from vcdext.vcd import register_services
 from vcdext_cell import Cell
 
@@ -31,7 +31,7 @@ def test_register_with_the_vcd_client_then_forward(
     with Cell(load_settings(None, environ=environ), port=0) as cell:
         settings = load_settings(None, environ={**environ, "VCDEXT_VCD_URL": cell.url})
         runtime = make_runtime(hello=hello, settings=settings)
-        server = AmqpServer(runtime, url="memory://")
+        server = create_transport(runtime, amqp_url="memory://")
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:

@@ -19,6 +19,7 @@ from kombu import Connection, Exchange
 import vcdext_hello.plugin as hello
 from tests.fake_plugins import slow
 from tests.support.vcd_side import VcdSide
+from vcdext.app import create_transport
 from vcdext.settings import load_settings
 from vcdext.testing import make_runtime
 from vcdext.transport.amqp import AmqpServer, TransportError
@@ -74,7 +75,7 @@ def serve(rabbitmq, exchange):
         runtime = make_runtime(
             hello=hello, slow=slow, settings=load_settings(None, environ=environ)
         )
-        server = AmqpServer(runtime)
+        server = create_transport(runtime)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         assert server.ready.wait(15), "server did not come up"
@@ -190,7 +191,7 @@ def test_exchange_of_the_wrong_type_is_a_clear_error(rabbitmq):
         ),
     )
     with pytest.raises(TransportError, match="refused the topology"):
-        AmqpServer(runtime).run()
+        create_transport(runtime).run()
 
 
 # --- the `vcdext run` process --------------------------------------------------------------
@@ -341,7 +342,7 @@ def test_service_recovers_after_the_broker_connection_is_cut(proxy, exchange, vc
             None, environ={"VCDEXT_AMQP_URL": proxy.url(), "VCDEXT_AMQP_EXCHANGE": exchange}
         ),
     )
-    server = AmqpServer(runtime)
+    server = create_transport(runtime)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -107,3 +107,11 @@ def test_help_lists_the_commands(capsys):
         main(["register", "--help"])
     out = capsys.readouterr().out
     assert "--dry-run" in out and "--prune" in out
+
+
+def test_register_reports_its_summary_once(fake, config, capsys, caplog):
+    with caplog.at_level(logging.INFO):
+        assert main(["register", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("vCD updated:") == 1
+    assert not [r for r in caplog.records if "vCD updated:" in r.getMessage()]

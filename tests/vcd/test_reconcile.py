@@ -9,8 +9,8 @@ import pytest
 
 from tests.vcd.conftest import SERVICE_CHILD_ORDER, make_service
 from tests.vcd.fake_vcd import HOST, FakeVcd
+from vcdext import create_runtime
 from vcdext.registry import Service
-from vcdext.runtime import create_runtime
 from vcdext.settings import AmqpSettings, PluginsSettings, Settings, VcdSettings
 from vcdext.vcd import (
     RegistrationResult,

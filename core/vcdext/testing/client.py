@@ -11,8 +11,8 @@ from typing import Any
 from lxml import etree
 
 from .. import xml as _xml
+from ..app import Runtime, create_runtime
 from ..protocol import Headers, decode_reply, encode_request
-from ..runtime import Runtime, create_runtime
 from ..settings import Settings
 
 #: The caller used when a test does not name one.

@@ -42,8 +42,7 @@ from ..dispatch import Dispatcher
 from ..errors import VcdExtError
 from ..protocol import encode_reply, request_id_of
 from ..retry import Backoff
-from ..runtime import Runtime
-from ..settings import mask_secret
+from ..settings import AmqpSettings, mask_secret
 
 log = logging.getLogger(__name__)
 
@@ -247,26 +246,29 @@ class _Reply:
 
 
 class AmqpServer:
-    """Serves every service of ``runtime`` over AMQP until :meth:`stop` is called.
+    """Serves the services of ``dispatcher`` over AMQP until :meth:`stop` is called.
 
-    :param url: broker URL (default ``amqp.url``); ``memory://`` works for in-process use.
+    It is given the dispatcher and its own settings, nothing else: one durable queue per
+    service of ``dispatcher.registry`` (named after its routing key), the reply TTL and the
+    shutdown grace from ``dispatcher.timeout``.
+
+    :param settings: ``[amqp]``; ``url`` may be ``memory://`` for in-process use.
+    :param workers: handler threads (``runtime.workers``); prefetch defaults to twice that.
     """
 
-    def __init__(self, runtime: Runtime, *, url: str | None = None) -> None:
-        settings = runtime.settings
-        self.runtime = runtime
-        self.dispatcher = runtime.dispatcher
-        self.url = url or settings.amqp.url
-        self.exchange = Exchange(settings.amqp.exchange, type="direct", durable=True)
-        self.prefetch = settings.prefetch
-        self.workers = settings.runtime.workers
-        self.heartbeat = settings.amqp.heartbeat
-        self.reply_ttl = settings.runtime.timeout
-        self.max_message_bytes = settings.amqp.max_message_bytes
-        self.max_redeliveries = settings.amqp.max_redeliveries
+    def __init__(self, dispatcher: Dispatcher, settings: AmqpSettings, *, workers: int) -> None:
+        self.dispatcher = dispatcher
+        self.url = settings.url
+        self.exchange = Exchange(settings.exchange, type="direct", durable=True)
+        self.prefetch = settings.prefetch or 2 * workers
+        self.workers = workers
+        self.heartbeat = settings.heartbeat
+        self.reply_ttl = dispatcher.timeout
+        self.max_message_bytes = settings.max_message_bytes
+        self.max_redeliveries = settings.max_redeliveries
         self.queues = [
             Queue(s.routing_key, self.exchange, routing_key=s.routing_key, durable=True)
-            for s in runtime.registry.services.values()
+            for s in dispatcher.registry.services.values()
         ]
         self.ready = threading.Event()
         self._stopping = threading.Event()

@@ -8,7 +8,8 @@
 Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.documents` (XML in and
 out), :mod:`.model` (desired and actual state), :mod:`.plan` (the pure diff), :mod:`.observe`
 (reading vCD), :mod:`.apply` (writing vCD), :mod:`.bundle` (localization zip),
-:mod:`.reconcile` (the whole run), :mod:`.command` (the CLI).
+:mod:`.reconcile` (the whole run). The ``register``/``unregister`` commands are in
+:mod:`vcdext.cli_register`.
 """
 
 from __future__ import annotations

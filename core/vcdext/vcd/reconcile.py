@@ -21,8 +21,8 @@ from .model import DesiredService, desired_service
 from .observe import Observer
 from .plan import DeleteService, Plan, ServicePlan, UpdateRight, plan_prune, plan_service
 
-if TYPE_CHECKING:  # the runtime may import this module to register at start-up
-    from ..runtime import Runtime
+if TYPE_CHECKING:  # what register_services needs of the runtime (which imports this module)
+    from ..hookspecs import RuntimeView
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ def reconcile(
             if not dry_run:
                 applier.apply(sp)
     result.plan = Plan(tuple(executed))
-    log.info("%s", result.summary())
-    return result
+    return result  # the caller reports result.summary(): `vcdext register` prints it, run logs it
 
 
 def _apply(
@@ -181,7 +180,7 @@ def _apply(
 
 
 def register_services(
-    runtime: Runtime,
+    runtime: RuntimeView,
     settings: Settings,
     *,
     dry_run: bool = False,

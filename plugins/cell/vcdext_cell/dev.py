@@ -14,7 +14,6 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from vcdext.runtime import create_runtime
 from vcdext.settings import Settings, mask_secret
 
 from .command import add_cell_options, cell_from_args
@@ -52,7 +51,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_dev(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, then serve the runtime against it until a signal."""
-    from vcdext.serving import serve
+    from vcdext.app import run
 
     from . import CellError
 
@@ -82,12 +81,11 @@ def run_dev(args: argparse.Namespace, settings: Settings) -> int:
                 password_file="",
             ),
         )
-        runtime = create_runtime(dev_settings)
-        return serve(
-            runtime,
+        return run(
+            dev_settings,
             amqp_url=args.amqp_url,
             register=True,
-            on_ready=lambda: print(banner(cell, runtime.registry.services), flush=True),
+            on_ready=lambda runtime: print(banner(cell, runtime.registry.services), flush=True),
         )
     finally:
         cell.stop()

@@ -1,8 +1,9 @@
 """``vcdext register`` and ``vcdext unregister``: the registration, by hand.
 
-The lead's ``cli.py`` imports this module and calls :func:`add_commands`. Failures (a wrong
-password, an unreachable vCD, a refused change) surface as :class:`vcdext.VcdExtError`, which
-the CLI prints as one ``vcdext: error: ...`` line.
+Part of the CLI (it builds a runtime to learn the enabled services, so it sits above the
+composition root, not in :mod:`vcdext.vcd`). ``cli.py`` calls :func:`add_commands`. Failures
+(a wrong password, an unreachable vCD, a refused change) surface as
+:class:`vcdext.VcdExtError`, which the CLI prints as one ``vcdext: error: ...`` line.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import ConfigError
-from ..runtime import create_runtime
-from ..settings import Settings
-from .client import VcdClient
-from .reconcile import register_services, unregister_service
+from .app import create_runtime
+from .errors import ConfigError
+from .settings import Settings
+from .vcd import VcdClient, register_services, unregister_service
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -1,0 +1,253 @@
+"""The composition root: the one module that builds vcdext's parts and wires them together.
+
+::
+
+    create_runtime(settings)   settings → plugins → registry (frozen) → dispatcher
+    run(settings, ...)         … → transport (AMQP) → vcdext_runtime_started
+                               → registration with vCD → serve until SIGTERM/SIGINT
+    torn down in reverse       the transport stops taking requests and answers those it holds
+                               → vcdext_runtime_stopping → signal handlers restored
+
+Each part below is handed only what it needs: the transport gets the dispatcher and the
+``[amqp]`` settings, the vCD client the ``[vcd]`` settings, every hook is a pluggy call.
+Nothing below this module imports it; ``make lint`` checks the layers (``pyproject.toml``,
+``[tool.importlinter]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from .dispatch import Dispatcher
+from .errors import PluginError
+from .plugins import LoadedPlugins, PluginFailure, load_plugins
+from .registry import Registrar, Registry, build_registry
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .transport.amqp import AmqpServer
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """One vcdext application: its settings, plugins, frozen registry and dispatcher.
+
+    Build it with :func:`create_runtime`. It holds no connection; transports (the AMQP server,
+    the local cell, the test client) drive :attr:`dispatcher`.
+    """
+
+    def __init__(self, settings: Settings, loaded: LoadedPlugins, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.dispatcher = Dispatcher(registry, timeout=settings.runtime.timeout)
+        self._loaded = loaded
+        self._started = False
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        return self._loaded.manager
+
+    @property
+    def plugin_names(self) -> list[str]:
+        """Plugins registered, in load order."""
+        return list(self._loaded.names)
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Plugins that failed to load and were skipped."""
+        return list(self._loaded.failures)
+
+    def distribution_of(self, plugin: str) -> str:
+        return self._loaded.distributions.get(plugin, "?")
+
+    def start(self) -> None:
+        """Run ``vcdext_runtime_started`` (once), plugin by plugin in load order.
+
+        :raises PluginError: a plugin's hook failed; the stopping hooks have run by then.
+        """
+        if self._started:
+            return
+        self._started = True
+        for name, call in self._loaded.callers("vcdext_runtime_started"):
+            try:
+                call(runtime=self)
+            except Exception as exc:
+                self.stop()
+                raise PluginError(name, f"vcdext_runtime_started failed: {exc!r}") from exc
+
+    def stop(self) -> None:
+        """Run ``vcdext_runtime_stopping`` in reverse load order; a failing plugin is logged,
+        the others still run."""
+        if not self._started:
+            return
+        self._started = False
+        for name, call in reversed(self._loaded.callers("vcdext_runtime_stopping")):
+            try:
+                call(runtime=self)
+            except Exception:
+                log.exception("plugin %r failed in vcdext_runtime_stopping", name)
+
+    def handle_message(self, body: bytes, *, routing_key: str | None = None) -> bytes:
+        """Answer one raw vCD message body (see :meth:`Dispatcher.handle_message`)."""
+        return self.dispatcher.handle_message(body, routing_key=routing_key)
+
+
+def create_runtime(
+    settings: Settings | None = None,
+    *,
+    plugins: Iterable[tuple[str, Any]] = (),
+    autoload: bool = True,
+) -> Runtime:
+    """Build a runtime: load plugins, run their declarations, freeze the registry.
+
+    :param plugins: extra ``(name, plugin)`` pairs (a module or object with hook
+        implementations), registered before the installed entry points.
+    :param autoload: also load the installed plugins the config enables.
+    :raises ConfigError: a bad ``[plugins]`` setting.
+    :raises PluginError: a required plugin failed, or declarations conflict.
+    """
+    settings = settings or Settings()
+    loaded = load_plugins(settings, plugins=plugins, autoload=autoload)
+    # Each plugin gets its own registrar: one pluggy call per plugin, wrappers around each.
+    registrations = [
+        (name, _registration(call)) for name, call in loaded.callers("vcdext_register")
+    ]
+    registry = build_registry(registrations, settings.plugins.for_plugin)
+    return Runtime(settings, loaded, registry)
+
+
+def _registration(call: Callable[..., Any]) -> Callable[[Registrar], None]:
+    def register(registrar: Registrar) -> None:
+        call(registrar=registrar)
+
+    return register
+
+
+def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer:
+    """The AMQP server for ``runtime``: its dispatcher, ``[amqp]`` (``amqp_url`` overrides
+    ``amqp.url``) and ``runtime.workers`` handler threads."""
+    from .transport.amqp import AmqpServer
+
+    amqp = runtime.settings.amqp
+    if amqp_url:
+        amqp = dataclasses.replace(amqp, url=amqp_url)
+    return AmqpServer(runtime.dispatcher, amqp, workers=runtime.settings.runtime.workers)
+
+
+def run(
+    settings: Settings,
+    *,
+    amqp_url: str | None = None,
+    register: bool = True,
+    on_ready: Callable[[Runtime], None] | None = None,
+) -> int:
+    """Build everything from ``settings``, serve over AMQP until SIGTERM/SIGINT, tear down.
+
+    Registration with vCD (``register`` and a ``vcd.url``) happens once the exchange and
+    queues exist; then ``on_ready(runtime)`` is called. Shared by ``vcdext run`` and
+    ``vcdext dev``.
+
+    :returns: the exit code: 0 after a clean stop; 1 when the transport failed (the broker
+        refused us, or anything else ended it), reported as one line on stderr.
+    :raises ConfigError: bad settings (an incomplete ``[vcd]`` too), before anything is served.
+    :raises PluginError: a plugin failed to load or to start.
+    """
+    runtime = create_runtime(settings)
+    for skipped in runtime.failures:
+        log.warning("plugin %r skipped: %s", skipped.name, skipped.error)
+    if register and settings.vcd.url:
+        from .vcd import VcdClient
+
+        # An incomplete [vcd] section is a config error: report it before serving anything.
+        VcdClient.from_settings(settings).close()
+    transport = create_transport(runtime, amqp_url=amqp_url)
+    failure = _serve(runtime, transport, register=register, on_ready=on_ready)
+    if failure is None:
+        return 0
+    from .transport.amqp import TransportError
+
+    if isinstance(failure, TransportError):
+        message = str(failure)
+    else:  # a bug or a bad URL deep in kombu: one line here, the traceback for DEBUG logs
+        log.debug("the AMQP transport failed", exc_info=failure)
+        message = f"the AMQP transport failed: {type(failure).__name__}: {failure}"
+    print(f"vcdext: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _serve(
+    runtime: Runtime,
+    transport: AmqpServer,
+    *,
+    register: bool,
+    on_ready: Callable[[Runtime], None] | None,
+) -> BaseException | None:
+    """Start, serve until the transport ends, tear down in reverse; what ended the transport
+    (``None`` after a clean stop)."""
+    failure: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            transport.run()
+        except BaseException as exc:  # whatever ends the transport must end the process too
+            failure.append(exc)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; finishing in-flight requests", signal.Signals(signum).name)
+        transport.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    consumer = threading.Thread(target=consume, name="vcdext-consumer")
+    try:
+        runtime.start()
+        consumer.start()
+        # vCD answers 500 for filters whose exchange does not exist yet, so register only
+        # once the exchange and queues are declared.
+        while not transport.ready.wait(0.2) and consumer.is_alive():
+            pass
+        if transport.ready.is_set():
+            if register:
+                _register_with_vcd(runtime)
+            if on_ready is not None:
+                on_ready(runtime)
+        while consumer.is_alive():
+            consumer.join(0.5)
+    finally:
+        # Also on an exception above (say, in registration): never leave the consumer running.
+        transport.stop()
+        if consumer.ident is not None:
+            consumer.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
+        runtime.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return failure[0] if failure else None
+
+
+def _register_with_vcd(runtime: Runtime) -> bool:
+    """Reconcile the registration and teach the dispatcher the right ids vCD assigned.
+
+    A vCD that cannot be reached or refuses a change is logged and ``False`` returned: the
+    services it already knows keep being served.
+    """
+    from .vcd import VcdError, register_services
+
+    try:
+        result = register_services(runtime, runtime.settings)
+    except VcdError as exc:
+        log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
+        return False
+    runtime.dispatcher.learn_right_ids(result.right_aliases())
+    for warning in result.warnings:
+        log.warning("registration: %s", warning)
+    log.info("registration: %s", result.summary())
+    return True
