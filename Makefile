@@ -34,6 +34,11 @@ bench: install  ## throughput benchmarks against a bare kombu baseline (real Rab
 	bash tests/support/install-rabbitmq.sh
 	$(BIN)/python -m tests.bench
 
+.PHONY: chaos
+chaos: install  ## the chaos suite (hostile messages, broker kills, overload) and its table
+	bash tests/support/install-rabbitmq.sh
+	$(BIN)/python -m pytest tests/chaos -q -p no:cacheprovider $(PYTEST_ARGS)
+
 lint: install  ## ruff, mypy and the import layers (import-linter, see pyproject.toml)
 	$(BIN)/ruff check core plugins tests
 	$(BIN)/ruff format --check core plugins tests

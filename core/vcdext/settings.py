@@ -174,6 +174,18 @@ class AmqpSettings:
         0, "Unacknowledged requests held at once; 0 means twice runtime.workers.", minimum=0
     )
     heartbeat: int = setting(60, "AMQP heartbeat in seconds (0 turns heartbeats off).", minimum=0)
+    max_message_bytes: int = setting(
+        1_048_576,
+        "Largest request message accepted; a larger one is answered 413 without being decoded. "
+        "The default carries vCD's own 512 KB request limit once base64-encoded.",
+        minimum=1024,
+    )
+    max_redeliveries: int = setting(
+        5,
+        "A request redelivered more often than this is rejected without requeue (dead-lettered "
+        "where a DLX is configured) instead of being run again.",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,18 @@ handler can never starve the consumer thread or its heartbeats.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import hashlib
+import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from amqp.exceptions import AccessRefused
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 # wakes it, so while requests are in flight it polls often; idle, it can sleep longer.
 _POLL_BUSY = 0.002
 _POLL_IDLE = 0.1
+# The cache of recent replies that spares a redelivered request a second run of its handler.
+_RECENT_REPLIES = 4096
+_RECENT_REPLY_BYTES = 32 * 1024 * 1024
 # Reconnect delays are shortened by up to this fraction at random, so that the instances of a
 # service do not all reconnect at the same moment after a broker restart.
 _JITTER = 0.2
@@ -56,10 +64,25 @@ class TransportError(VcdExtError):
 
 
 class _Workers:
-    """A fixed set of daemon threads taking jobs from a queue (bounded by prefetch)."""
+    """A fixed set of daemon threads shared fairly by the services.
 
-    def __init__(self, count: int) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+    Each service has its own waiting line. A free thread takes the next request of the service
+    with the fewest requests running (the oldest first among equals), and every service keeps
+    one thread in reserve while it has none running: a service whose handlers are slow can hold
+    every thread but one per other service, never all of them. With fewer threads than services
+    there is no reserve, only the fair choice. Nothing a job raises ends a thread.
+    """
+
+    def __init__(self, count: int, services: Iterable[str]) -> None:
+        self._cond = threading.Condition()
+        self._waiting: dict[str, deque[tuple[int, Callable[[], None]]]] = {
+            s: deque() for s in services
+        }
+        self._running = dict.fromkeys(self._waiting, 0)
+        self._count = count
+        self._idle = 0
+        self._order = itertools.count()
+        self._closed = False
         self._threads = [
             threading.Thread(target=self._loop, name=f"vcdext-worker-{i}", daemon=True)
             for i in range(count)
@@ -67,17 +90,131 @@ class _Workers:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: Callable[[], None]) -> None:
-        self._jobs.put(job)
+    def submit(self, service: str, job: Callable[[], None]) -> None:
+        with self._cond:
+            self._waiting.setdefault(service, deque()).append((next(self._order), job))
+            self._running.setdefault(service, 0)
+            self._cond.notify()
+
+    def _pick(self) -> tuple[str, Callable[[], None]] | None:
+        # Called holding the lock, by an idle thread (counted in self._idle).
+        reserve = self._count >= len(self._running)
+        best: tuple[tuple[int, int], str] | None = None
+        for service, jobs in self._waiting.items():
+            if not jobs:
+                continue
+            if reserve and not self._closed:
+                others_without = sum(1 for s, n in self._running.items() if s != service and n == 0)
+                if self._idle - 1 < others_without:
+                    continue
+            rank = (self._running[service], jobs[0][0])
+            if best is None or rank < best[0]:
+                best = (rank, service)
+        if best is None:
+            return None
+        service = best[1]
+        return service, self._waiting[service].popleft()[1]
 
     def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job()
+        with self._cond:
+            self._idle += 1
+        while True:
+            with self._cond:
+                while (picked := self._pick()) is None:
+                    if self._closed:
+                        self._idle -= 1
+                        return
+                    self._cond.wait()
+                service, job = picked
+                self._idle -= 1
+                self._running[service] += 1
+            try:
+                job()
+            except BaseException:  # a thread that dies takes its request's answer with it
+                log.exception("a request job failed in %s", threading.current_thread().name)
+            finally:
+                with self._cond:
+                    self._running[service] -= 1
+                    self._idle += 1
+                    self._cond.notify_all()
 
     def shutdown(self) -> None:
-        """Let idle threads end; a thread still in a handler is left to the process exit."""
-        for _ in self._threads:
-            self._jobs.put(None)
+        """Let idle threads end; a thread still in a handler is left to the process exit.
+
+        Jobs still waiting are run at once (they return at once, as shutdown abandoned them).
+        """
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class _Entry:
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: bytes | None = None
+
+
+class _RecentReplies:
+    """The replies of recent requests, so that a redelivered one is not run again.
+
+    Bounded by count and by bytes; requests still running are kept until they finish, so a
+    redelivery that arrives meanwhile waits for the same answer instead of running twice.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+
+    def claim(self, key: bytes, *, redelivered: bool) -> _Entry | None:
+        """``None``: the caller runs the request (and must :meth:`finish` it). Otherwise the
+        entry of an earlier delivery (only for a redelivered message), to wait on."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if redelivered and entry is not None:
+                self._entries.move_to_end(key)
+                return entry
+            if entry is not None and entry.reply is not None:
+                self._bytes -= len(entry.reply)
+            self._entries[key] = _Entry()
+            self._entries.move_to_end(key)
+            return None
+
+    def finish(self, key: bytes, reply: bytes | None) -> None:
+        """Record the reply (``None``: there is none to reuse) and wake who waits for it."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            if reply is None:
+                del self._entries[key]
+            else:
+                entry.reply = reply
+                self._bytes += len(reply)
+            entry.done.set()
+            self._evict()
+
+    def _evict(self) -> None:
+        for key in list(self._entries):
+            if len(self._entries) <= self._max_entries and self._bytes <= self._max_bytes:
+                return
+            entry = self._entries[key]
+            if entry.done.is_set():  # running requests stay
+                del self._entries[key]
+                self._bytes -= len(entry.reply or b"")
+
+
+def _sent_at(value: object) -> float | None:
+    """The AMQP ``timestamp`` property as POSIX seconds (py-amqp gives int or naive UTC)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, datetime):
+        return float(calendar.timegm(value.utctimetuple()))
+    return None
 
 
 @dataclass(frozen=True)
@@ -91,6 +228,7 @@ class _Job:
     reply_to: str
     correlation_id: str | None
     redelivered: bool
+    key: bytes  # identifies a delivery's request across redeliveries
 
 
 _IDLE = object()  # the publisher's "nothing to publish this second" marker
@@ -126,6 +264,8 @@ class AmqpServer:
         self.workers = workers
         self.heartbeat = settings.heartbeat
         self.reply_ttl = dispatcher.timeout
+        self.max_message_bytes = settings.max_message_bytes
+        self.max_redeliveries = settings.max_redeliveries
         self.queues = [
             Queue(s.routing_key, self.exchange, routing_key=s.routing_key, durable=True)
             for s in dispatcher.registry.services.values()
@@ -140,6 +280,13 @@ class AmqpServer:
         # Set when shutdown gave up waiting: queued requests are then left to the broker.
         self._abandon = threading.Event()
         self._fatal: TransportError | None = None
+        self._recent = _RecentReplies(_RECENT_REPLIES, _RECENT_REPLY_BYTES)
+        self._skew_warned = False
+        # Redeliveries seen per request (consumer thread only), for queues that do not count.
+        self._redeliveries: OrderedDict[bytes, int] = OrderedDict()
+        self._internal_error = Dispatcher.error_outcome(
+            500, "INTERNAL_SERVER_ERROR", "Internal error"
+        )
 
     # -- public -----------------------------------------------------------------------------
 
@@ -162,7 +309,7 @@ class AmqpServer:
             self.prefetch,
             self.workers,
         )
-        self._workers = _Workers(self.workers)
+        self._workers = _Workers(self.workers, (q.name for q in self.queues))
         publisher = threading.Thread(
             target=self._publish_loop, name="vcdext-publisher", daemon=True
         )
@@ -253,28 +400,94 @@ class AmqpServer:
         headers = message.headers or {}
         reply_to = props.get("reply_to")
         exchange = headers.get("replyToExchange")
-        tag = message.delivery_tag
+        correlation_id = props.get("correlation_id")
         if not reply_to or exchange is None:
             log.warning(
                 "rejected a message without reply_to/replyToExchange (correlation id %s)",
-                props.get("correlation_id"),
+                correlation_id,
             )
             message.reject(requeue=False)
             return
-        self._inflight[tag] = message
-        assert self._workers is not None
+        body = message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8")
+        routing_key = message.delivery_info.get("routing_key")
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        oversize = len(body) > self.max_message_bytes
+        key = hashlib.sha256(
+            f"{routing_key}\0{correlation_id}\0".encode("utf-8", "surrogatepass")
+            + (str(len(body)).encode() if oversize else body)
+        ).digest()
+        deliveries = 1 + self._count_redelivery(key, redelivered, headers)
+        if deliveries > self.max_redeliveries + 1:
+            log.error(
+                "rejected request with correlation id %s: delivered %d times "
+                "(amqp.max_redeliveries is %d); a dead-letter exchange receives it if configured",
+                correlation_id,
+                deliveries,
+                self.max_redeliveries,
+            )
+            message.reject(requeue=False)
+            return
         job = _Job(
             self._generation,
-            tag,
-            message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8"),
-            message.delivery_info.get("routing_key"),
-            received,
+            message.delivery_tag,
+            body,
+            routing_key,
+            self._queued_since(props.get("timestamp"), received),
             str(exchange),
             str(reply_to),
-            props.get("correlation_id"),
-            bool(message.delivery_info.get("redelivered")),
+            correlation_id,
+            redelivered,
+            key,
         )
-        self._workers.submit(lambda: self._work(job))
+        self._inflight[job.tag] = message
+        if oversize:
+            # Refused before decoding: answered straight away, no worker involved.
+            log.warning(
+                "request with correlation id %s is %d bytes, over amqp.max_message_bytes (%d)",
+                correlation_id,
+                len(body),
+                self.max_message_bytes,
+            )
+            outcome = Dispatcher.error_outcome(
+                413,
+                "REQUEST_ENTITY_TOO_LARGE",
+                f"The request message is larger than {self.max_message_bytes} bytes",
+            )
+            self._reply(job, encode_reply("", outcome.status, outcome.headers, outcome.body))
+            return
+        assert self._workers is not None
+        self._workers.submit(routing_key or "", lambda: self._work(job))
+
+    def _count_redelivery(self, key: bytes, redelivered: bool, headers: dict[str, Any]) -> int:
+        """How often this request was delivered before: the queue's own count where it keeps
+        one (quorum queues' ``x-delivery-count``), else the redeliveries this process saw."""
+        counted = headers.get("x-delivery-count")
+        broker = counted if isinstance(counted, int) and not isinstance(counted, bool) else 0
+        seen = self._redeliveries.get(key, 0)
+        if redelivered:
+            seen += 1
+            self._redeliveries[key] = seen
+            self._redeliveries.move_to_end(key)
+            while len(self._redeliveries) > _RECENT_REPLIES:
+                self._redeliveries.popitem(last=False)
+        return max(broker, seen)
+
+    def _queued_since(self, timestamp: object, received: float) -> float:
+        """The deadline base: when vCD published the request, if the message carries an AMQP
+        ``timestamp``, else when it was delivered. A timestamp in the future (clock skew, or
+        its one-second resolution) counts as the delivery time."""
+        sent = _sent_at(timestamp)
+        if sent is None:
+            return received
+        waited = time.time() - sent
+        if waited > max(60.0, 6 * self.reply_ttl) and not self._skew_warned:
+            self._skew_warned = True
+            log.warning(
+                "a request's AMQP timestamp says it waited %.0f s in the queue; if it did not, "
+                "the clocks of vCD and this host disagree (requests are answered 503)",
+                waited,
+            )
+        return received - waited if waited > 0 else received
 
     def _settle(self) -> None:
         while True:
@@ -298,16 +511,45 @@ class AmqpServer:
         if self._abandon.is_set() or job.generation != self._generation:
             # Shutdown gave up on it, or its channel is gone: the broker redelivers it.
             return
+        earlier = self._recent.claim(job.key, redelivered=job.redelivered)
+        if earlier is not None:
+            # A redelivery of a request this process answered (or is answering): the same
+            # reply again, without running the handler a second time.
+            earlier.done.wait(self.reply_ttl * 3 + 5)
+            if earlier.reply is not None:
+                log.info(
+                    "redelivered request (correlation id %s) answered from recent replies",
+                    job.correlation_id,
+                )
+                self._reply(job, earlier.reply)
+                return
+            self._recent.claim(job.key, redelivered=False)
         try:
-            reply = self.dispatcher.handle_message(
+            reply = self._answer(job)
+        except BaseException:
+            self._recent.finish(job.key, None)
+            self._settled.put((job.generation, job.tag, "reject"))  # never left unsettled
+            raise
+        self._recent.finish(job.key, reply)
+        self._reply(job, reply)
+
+    def _answer(self, job: _Job) -> bytes:
+        """The encoded reply; whatever the dispatcher raises (even a ``SystemExit`` from a
+        handler, or a ``RecursionError`` from the decoder) becomes a 500."""
+        try:
+            return self.dispatcher.handle_message(
                 job.body, routing_key=job.routing_key, received=job.received
             )
-        except Exception:  # the dispatcher answers errors itself; this is a last resort
+        except BaseException:  # the dispatcher answers errors itself; this is a last resort
             log.exception("dispatch failed for correlation id %s", job.correlation_id)
-            outcome = Dispatcher.error_outcome(500, "INTERNAL_SERVER_ERROR", "Internal error")
-            reply = encode_reply(
-                request_id_of(job.body), outcome.status, outcome.headers, outcome.body
-            )
+            try:
+                request_id = request_id_of(job.body)
+            except BaseException:
+                request_id = ""
+            outcome = self._internal_error
+            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body)
+
+    def _reply(self, job: _Job, body: bytes) -> None:
         self._replies.put(
             _Reply(
                 job.generation,
@@ -315,7 +557,7 @@ class AmqpServer:
                 job.exchange,
                 job.reply_to,
                 job.correlation_id,
-                reply,
+                body,
                 job.redelivered,
             )
         )
@@ -366,6 +608,11 @@ class AmqpServer:
                     if isinstance(item, _Reply):
                         self._publish_failed(item, exc, refused)
                     if refused and conn is not None:
+                        # py-amqp reopens a channel the broker closed under the same id:
+                        # close it, or every refusal leaks a channel id until none is left.
+                        if producer is not None:
+                            with contextlib.suppress(Exception):
+                                producer.channel.close()
                         producer = Producer(conn.channel())
                         continue
                     if conn is not None:

@@ -1,0 +1,1 @@
+"""The chaos suite: vcdext under hostile messages, broker failures and overload (issue 12)."""
