@@ -37,6 +37,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .operations import Operation
+from .paths import PathTemplate
 from .protocol import (
     JSON_TYPE,
     Reply,
@@ -47,7 +48,6 @@ from .protocol import (
     request_id_of,
 )
 from .registry import RegisteredService, Registry
-from .routing import PathTemplate
 from .vcloud.accept import negotiate, preferred_family
 from .vcloud.error import error_document
 from .vcloud.versions import accept_versions

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from .routing import PathTemplate, parse_template
+from .paths import PathTemplate, parse_template
 
 #: Attribute under which ``@operation`` stores its declarations on a function.
 _ATTR = "__vcdext_operations__"
@@ -90,6 +90,8 @@ def make_operation(
         raise ValueError("rights must be a list of right names, not a string")
     if not produces:
         raise ValueError("produces needs at least one media type ('*/*' for any)")
+    if not path.startswith("/api/") and path != "/api":
+        raise ValueError(f"path {path!r} must start with /api/ (vCD forwards only /api/...)")
     template = parse_template(path)
     if same_org is not None and same_org not in template.params:
         raise ValueError(

@@ -26,7 +26,7 @@ from .seed import RIGHTS_FORMATS
 if TYPE_CHECKING:
     from vcdext.registry import Service
 
-    from .local import Cell
+    from .cell import Cell
 
 #: The API version the printed curl line asks for.
 _CURL_VERSION = "36.0"
@@ -80,7 +80,7 @@ def add_cell_options(parser: argparse.ArgumentParser) -> None:
 
 def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -> Cell:
     """The cell that :func:`add_cell_options` (and ``--amqp-url``) describe."""
-    from .local import Cell
+    from .cell import Cell
 
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError("--timeout", "command line", "must be positive")
@@ -114,7 +114,7 @@ def run_cell(args: argparse.Namespace, settings: Settings) -> int:
 
 def start_cell(cell: Cell) -> bool:
     """Start ``cell``; on failure print one ``vcdext: error:`` line and return ``False``."""
-    from .local import CellError
+    from .cell import CellError
 
     try:
         cell.start()

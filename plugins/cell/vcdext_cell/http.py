@@ -15,6 +15,7 @@ from lxml import etree
 
 from vcdext import xml as _xml
 from vcdext.errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
+from vcdext.paths import PathTemplate, parse_template
 from vcdext.protocol import Headers
 from vcdext.vcloud.error import cloudapi_error_json, error_document
 from vcdext.vcloud.versions import SUPPORTED_VERSIONS, accept_versions, supported
@@ -115,28 +116,35 @@ Handler = Callable[..., Answer]
 
 
 class Router:
-    """Method + path → handler; path patterns are regexes with named groups."""
+    """Method + path template → handler, in the runtime's template syntax
+    (:mod:`vcdext.paths`: ``/api/org/{id}``, ``/api/vApp/vapp-{id}``).
+
+    A trailing ``/`` on a request path is ignored, as vCD ignores it. Routes are tried in the
+    order they were added; the first template that matches wins.
+    """
 
     def __init__(self) -> None:
-        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        self._routes: list[tuple[PathTemplate, dict[str, Handler]]] = []
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
-        """Route ``method`` on paths matching ``pattern`` (a regex) to ``handler``."""
-        for regex, methods in self._routes:
-            if regex.pattern == pattern:
+    def add(self, method: str, template: str, handler: Handler) -> None:
+        """Route ``method`` on paths matching ``template`` to ``handler``."""
+        for known, methods in self._routes:
+            if known.template == template:
                 methods[method] = handler
                 return
-        self._routes.append((re.compile(pattern), {method: handler}))
+        self._routes.append((parse_template(template), {method: handler}))
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The handler and path parameters; 405 (with ``Allow``) or 404 otherwise."""
+        if len(path) > 1:
+            path = path.rstrip("/") or "/"
         allowed: set[str] = set()
-        for regex, methods in self._routes:
-            m = regex.fullmatch(path)
-            if m is None:
+        for template, methods in self._routes:
+            params = template.match(path)
+            if params is None:
                 continue
             if method in methods:
-                return methods[method], m.groupdict()
+                return methods[method], params
             allowed.update(methods)
         if allowed:
             raise MethodNotAllowed(

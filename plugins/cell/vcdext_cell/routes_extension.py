@@ -38,8 +38,7 @@ from .state import State
 
 log = logging.getLogger(__name__)
 
-_SERVICE = r"/api/admin/extension/service"
-_ID = r"(?P<id>[^/]+)"
+_SERVICE = "/api/admin/extension/service"
 
 
 def require_sysadmin(call: Call) -> None:
@@ -83,31 +82,31 @@ class ExtensionRoutes:
     def register(self, router: Router) -> None:
         """Add every route of this class to ``router``."""
         add = router.add
-        add("GET", r"/api/admin/extension/?", self.get_extension)
-        add("GET", _SERVICE + "/?", self.list_services)
-        add("POST", _SERVICE + "/?", self.create_service)
+        add("GET", "/api/admin/extension", self.get_extension)
+        add("GET", _SERVICE, self.list_services)
+        add("POST", _SERVICE, self.create_service)
         # Fixed names below /service/ come before the {id} routes that would also match.
         for kind, getter, deleter in (
             ("apifilter", self.get_filter, self.delete_filter),
             ("link", self.get_link, self.delete_link),
             ("apidefinition", self.get_definition, self.delete_definition),
         ):
-            add("GET", rf"{_SERVICE}/{kind}/{_ID}", getter)
-            add("DELETE", rf"{_SERVICE}/{kind}/{_ID}", deleter)
-        add("GET", rf"{_SERVICE}/{_ID}", self.get_service)
-        add("PUT", rf"{_SERVICE}/{_ID}", self.update_service)
-        add("DELETE", rf"{_SERVICE}/{_ID}", self.delete_service)
-        add("GET", rf"{_SERVICE}/{_ID}/apifilters", self.list_filters)
-        add("POST", rf"{_SERVICE}/{_ID}/apifilters", self.add_filter)
-        add("GET", rf"{_SERVICE}/{_ID}/links", self.list_links)
-        add("POST", rf"{_SERVICE}/{_ID}/links", self.add_link)
-        add("GET", rf"{_SERVICE}/{_ID}/apidefinitions", self.list_definitions)
-        add("POST", rf"{_SERVICE}/{_ID}/apidefinitions", self.add_definition)
-        add("GET", rf"{_SERVICE}/{_ID}/rights", self.list_rights)
-        add("POST", rf"{_SERVICE}/{_ID}/rights", self.add_right)
-        add("POST", rf"{_SERVICE}/{_ID}/localizationbundles", self.upload_bundle)
-        add("GET", rf"/api/admin/right/{_ID}", self.get_right)
-        add("DELETE", rf"/api/admin/right/{_ID}", self.delete_right)
+            add("GET", f"{_SERVICE}/{kind}/{{id}}", getter)
+            add("DELETE", f"{_SERVICE}/{kind}/{{id}}", deleter)
+        add("GET", f"{_SERVICE}/{{id}}", self.get_service)
+        add("PUT", f"{_SERVICE}/{{id}}", self.update_service)
+        add("DELETE", f"{_SERVICE}/{{id}}", self.delete_service)
+        add("GET", f"{_SERVICE}/{{id}}/apifilters", self.list_filters)
+        add("POST", f"{_SERVICE}/{{id}}/apifilters", self.add_filter)
+        add("GET", f"{_SERVICE}/{{id}}/links", self.list_links)
+        add("POST", f"{_SERVICE}/{{id}}/links", self.add_link)
+        add("GET", f"{_SERVICE}/{{id}}/apidefinitions", self.list_definitions)
+        add("POST", f"{_SERVICE}/{{id}}/apidefinitions", self.add_definition)
+        add("GET", f"{_SERVICE}/{{id}}/rights", self.list_rights)
+        add("POST", f"{_SERVICE}/{{id}}/rights", self.add_right)
+        add("POST", f"{_SERVICE}/{{id}}/localizationbundles", self.upload_bundle)
+        add("GET", "/api/admin/right/{id}", self.get_right)
+        add("DELETE", "/api/admin/right/{id}", self.delete_right)
 
     # -- services -------------------------------------------------------------------------
 

@@ -50,8 +50,8 @@ from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session
 from .proxy import forward
-from .routes_api import ApiRoutes, unauthorized
 from .routes_extension import ExtensionRoutes
+from .routes_tenant import ApiRoutes, unauthorized
 from .state import State
 from .views import Urls
 

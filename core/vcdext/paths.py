@@ -1,9 +1,10 @@
 """Path templates: parsing, matching, and the vCD API filter pattern they register.
 
-A template is a path such as ``/api/org/{org_id}/backups``. ``{name}`` matches one path
-segment (no ``/``). From each template vcdext derives a ``java.util.regex`` ``UrlPattern``
-for vCD's API filter; see ``docs/protocol.md`` (API filters) for why it is written unanchored.
-This module is pure: no I/O, no state.
+A template is a path such as ``/api/org/{org_id}/backups`` or ``/api/vApp/vapp-{id}``.
+``{name}`` matches the rest of one path segment (no ``/``), after an optional literal prefix
+in that segment. From each template vcdext derives a ``java.util.regex`` ``UrlPattern`` for
+vCD's API filter; see ``docs/protocol.md`` (API filters) for why it is written unanchored.
+The runtime's operations and the local cell's routes use this one syntax. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -59,15 +60,15 @@ class PathTemplate:
 
 def parse_template(template: str) -> PathTemplate:
     """Parse and validate a template; raises :class:`ValueError` with the reason."""
-    if not template.startswith("/api/") and template != "/api":
-        raise ValueError(f"path {template!r} must start with /api/ (vCD forwards only /api/...)")
+    if not template.startswith("/"):
+        raise ValueError(f"path {template!r} must start with /")
     names: list[str] = []
     regex, pos = [], 0
     for m in _PARAM.finditer(template):
         literal = template[pos : m.start()]
         _check_literal(template, literal)
-        if not literal.endswith("/") or (m.end() < len(template) and template[m.end()] != "/"):
-            raise ValueError(f"path {template!r}: a parameter must be a whole path segment")
+        if not literal or (m.end() < len(template) and template[m.end()] != "/"):
+            raise ValueError(f"path {template!r}: a parameter must end its path segment")
         if m.group(1) in names:
             raise ValueError(f"path {template!r}: parameter {m.group(1)!r} appears twice")
         names.append(m.group(1))

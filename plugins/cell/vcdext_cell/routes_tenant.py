@@ -1,4 +1,4 @@
-"""The rest of the cell's own surface: versions, login, query, inventory, tasks, events,
+"""The cell's tenant-facing vCloud API: versions, login, query, inventory, tasks, events,
 and the unauthenticated ``/cell/...`` debug endpoints.
 
 Choices where vCD's behaviour is not documented (see ``docs/local-cell.md``):
@@ -43,8 +43,6 @@ from .state import State
 
 log = logging.getLogger(__name__)
 
-_ID = r"(?P<id>[^/]+)"
-
 
 def unauthorized(message: str, *, challenge: bool = False) -> HTTPError:
     """A 401 ``UNAUTHORIZED`` error (with a Basic challenge for logins)."""
@@ -68,27 +66,27 @@ class ApiRoutes:
     def register(self, router: Router) -> None:
         """Add every route of this class to ``router``."""
         add = router.add
-        add("GET", r"/api/versions/?", self.versions)
-        add("POST", r"/api/sessions/?", self.login)
-        add("GET", r"/api/session/?", self.get_session)
-        add("DELETE", r"/api/session/?", self.logout)
-        add("GET", r"/api/query/?", self.query)
-        add("GET", r"/api/org/?", self.org_list)
-        add("GET", rf"/api/org/{_ID}", self.get_org)
-        add("GET", rf"/api/admin/org/{_ID}", self.get_admin_org)
-        add("POST", rf"/api/admin/org/{_ID}/events", self.post_event)
-        add("GET", rf"/api/vdc/{_ID}", self.get_vdc)
-        add("GET", r"/api/vApp/vapp-(?P<id>[^/]+)", self.get_vapp)
-        add("GET", r"/api/vApp/vm-(?P<id>[^/]+)", self.get_vm)
-        add("GET", rf"/api/tasksList/{_ID}", self.list_tasks)
-        add("POST", rf"/api/tasksList/{_ID}", self.create_task)
-        add("GET", rf"/api/task/{_ID}", self.get_task)
-        add("PUT", rf"/api/task/{_ID}", self.update_task)
-        add("POST", rf"/api/task/{_ID}/action/cancel", self.cancel_task)
-        add("GET", r"/cell/?", self.debug_index)
-        add("GET", r"/cell/events", self.debug_events)
-        add("GET", r"/cell/forwarded", self.debug_forwarded)
-        add("GET", r"/cell/bundles/(?P<namespace>[^/]+)", self.debug_bundles)
+        add("GET", "/api/versions", self.versions)
+        add("POST", "/api/sessions", self.login)
+        add("GET", "/api/session", self.get_session)
+        add("DELETE", "/api/session", self.logout)
+        add("GET", "/api/query", self.query)
+        add("GET", "/api/org", self.org_list)
+        add("GET", "/api/org/{id}", self.get_org)
+        add("GET", "/api/admin/org/{id}", self.get_admin_org)
+        add("POST", "/api/admin/org/{id}/events", self.post_event)
+        add("GET", "/api/vdc/{id}", self.get_vdc)
+        add("GET", "/api/vApp/vapp-{id}", self.get_vapp)
+        add("GET", "/api/vApp/vm-{id}", self.get_vm)
+        add("GET", "/api/tasksList/{id}", self.list_tasks)
+        add("POST", "/api/tasksList/{id}", self.create_task)
+        add("GET", "/api/task/{id}", self.get_task)
+        add("PUT", "/api/task/{id}", self.update_task)
+        add("POST", "/api/task/{id}/action/cancel", self.cancel_task)
+        add("GET", "/cell", self.debug_index)
+        add("GET", "/cell/events", self.debug_events)
+        add("GET", "/cell/forwarded", self.debug_forwarded)
+        add("GET", "/cell/bundles/{namespace}", self.debug_bundles)
 
     # -- versions and sessions ------------------------------------------------------------
 

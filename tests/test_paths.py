@@ -4,9 +4,14 @@ import re
 
 import pytest
 
-from vcdext.routing import parse_template
+from vcdext.paths import parse_template
 
-DECLARED = ["/api/hello", "/api/hello/echo", "/api/org/{org_id}/backups/{backup_id}"]
+DECLARED = [
+    "/api/hello",
+    "/api/hello/echo",
+    "/api/org/{org_id}/backups/{backup_id}",
+    "/api/vApp/vapp-{id}/action/backup",
+]
 
 
 @pytest.mark.parametrize(
@@ -15,6 +20,8 @@ DECLARED = ["/api/hello", "/api/hello/echo", "/api/org/{org_id}/backups/{backup_
         ("/api/hello", "/api/hello", {}),
         ("/api/org/{org_id}/backups", "/api/org/42/backups", {"org_id": "42"}),
         ("/api/a/{x}/b/{y}", "/api/a/1/b/two", {"x": "1", "y": "two"}),
+        ("/api/vApp/vapp-{id}", "/api/vApp/vapp-9f1c", {"id": "9f1c"}),
+        ("/cell/bundles/{namespace}", "/cell/bundles/io.x", {"namespace": "io.x"}),
     ],
 )
 def test_template_matches_its_paths_with_params(template, path, params):
@@ -29,6 +36,8 @@ def test_template_matches_its_paths_with_params(template, path, params):
         ("/api/org/{org_id}/backups", "/api/org//backups"),
         ("/api/org/{org_id}/backups", "/api/org/a/b/backups"),
         ("/api/a.b", "/api/aXb"),
+        ("/api/vApp/vapp-{id}", "/api/vApp/vm-9f1c"),
+        ("/api/vApp/vapp-{id}", "/api/vApp/vapp-"),
     ],
 )
 def test_template_does_not_match_other_paths(template, path):
@@ -38,9 +47,10 @@ def test_template_does_not_match_other_paths(template, path):
 @pytest.mark.parametrize(
     ("template", "reason"),
     [
-        ("/hello", "must start with /api/"),
         ("/api/x/{id", "braces"),
-        ("/api/x/pre{id}", "whole path segment"),
+        ("/api/x/{id}suffix", "end its path segment"),
+        ("/api/x/{a}{b}", "end its path segment"),
+        ("x/{id}", "must start with /"),
         ("/api/x/{id}/{id}", "appears twice"),
         ("/api/x//y", "empty segment"),
         ("/api/x y", "not allowed"),
@@ -54,6 +64,14 @@ def test_invalid_templates_say_why(template, reason):
 def test_url_pattern_escapes_literals_and_turns_params_into_one_segment():
     assert parse_template("/api/org/{org_id}/backups").url_pattern == "/api/org/[^/]+/backups"
     assert parse_template("/api/v1.0/x+y").url_pattern == r"/api/v1\.0/x\+y"
+    assert parse_template("/api/vApp/vapp-{id}").url_pattern == r"/api/vApp/vapp\-[^/]+"
+
+
+def test_an_operation_path_must_start_with_api():
+    from vcdext.operations import make_operation
+
+    with pytest.raises(ValueError, match="must start with /api/"):
+        make_operation("GET", "/hello", handler=lambda request: "")
 
 
 CANDIDATES = [
@@ -69,6 +87,10 @@ CANDIDATES = [
     "/api/org/o/x/backups/b",
     "/api/org/o-1/backups/",
     "/apx/hello",
+    "/api/vApp/vapp-1/action/backup",
+    "/api/vApp/vm-1/action/backup",
+    "/api/vApp/vapp-/action/backup",
+    "/api/vApp/xvapp-1/action/backup",
 ]
 
 
@@ -82,6 +104,7 @@ def test_derived_pattern_matches_exactly_what_the_template_matches(template):
     for path in CANDIDATES:
         assert bool(pattern.fullmatch(path)) == (parsed.match(path) is not None), path
     concrete = template.replace("{org_id}", "o-1").replace("{backup_id}", "b-2")
+    concrete = concrete.replace("{id}", "1")
     assert pattern.fullmatch(concrete)
     # Tolerant reading: if vCD used find() instead, the declared path still matches
     # (longer paths then reach the service, which answers them with 404).
