@@ -12,6 +12,7 @@ from typing import Any
 
 from .app import create_runtime
 from .errors import VcdExtError
+from .operations import Operation
 from .registry import Service
 from .settings import CONFIG_ENV, Settings, load_settings, render_settings
 
@@ -168,6 +169,9 @@ def _service_dict(service: Service) -> dict[str, Any]:
                 "path": op.path.template,
                 "name": op.name,
                 "rights": list(op.rights),
+                "admin_only": op.admin_only,
+                "same_org": op.same_org,
+                "open": op.is_open,
                 "consumes": list(op.consumes),
                 "produces": list(op.produces),
             }
@@ -194,6 +198,18 @@ def _service_dict(service: Service) -> dict[str, Any]:
             for r in service.rights
         ],
     }
+
+
+def _access(op: Operation) -> str:
+    """Who may call ``op``, for the operations table."""
+    if op.is_open:
+        return "  open: any authenticated caller"
+    parts = ["System administrators only"] if op.admin_only else []
+    if op.rights:
+        parts.append(f"rights: {', '.join(op.rights)}")
+    if op.same_org is not None:
+        parts.append(f"own org {{{op.same_org}}} (or System)")
+    return "  " + "; ".join(parts)
 
 
 def _plugins(args: argparse.Namespace, settings: Settings) -> int:
@@ -231,7 +247,7 @@ def _plugins(args: argparse.Namespace, settings: Settings) -> int:
         print("  operations")
         width = max((len(op.path.template) for op in s.operations), default=0)
         for op in s.operations:
-            extra = f"  rights: {', '.join(op.rights)}" if op.rights else ""
+            extra = _access(op)
             print(f"    {op.method.value:<7} {op.path.template:<{width}}  {op.name}{extra}")
         print("  API filters (UrlPattern)")
         for pattern in s.api_filters:

@@ -63,6 +63,21 @@ class RequestContext:
         return sub == "json" or sub.endswith("+json")
 
     @property
+    def user(self) -> str:
+        """The caller's user URN (``urn:vcloud:user:<uuid>``), as vCD sent it."""
+        return self.request.security.user
+
+    @property
+    def org(self) -> str:
+        """The caller's organization URN (``urn:vcloud:org:<uuid>``), as vCD sent it."""
+        return self.request.security.org
+
+    @property
+    def rights(self) -> frozenset[str]:
+        """The caller's rights as vCD listed them (right URNs or full names)."""
+        return self.request.security.rights
+
+    @property
     def is_system_admin(self) -> bool:
         """Whether the caller is a System administrator (a user of the ``System`` org)."""
         return is_system_admin(self.request.security)

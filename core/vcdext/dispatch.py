@@ -203,16 +203,30 @@ class Dispatcher:
         return outcome
 
     def _authorize(self, op: Operation, request: Request) -> None:
-        held = request.security.rights
-        missing = [
-            r for r in op.rights if r not in held and not (self._aliases.get(r, set()) & held)
-        ]
+        """403 unless the caller holds every right of ``op`` and is in its scope.
+
+        A right is held when the security context lists its full name ``{namespace}:Name``
+        or one of the identifiers learned for it at registration (URN, bare UUID), whichever
+        vCD sends.
+        """
+        security = request.security
+        if op.admin_only and not is_system_admin(security):
+            raise Forbidden("This operation is for System administrators only")
+        missing = [r for r in op.rights if not self.holds(security.rights, r)]
         if missing:
             raise Forbidden(f"Missing right(s): {', '.join(missing)}")
-        if op.same_org is not None and not is_system_admin(request.security):
+        if op.same_org is not None and not is_system_admin(security):
             wanted = request.path_params.get(op.same_org, "")
-            if not request.security.org or org_id(wanted) != org_id(request.security.org):
+            if not security.org or org_id(wanted) != org_id(security.org):
                 raise Forbidden("The organization in the path is not the caller's organization")
+
+    def holds(self, held: Iterable[str], right: str) -> bool:
+        """Whether the rights ``held`` (as vCD sent them) include ``right`` (a full name)."""
+        held = held if isinstance(held, frozenset | set) else frozenset(held)
+        if right in held:
+            return True
+        aliases = self._aliases.get(right)
+        return aliases is not None and not aliases.isdisjoint(held)
 
     def _check_body(self, op: Operation, request: Request) -> None:
         if op.consumes and request.body:

@@ -45,6 +45,7 @@ class Operation:
 
     ``same_org`` names a path parameter that must be the caller's own organization (its id or
     URN); anyone else but a System administrator is refused 403 before the handler runs.
+    ``admin_only`` refuses (403) every caller outside vCD's ``System`` organization.
     """
 
     method: HTTPMethod
@@ -59,11 +60,18 @@ class Operation:
     name: str = ""
     #: Path parameter that must name the caller's organization (tenant isolation).
     same_org: str | None = None
+    #: Only System administrators (callers of vCD's ``System`` org) may call it.
+    admin_only: bool = False
     #: Name of the plugin that declared it (set on registration).
     plugin: str = ""
 
     def __str__(self) -> str:
         return f"{self.method} {self.path.template}"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether any authenticated caller may call it (no right, no scope required)."""
+        return not self.rights and not self.admin_only and self.same_org is None
 
 
 def make_operation(
@@ -76,6 +84,7 @@ def make_operation(
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
     same_org: str | None = None,
+    admin_only: bool = False,
 ) -> Operation:
     """Validate the parts of an operation; raises :class:`ValueError` naming the problem."""
     try:
@@ -108,6 +117,7 @@ def make_operation(
         produces=tuple(produces),
         name=name or default_name,
         same_org=same_org,
+        admin_only=bool(admin_only),
     )
 
 
@@ -160,6 +170,7 @@ def operation(
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
     same_org: str | None = None,
+    admin_only: bool = False,
 ) -> Callable[[F], F]:
     """Declare that the decorated function answers ``method path`` (the explicit form: list
     it in ``registrar.add_operations``; :meth:`vcdext.Service.operation` declares and binds in
@@ -179,6 +190,7 @@ def operation(
         produces=produces,
         name=name,
         same_org=same_org,
+        admin_only=admin_only,
     )
 
     def decorate(func: F) -> F:

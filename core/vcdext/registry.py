@@ -179,6 +179,7 @@ class Registrar:
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
         same_org: str | None = None,
+        admin_only: bool = False,
     ) -> None:
         """Add one operation without the decorator (same arguments as ``@operation``)."""
         self._check_open()
@@ -193,6 +194,7 @@ class Registrar:
                 produces=produces,
                 name=name,
                 same_org=same_org,
+                admin_only=admin_only,
             )
         except ValueError as exc:
             raise self._fail(str(exc)) from None

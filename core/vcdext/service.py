@@ -91,12 +91,14 @@ class Service:
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
         same_org: str | None = None,
+        admin_only: bool = False,
     ) -> Callable[[F], F]:
         """Declare that the decorated function answers ``method path`` for this service.
 
         Same arguments as :func:`vcdext.operation`; the function is returned unchanged.
         ``same_org="org_id"`` refuses (403) callers whose organization is not the one in
-        the ``{org_id}`` path segment, unless they are System administrators.
+        the ``{org_id}`` path segment, unless they are System administrators;
+        ``admin_only=True`` refuses everyone but System administrators.
         """
 
         declared = make_operation(
@@ -107,6 +109,7 @@ class Service:
             produces=produces,
             name=name,
             same_org=same_org,
+            admin_only=admin_only,
         )
 
         def decorate(func: F) -> F:

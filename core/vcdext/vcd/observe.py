@@ -8,7 +8,9 @@ paths are only the fallback when a link is missing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
+from urllib.parse import quote
 
 from ..vcloud import media
 from ..vcloud.accept import bare
@@ -17,6 +19,7 @@ from ..vcloud.model import Held, Right, right_urn
 from ..vcloud.query import (
     read_api_definition_record,
     read_api_filter_record,
+    read_right_record,
     read_service_link_record,
 )
 from .client import VcdClient
@@ -153,4 +156,29 @@ class Observer:
                     id=right.id or ref.id or right_urn(right.href or ref.href),
                 )
             )
+        return found
+
+    def right_ids(self, names: Iterable[str]) -> dict[str, str]:
+        """The URNs of rights vcdext did not register (vCD's own, such as ``vApp: View``, or
+        another service's ``{namespace}:Name``), found by name with the ``right`` query;
+        a name vCD does not know is left out."""
+        query_url = self._session_link(media.QUERY_LIST, "/api/query")
+        found: dict[str, str] = {}
+        for name in sorted(set(names)):
+            params = {
+                "type": "right",
+                "format": "records",
+                "filter": f"name=={quote(name, safe='')}",
+                "filterEncoded": "true",
+            }
+            try:
+                records = list(self.client.records(query_url, params=params))
+            except VcdApiError as exc:
+                if exc.status >= 500:
+                    raise
+                log.debug("the right query for %r failed: %s", name, exc)
+                continue
+            for right in map(read_right_record, records):
+                if right is not None and right.value.name == name:
+                    found[name] = right.id or right_urn(right.href)
         return found

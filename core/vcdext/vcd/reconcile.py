@@ -93,17 +93,29 @@ def desired_services(
     ]
 
 
+def foreign_rights(services: Iterable[Service]) -> set[str]:
+    """The rights operations require that none of ``services`` declares (vCD's own, such as
+    ``vApp: View``, or another service's): their URNs are looked up at registration."""
+    services = list(services)
+    declared = {r.full_name for s in services for r in s.rights}
+    required = {r for s in services for op in s.operations for r in op.rights}
+    return {r for r in required - declared if not r.startswith("urn:")}
+
+
 def reconcile(
     client: VcdClient,
     desired: Iterable[DesiredService],
     *,
     dry_run: bool = False,
     prune: bool = False,
+    other_rights: Iterable[str] = (),
 ) -> RegistrationResult:
     """Make vCD match ``desired`` through a logged-in ``client``.
 
     :param dry_run: read only; the result's plan says what would change.
     :param prune: also delete services vcdext registered earlier that are not in ``desired``.
+    :param other_rights: names of rights vcdext does not register whose URNs the result
+        should carry too (see :func:`foreign_rights`).
     :raises VcdError: vCD refused a change; the changes before it stay (the next run resumes).
     """
     observer = Observer(client)
@@ -127,6 +139,7 @@ def reconcile(
             if not dry_run:
                 applier.apply(sp)
     result.plan = Plan(tuple(executed))
+    result.right_ids.update(observer.right_ids(other_rights))
     return result  # the caller reports result.summary(): `vcdext register` prints it, run logs it
 
 
@@ -211,7 +224,13 @@ def register_services(
     try:
         if not vcd.connected:
             vcd.connect()
-        return reconcile(vcd, desired, dry_run=dry_run, prune=prune)
+        return reconcile(
+            vcd,
+            desired,
+            dry_run=dry_run,
+            prune=prune,
+            other_rights=foreign_rights(runtime.registry.services.values()),
+        )
     finally:
         if own:
             vcd.close()
