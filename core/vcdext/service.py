@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from .acl import ResourceAction, ResourceClass
 from .operations import Operation, Right, make_operation
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +63,7 @@ class Service:
         self._operations: list[Operation] = []
         self._rights: list[tuple[str, dict[str, str]]] = []
         self._links: list[dict[str, str | None]] = []
+        self._resource_classes: list[ResourceClass] = []
 
     def __repr__(self) -> str:
         return f"Service({self._info.name!r}, namespace={self._info.namespace!r})"
@@ -158,12 +160,32 @@ class Service:
             }
         )
 
+    def resource_class(
+        self,
+        name: str,
+        *,
+        actions: list[ResourceAction] | tuple[ResourceAction, ...],
+        mime_type: str = "",
+        url_template: str = "",
+        nid: str = "",
+        urn_pattern: str = "",
+    ) -> ResourceClass:
+        """Declare a resource class of vCD's authorization framework, with its actions and
+        their ACL rules (see :mod:`vcdext.acl`). Registration creates it and turns the
+        service's ``AuthorizationEnabled`` on."""
+        declared = ResourceClass(name, mime_type, url_template, nid, urn_pattern, tuple(actions))
+        if any(c.name == name for c in self._resource_classes):
+            raise ValueError(f"resource class {name!r} is declared twice")
+        self._resource_classes.append(declared)
+        return declared
+
     def _replay(
         self,
         declare_service: Callable[..., None],
         add_right: Callable[..., str],
         add: Callable[[Operation], None],
         add_link: Callable[..., None],
+        add_resource_class: Callable[[ResourceClass], None] | None = None,
     ) -> None:
         info = self._info
         declare_service(
@@ -180,6 +202,10 @@ class Service:
             add(op)
         for link in self._links:
             add_link(**link)
+        for resource_class in self._resource_classes:
+            if add_resource_class is None:  # pragma: no cover - the registrar always passes it
+                raise ValueError("this registrar does not take resource classes")
+            add_resource_class(resource_class)
 
 
 __all__ = ["Service"]

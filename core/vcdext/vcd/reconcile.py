@@ -125,7 +125,9 @@ def reconcile(
     wanted = list(desired)
     for want in wanted:
         result.checked.append(want.namespace)
-        sp = plan_service(want, observer.find(want.namespace))
+        sp = plan_service(
+            want, observer.find(want.namespace, authorization=bool(want.resource_classes))
+        )
         if dry_run or not sp.actions:
             executed.append(sp)
             if sp.actual is not None:
@@ -161,7 +163,7 @@ def _apply(
     try:
         applied = applier.apply(sp)
     except CreateConflict as conflict:
-        actual = observer.find(want.namespace)
+        actual = observer.find(want.namespace, authorization=bool(want.resource_classes))
         if actual is None:
             raise conflict.cause from None
         log.info("vCD %s: created meanwhile (another instance?); updating it", want.namespace)
@@ -171,7 +173,7 @@ def _apply(
     result.warnings += applied.warnings
     service = applied.service
     if sp.creates:
-        service = observer.find(want.namespace)
+        service = observer.find(want.namespace, authorization=bool(want.resource_classes))
         if service is None:
             raise VcdError(f"vCD does not list service {want.namespace} after creating it")
         # Only structure is re-applied: a right vCD would not update stays as it is.

@@ -46,10 +46,12 @@ from vcdext.errors import (
 )
 from vcdext.protocol import Headers
 
+from .acl import Caller, is_authorized
 from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session
 from .proxy import forward
+from .routes_authorization import AuthorizationRoutes
 from .routes_extension import ExtensionRoutes
 from .routes_tenant import ApiRoutes, unauthorized
 from .state import State
@@ -101,7 +103,9 @@ class App:
         self.router = Router()
         self.api = ApiRoutes(state)
         self.extension = ExtensionRoutes(state)
+        self.authorization = AuthorizationRoutes(state)
         self.api.register(self.router)
+        self.authorization.register(self.router)
         self.extension.register(self.router)
 
     def handle(self, call: Call) -> Answer:
@@ -154,6 +158,10 @@ class App:
             raise unauthorized("This request needs a session (log in with POST /api/sessions)")
         service = None if _BUILTIN.fullmatch(path) else self.state.match(path)
         if service is not None:
+            if service.authorization_enabled and not is_authorized(
+                self.state, [service.id], Caller.of(call.session.user), call.method, path
+            ):
+                raise Forbidden("No ACL rule of the service allows this request")
             return forward(
                 call,
                 service,
