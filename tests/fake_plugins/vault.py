@@ -1,7 +1,7 @@
 """A plugin declaring a resource class (tests/authz)."""
 
-from vcdext import Registrar, hookimpl
 from tests.authz.test_resource_classes import vault
+from vcdext import Registrar, hookimpl
 
 service = vault()
 
