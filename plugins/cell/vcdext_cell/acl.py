@@ -3,8 +3,9 @@ evaluated as the protocol notes (§5) describe them.
 
 * The actions that *cover* a request are those of the services asked about (authorization
   enabled) whose ``HttpMethod`` is the method and whose ``UrlPattern`` matches the whole URL
-  (with or without its leading ``/api``). No covering action: authorized (the framework has
-  no rule for it, as for a service without ``AuthorizationEnabled``).
+  path, as given or relative to the API root (``/api/box/1`` and ``/box/1`` are the same).
+  No covering action: authorized (the framework has no rule for it, as for a service
+  without ``AuthorizationEnabled``).
 * The resource is the service resource of the action's class whose ``ExternalObjectId`` (or
   id) is what the pattern's ``(?<id>…)`` group captured, if any.
 * A rule allows when each of its parts does: ``ServiceResourceAccess`` ``Entity`` = that
@@ -60,6 +61,8 @@ def covering(
     candidates = [path]
     if path.startswith("/api/"):
         candidates.append(path.removeprefix("/api"))
+    else:
+        candidates.append("/api" + path)
     classes = {c.id for s in set(service_ids) for c in state.resource_classes(s)}
     found = []
     for action in state.actions():
