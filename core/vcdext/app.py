@@ -231,6 +231,9 @@ def _serve(
         transport.stop()
         if consumer.ident is not None:
             consumer.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
+        close = getattr(runtime.dispatcher.authorizer, "close", None)
+        if close is not None:
+            close()
         runtime.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -251,7 +254,27 @@ def _register_with_vcd(runtime: Runtime) -> bool:
         log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
         return False
     runtime.dispatcher.learn_right_ids(result.right_aliases())
+    _connect_authorizer(runtime)
     for warning in result.warnings:
         log.warning("registration: %s", warning)
     log.info("registration: %s", result.summary())
     return True
+
+
+def _connect_authorizer(runtime: Runtime) -> None:
+    """Give handlers vCD's authorization framework (``ctx.authorize``, service resources)
+    through a client of its own, when some service declares resource classes."""
+    from .vcd import VcdClient, VcdError
+    from .vcd.authorization import VcdAuthorizer
+
+    services = runtime.registry.services
+    if not any(s.resource_classes for s in services.values()):
+        return
+    client = VcdClient.from_settings(runtime.settings)
+    try:
+        client.connect()
+    except VcdError as exc:
+        log.error("vCD's authorization check is not available: %s", exc)
+        return
+    namespaces = {plugin: s.namespace for plugin, s in services.items()}
+    runtime.dispatcher.authorizer = VcdAuthorizer(client, namespaces)

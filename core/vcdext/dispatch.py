@@ -18,6 +18,7 @@ from types import MappingProxyType
 from lxml import etree
 
 from .context import (
+    Authorizer,
     PluginState,
     RequestContext,
     _current,
@@ -114,6 +115,9 @@ class Dispatcher:
         self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
         self._lock = threading.Lock()
         self._aliases: Mapping[str, frozenset[str]] = {}
+        #: vCD's authorization framework for handlers (``ctx.authorize``); set once the
+        #: runtime registered with vCD.
+        self.authorizer: Authorizer | None = None
 
     def learn_right_ids(self, aliases: Mapping[str, Iterable[str]]) -> None:
         """Accept other spellings of rights (their vCD URNs, learned at registration).
@@ -180,6 +184,7 @@ class Dispatcher:
                 api_version=_api_version(request),
                 state=self.registry.states.get(op.plugin) or PluginState(),
                 config=self.registry.configs.get(op.plugin) or MappingProxyType({}),
+                authorizer=self.authorizer,
             )
             if context.remaining <= 0:
                 raise ServiceUnavailable("The request waited longer than vCD's timeout")
