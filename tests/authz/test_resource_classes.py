@@ -76,20 +76,22 @@ def snapshot(cell: Cell) -> dict[str, object]:
     classes = state.resource_classes(service.id)
     actions = [a for c in classes for a in state.actions(c.id)]
     rules = [r for a in actions for r in state.rules(a.id)]
+    action_rows = [(a.id, a.name, a.http_method, a.url_pattern) for a in actions]
+    rule_rows = [
+        (
+            r.id,
+            r.name,
+            r.organization.access if r.organization else "",
+            r.principal.access if r.principal else "",
+            r.principal.entity.href if r.principal and r.principal.entity else "",
+        )
+        for r in rules
+    ]
     return {
         "enabled": service.authorization_enabled,
         "classes": [(c.id, c.name, c.mime_type, c.urn_pattern) for c in classes],
-        "actions": sorted((a.id, a.name, a.http_method, a.url_pattern) for a in actions),
-        "rules": sorted(
-            (
-                r.id,
-                r.name,
-                r.organization.access if r.organization else "",
-                r.principal.access if r.principal else "",
-                r.principal.entity.href if r.principal and r.principal.entity else "",
-            )
-            for r in rules
-        ),
+        "actions": sorted(action_rows, key=lambda a: a[1:]),
+        "rules": sorted(rule_rows, key=lambda r: r[1:]),
     }
 
 
