@@ -102,7 +102,9 @@ def _backup_element(
     if inline:
         el = etree.Element(f"{{{XMLNS}}}Backup", attrib=attributes)
     else:
-        el = element(XMLNS, "Backup", **attributes)
+        el = element(XMLNS, "Backup")
+        for key, value in attributes.items():
+            el.set(key, value)
     if backup.description:
         etree.SubElement(el, f"{{{XMLNS}}}Description").text = backup.description
     etree.SubElement(
