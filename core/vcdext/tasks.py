@@ -340,6 +340,11 @@ class TaskRunner:
             description=description,
             owner=owner,
             user=user_ref,
+            organization=Reference(
+                entity_href(vcd.base_url, f"urn:vcloud:org:{org_id}"),
+                media.ORG,
+                id=f"urn:vcloud:org:{org_id}",
+            ),
             progress=0,
             details=details,
         )
