@@ -29,7 +29,7 @@ organization that owns the resource) or ``Published`` (any organization); ``reso
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from .errors import BadRequest
@@ -38,7 +38,10 @@ from .vcloud.model import ACTION_METHODS
 
 #: ``principal`` meaning every user (vCD's ``Shared`` principal access).
 EVERYONE = "*"
-_ORG_ACCESS = ("Shared", "Published")
+#: ``organization`` meaning vCD's ``System`` org (an ``Entity`` access naming it by its fixed
+#: id): System administrators.
+SYSTEM = "System"
+_ORG_ACCESS = ("Shared", "Published", SYSTEM)
 _RESOURCE_ACCESS = ("Shared",)
 
 #: Turns a right name as written into vCD's full name (or raises).
@@ -52,7 +55,8 @@ class Acl:
     :param principal: ``"*"`` for every user, or the name of a right (short for one this
         plugin declares, ``{namespace}:Name`` or vCD's own otherwise) whose holders may.
     :param organization: ``"Shared"``: members of the organization owning the resource;
-        ``"Published"``: members of any organization.
+        ``"Published"``: members of any organization; ``"System"``: System administrators
+        (vCD's ``Entity`` access naming the ``System`` org).
     :param resource: ``"Shared"``: every resource of the class.
     """
 
@@ -88,7 +92,8 @@ class ResourceAction:
     name: str
     method: str
     url_pattern: str
-    acl: tuple[Acl, ...] = field(default=())
+    #: The rules (any list; kept as a tuple).
+    acl: Sequence[Acl] = field(default=())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", self.method.upper())
@@ -124,7 +129,8 @@ class ResourceClass:
     url_template: str = ""
     nid: str = ""
     urn_pattern: str = ""
-    actions: tuple[ResourceAction, ...] = ()
+    #: The actions (any list; kept as a tuple).
+    actions: Sequence[ResourceAction] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actions", tuple(self.actions))
@@ -173,4 +179,4 @@ class ResourceClass:
         }
 
 
-__all__ = ["EVERYONE", "Acl", "ResourceAction", "ResourceClass"]
+__all__ = ["EVERYONE", "SYSTEM", "Acl", "ResourceAction", "ResourceClass"]

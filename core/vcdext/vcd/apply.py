@@ -17,7 +17,8 @@ from typing import Any
 
 from lxml import etree
 
-from ..acl import Acl, ResourceAction
+from ..acl import SYSTEM, Acl, ResourceAction
+from ..context import SYSTEM_ORG_ID
 from ..vcloud import media
 from ..vcloud.authorization import (
     read_acl_rule,
@@ -227,10 +228,14 @@ class Applier:
         principal = AclAccess("Shared")
         if rule.principal_right is not None:
             principal = AclAccess("Entity", self._right_reference(service, rule.principal_right))
+        organization = AclAccess(rule.organization)
+        if rule.organization == SYSTEM:
+            system = Reference(f"{self.client.base_url}/api/org/{SYSTEM_ORG_ID}", media.ORG)
+            organization = AclAccess("Entity", system)
         value = AclRule(
             rule.name,
             service_resource=AclAccess(rule.resource),
-            organization=AclAccess(rule.organization),
+            organization=organization,
             principal=principal,
             description=rule.description,
         )

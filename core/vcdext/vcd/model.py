@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import registry
+from ..acl import SYSTEM
 from ..acl import ResourceClass as DeclaredResourceClass
+from ..context import SYSTEM_ORG_ID
 from ..vcloud.model import (
     AclRule,
     ApiDefinition,
@@ -130,10 +132,15 @@ class ActualRule:
         who = self.principal_right or (
             principal.entity.href if principal is not None and principal.entity else ""
         )
+        org = rule.organization
+        org_access = org.access if org else ""
+        if org is not None and org.entity is not None:
+            tail = org.entity.href.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            org_access = SYSTEM if tail.lower() == SYSTEM_ORG_ID else f"Entity {org.entity.href}"
         return (
             rule.name,
             rule.service_resource.access if rule.service_resource else "",
-            rule.organization.access if rule.organization else "",
+            org_access,
             principal.access if principal else "",
             who,
         )

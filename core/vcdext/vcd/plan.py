@@ -21,7 +21,7 @@ services vcdext registered earlier and no longer serves. :class:`Plan` renders a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -427,7 +427,7 @@ class Plan:
             if isinstance(action, CreateService):
                 rows += [(ns, "add", "api filter", p) for p in action.desired.filters]
                 rows += [(ns, "add", "service link", _link_text(x)) for x in action.desired.links]
-            actions: tuple[ResourceAction, ...] = ()
+            actions: Sequence[ResourceAction] = ()
             class_name = ""
             if isinstance(action, AddResourceClass):
                 actions, class_name = action.resource_class.actions, action.resource_class.name
