@@ -277,7 +277,8 @@ def _register_with_vcd(runtime: Runtime) -> bool:
         log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
         return False
     runtime.dispatcher.learn_right_ids(result.right_aliases())
-    _connect_authorizer(runtime)
+    if result.contacted:
+        _connect_authorizer(runtime)
     for warning in result.warnings:
         log.warning("registration: %s", warning)
     log.info("registration: %s", result.summary())
@@ -291,7 +292,7 @@ def _connect_authorizer(runtime: Runtime) -> None:
     from .vcd.authorization import VcdAuthorizer
 
     services = runtime.registry.services
-    if not any(s.resource_classes for s in services.values()):
+    if not runtime.settings.vcd.url or not any(s.resource_classes for s in services.values()):
         return
     client = VcdClient.from_settings(runtime.settings)
     try:
