@@ -197,6 +197,30 @@ def _service_dict(service: Service) -> dict[str, Any]:
             }
             for r in service.rights
         ],
+        "resource_classes": [
+            {
+                "name": c.name,
+                "mime_type": c.mime_type,
+                "actions": [
+                    {
+                        "name": a.name,
+                        "method": a.method,
+                        "url_pattern": a.url_pattern,
+                        "acl": [
+                            {
+                                "name": rule.name,
+                                "principal": rule.principal,
+                                "organization": rule.organization,
+                                "resource": rule.resource,
+                            }
+                            for rule in a.acl
+                        ],
+                    }
+                    for a in c.actions
+                ],
+            }
+            for c in service.resource_classes
+        ],
     }
 
 
@@ -260,6 +284,13 @@ def _plugins(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"    {right.full_name}" + (f"  — {right.description}" if right.description else "")
             )
+        if s.resource_classes:
+            print("  resource classes (vCD authorization framework)")
+        for c in s.resource_classes:
+            print(f"    {c.name}")
+            for a in c.actions:
+                rules = "; ".join(f"{r.name}: {r.principal} in {r.organization} org" for r in a.acl)
+                print(f"      {a.method:<7} {a.url_pattern}  {a.name}  ({rules})")
     if runtime.failures:
         print("failed to load (skipped):")
         for f in runtime.failures:

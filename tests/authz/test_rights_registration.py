@@ -95,3 +95,18 @@ def test_plugins_marks_open_operations(capsys):
         "/api/hello/echo": True,
         "/api/org/{org_id}/hello": False,
     }
+
+
+def test_plugins_lists_resource_classes(capsys, monkeypatch):
+    monkeypatch.setenv("VCDEXT_PLUGINS_ENABLED", "backup")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "resource classes (vCD authorization framework)" in out
+    assert "DELETE  /api/backup/(?<id>[^/]+)  delete" in out
+    assert "deleters: {org.example.vcd.backup}:Delete Backup in Shared org" in out
+    assert main(["plugins", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    svc = next(p for p in doc["plugins"] if p["name"] == "backup")["service"]
+    (cls,) = svc["resource_classes"]
+    assert [a["method"] for a in cls["actions"]] == ["GET", "DELETE"]
+    assert cls["actions"][0]["acl"][1]["organization"] == "System"
