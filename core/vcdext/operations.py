@@ -62,6 +62,9 @@ class Operation:
     same_org: str | None = None
     #: Only System administrators (callers of vCD's ``System`` org) may call it.
     admin_only: bool = False
+    #: Running it twice does no harm, so a redelivered request simply runs again (its reply
+    #: is not kept for reuse). Default: ``True`` for GET and HEAD, ``False`` otherwise.
+    idempotent: bool = False
     #: Name of the plugin that declared it (set on registration).
     plugin: str = ""
 
@@ -85,6 +88,7 @@ def make_operation(
     name: str | None = None,
     same_org: str | None = None,
     admin_only: bool = False,
+    idempotent: bool | None = None,
 ) -> Operation:
     """Validate the parts of an operation; raises :class:`ValueError` naming the problem."""
     try:
@@ -118,6 +122,7 @@ def make_operation(
         name=name or default_name,
         same_org=same_org,
         admin_only=bool(admin_only),
+        idempotent=verb in (HTTPMethod.GET, HTTPMethod.HEAD) if idempotent is None else idempotent,
     )
 
 
@@ -171,6 +176,7 @@ def operation(
     name: str | None = None,
     same_org: str | None = None,
     admin_only: bool = False,
+    idempotent: bool | None = None,
 ) -> Callable[[F], F]:
     """Declare that the decorated function answers ``method path`` (the explicit form: list
     it in ``registrar.add_operations``; :meth:`vcdext.Service.operation` declares and binds in
@@ -191,6 +197,7 @@ def operation(
         name=name,
         same_org=same_org,
         admin_only=admin_only,
+        idempotent=idempotent,
     )
 
     def decorate(func: F) -> F:

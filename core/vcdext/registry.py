@@ -190,6 +190,7 @@ class Registrar:
         name: str | None = None,
         same_org: str | None = None,
         admin_only: bool = False,
+        idempotent: bool | None = None,
     ) -> None:
         """Add one operation without the decorator (same arguments as ``@operation``)."""
         self._check_open()
@@ -205,6 +206,7 @@ class Registrar:
                 name=name,
                 same_org=same_org,
                 admin_only=admin_only,
+                idempotent=idempotent,
             )
         except ValueError as exc:
             raise self._fail(str(exc)) from None

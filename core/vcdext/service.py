@@ -94,6 +94,7 @@ class Service:
         name: str | None = None,
         same_org: str | None = None,
         admin_only: bool = False,
+        idempotent: bool | None = None,
     ) -> Callable[[F], F]:
         """Declare that the decorated function answers ``method path`` for this service.
 
@@ -112,6 +113,7 @@ class Service:
             name=name,
             same_org=same_org,
             admin_only=admin_only,
+            idempotent=idempotent,
         )
 
         def decorate(func: F) -> F:
