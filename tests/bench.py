@@ -259,7 +259,7 @@ def main() -> None:
         if args.profile:
             ex = exchange()
             spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--threads"]
-            spy += ["--idle", "-r", "250", "-f", "raw", "-o", args.profile, "--"]
+            spy += ["-r", "250", "-f", "raw", "-o", args.profile, "--"]
             with vcdext_run(url, ex, log, wrap=spy):
                 print(row(load(url, ex, [FAST], args.requests, W)))
             return
