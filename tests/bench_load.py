@@ -46,6 +46,7 @@ class Result:
     elapsed: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: int = 0
+    cpu: float = 0.0  # CPU seconds per request of the processes measured (see bench.load)
 
 
 def _template(target: Target) -> bytes:
@@ -111,7 +112,7 @@ def generate(
                 index += 1
             try:
                 conn.drain_events(timeout=timeout)
-            except socket.timeout:
+            except TimeoutError:
                 raise RuntimeError(f"no reply within {timeout} s ({done} of {total})") from None
         result.elapsed = time.perf_counter() - started
         return result
@@ -174,6 +175,13 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` used so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_count() -> int:

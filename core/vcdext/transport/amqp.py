@@ -138,6 +138,8 @@ class _Workers:
                 service, job = picked
                 self._idle -= 1
                 self._running[service] += 1
+                if self._idle and any(self._waiting.values()):
+                    self._cond.notify()  # more work: the next idle thread takes a look
             try:
                 job()
             except BaseException:  # a thread that dies takes its request's answer with it
@@ -146,7 +148,9 @@ class _Workers:
                 with self._cond:
                     self._running[service] -= 1
                     self._idle += 1
-                    self._cond.notify_all()
+                    # This thread looks for its next job itself, and every idle thread would
+                    # judge the waiting lines alike: no one else needs waking (a wake-up per
+                    # finished job for every idle thread cost more than the job's bookkeeping).
 
     def shutdown(self) -> None:
         """Let idle threads end; a thread still in a handler is left to the process exit.
@@ -207,13 +211,20 @@ class _RecentReplies:
             self._evict()
 
     def _evict(self) -> None:
-        for key in list(self._entries):
-            if len(self._entries) <= self._max_entries and self._bytes <= self._max_bytes:
-                return
-            entry = self._entries[key]
+        # Oldest first; without copying the keys, which at 4,096 entries cost more than the
+        # rest of a request's bookkeeping.
+        count, size = len(self._entries), self._bytes
+        victims = []
+        for key, entry in self._entries.items():
+            if count <= self._max_entries and size <= self._max_bytes:
+                break
             if entry.done.is_set():  # running requests stay
-                del self._entries[key]
-                self._bytes -= len(entry.reply or b"")
+                victims.append(key)
+                count -= 1
+                size -= len(entry.reply or b"")
+        for key in victims:
+            del self._entries[key]
+        self._bytes = size
 
 
 def _sent_at(value: object) -> float | None:
