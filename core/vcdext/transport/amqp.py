@@ -296,6 +296,7 @@ class AmqpServer:
         self._settled: deque[tuple[int, int, str]] = deque()
         self._wake = Wakeup()
         self._inflight: dict[int, Message] = {}
+        self._ack_multiple = False
         self._generation = 0
         self._workers: _Workers | None = None
         # Set when shutdown gave up waiting: queued requests are then left to the broker.
@@ -393,6 +394,7 @@ class AmqpServer:
         consumer = Consumer(channel, self.queues, on_message=self._on_message, auto_declare=False)
         consumer.qos(prefetch_count=self.prefetch)
         self._generation += 1
+        self._ack_multiple = socket_of(conn) is not None
         consumer.consume()
         self.ready.set()
         log.info("serving")
@@ -543,17 +545,30 @@ class AmqpServer:
         return received - waited if waited > 0 else received
 
     def _settle(self) -> None:
+        acks: list[Message] = []
         while self._settled:
             generation, tag, action = self._settled.popleft()
             message = self._inflight.pop(tag, None) if generation == self._generation else None
             if message is None:
                 continue
             if action == "ack":
-                message.ack()
+                acks.append(message)
             elif action == "requeue":
                 message.requeue()
             else:
                 message.reject(requeue=False)
+        if not acks:
+            return
+        # Confirms come in batches, so acks do too: when no request older than the newest one
+        # acked here is still open, one ``multiple`` ack settles them all (AMQP only: kombu's
+        # virtual transports ignore ``multiple``).
+        if self._ack_multiple and len(acks) > 1:  # AMQP delivery tags are numbers
+            last = max(acks, key=lambda m: int(m.delivery_tag))
+            if not self._inflight or min(self._inflight) > last.delivery_tag:
+                last.ack(multiple=True)
+                return
+        for message in acks:
+            message.ack()
 
     def _settle_later(self, generation: int, tag: int, action: str) -> None:
         self._settled.append((generation, tag, action))

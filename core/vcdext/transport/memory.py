@@ -22,14 +22,18 @@ from kombu.transport import memory as _kombu_memory
 
 _changed = threading.Condition()
 _puts = 0
+_waiting = 0  # threads in wait(), so that notify() costs nothing when no one uses memory://
 
 
 def notify() -> None:
     """Wake every thread waiting in :func:`wait` (a message was put, or work handed over)."""
     global _puts
-    with _changed:
-        _puts += 1
-        _changed.notify_all()
+    # Count first, then look for waiters: a waiter registers before it checks the count, so
+    # either it sees this count or this sees it (and wakes it under the lock).
+    _puts += 1
+    if _waiting:
+        with _changed:
+            _changed.notify_all()
 
 
 def snapshot() -> int:
@@ -40,8 +44,13 @@ def snapshot() -> int:
 def wait(seen: int, timeout: float, ready: Callable[[], bool] | None = None) -> None:
     """Sleep until a :func:`notify` after :func:`snapshot` gave ``seen`` (or ``ready()`` is
     true, or ``timeout`` seconds passed)."""
+    global _waiting
     with _changed:
-        _changed.wait_for(lambda: _puts != seen or (ready is not None and ready()), timeout)
+        _waiting += 1
+        try:
+            _changed.wait_for(lambda: _puts != seen or (ready is not None and ready()), timeout)
+        finally:
+            _waiting -= 1
 
 
 class _Channel(_kombu_memory.Channel):
