@@ -27,8 +27,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import select
-import ssl
 import threading
 import time
 from collections import OrderedDict, deque
@@ -59,8 +57,6 @@ _IDLE_WAKE = 1.0
 # The in-memory transport (``memory://``) has no socket to wait on: its puts wake the waiting
 # thread (vcdext.transport.memory); this bounds the wait for transports that do not.
 _MEMORY_POLL = 0.05
-# How long reading one frame may wait once select() said the socket is readable.
-_FRAME_WAIT = 0.05
 # The cache of recent replies that spares a redelivered request a second run of its handler.
 _RECENT_REPLIES = 4096
 _RECENT_REPLY_BYTES = 32 * 1024 * 1024
@@ -435,13 +431,8 @@ class AmqpServer:
             conn.heartbeat_check()
 
     def _drain(self, conn: Connection) -> None:
-        """Read every frame the consuming connection has ready (never blocks for long)."""
-        sock = socket_of(conn)
-        while True:
-            with contextlib.suppress(TimeoutError):
-                conn.drain_events(timeout=_FRAME_WAIT)
-            if sock is None or not _readable(sock):
-                return
+        """Read every frame the consuming connection has ready, without waiting for more."""
+        _drain_ready(conn)
 
     def _drain_virtual(self, conn: Connection | None) -> None:
         assert conn is not None
@@ -633,11 +624,13 @@ class AmqpServer:
         self._wake.set()
 
 
-def _readable(sock: Any) -> bool:
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+def _drain_ready(conn: Connection) -> None:
+    """Handle every frame ``conn`` has ready. With a zero timeout py-amqp reads without
+    blocking and raises ``TimeoutError`` when no frame has begun to arrive (the rest of a frame
+    that has begun is read to its end, as the broker sends it whole)."""
+    with contextlib.suppress(TimeoutError):
+        while True:
+            conn.drain_events(timeout=0)
 
 
 class _Replier:
@@ -681,12 +674,7 @@ class _Replier:
         in_hand: _Reply | None = None
         try:
             if conn is not None and socket_of(conn) in readable:
-                sock = socket_of(conn)
-                while True:
-                    with contextlib.suppress(TimeoutError):
-                        conn.drain_events(timeout=_FRAME_WAIT)
-                    if not _readable(sock):
-                        break
+                _drain_ready(conn)
             while server._replies:
                 if self._channel is None and time.monotonic() < self._retry_at:
                     return  # reconnecting later; the replies wait
