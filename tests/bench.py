@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = Target(HELLO_KEY, "/api/hello")
 SLOW = Target(SLOW_KEY, "/api/slow", "s=0.2", kind="slow")
 _ctx = multiprocessing.get_context("spawn")
+LOG_LEVEL = "INFO"  # vcdext run's (its default); --log-level changes it
 
 
 def consumers(url: str, queue: str) -> int:
@@ -84,6 +85,7 @@ def vcdext_run(
         "VCDEXT_PLUGINS_ENABLED": "hello",
         "VCDEXT_PLUGINS_MODULES": "tests.fake_plugins.slow",
         "PYTHONPATH": str(REPO),
+        "VCDEXT_RUNTIME_LOG_LEVEL": LOG_LEVEL,
     }
     procs = []
     with open(log, "ab") as out:
@@ -241,6 +243,7 @@ def main() -> None:
     parser.add_argument("--rss-requests", type=int, default=100_000, help="row (d)")
     parser.add_argument("--dev-requests", type=int, default=300, help="row (g)")
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--log-level", default="INFO", help="vcdext run's log level")
     parser.add_argument(
         "--only", default="abcdefg", help="rows to run, e.g. 'ab' (a and b always pair)"
     )
@@ -248,6 +251,8 @@ def main() -> None:
         "--profile", metavar="FILE", help="run (b) W=64 only, vcdext under py-spy, to FILE"
     )
     args = parser.parse_args()
+    global LOG_LEVEL
+    LOG_LEVEL = args.log_level
     only = set(args.only)
     started = time.monotonic()
     logdir = Path(tempfile.mkdtemp(prefix="vcdext-bench-"))
@@ -336,7 +341,8 @@ def report(
         f"vcdext bench: {platform.python_implementation()} {platform.python_version()}, "
         f"{cpu_count()} CPUs ({platform.processor() or platform.machine()}), one RabbitMQ "
         f"node on loopback; {args.requests} requests per W={W} row, "
-        f"{args.latency_requests} per W=1 row; took {seconds:.0f} s"
+        f"{args.latency_requests} per W=1 row; vcdext logs at {args.log_level}; "
+        f"took {seconds:.0f} s"
     )
     print(f"{'row':34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
     labels = {
