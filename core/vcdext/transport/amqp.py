@@ -31,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -158,10 +158,34 @@ class _Workers:
             self._cond.notify_all()
 
 
-@dataclass
+class _Done:
+    """An event on a condition shared by the whole cache: 4,096 ``threading.Event`` objects
+    (a lock and a condition each) were most of the cache's memory."""
+
+    __slots__ = ("_cond", "_flag")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
+        self._flag = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:  # called holding the condition's lock
+        self._flag = True
+        self._cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(self.is_set, timeout)
+
+
 class _Entry:
-    done: threading.Event = field(default_factory=threading.Event)
-    reply: bytes | None = None
+    __slots__ = ("done", "reply")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self.done = _Done(cond)
+        self.reply: bytes | None = None
 
 
 class _RecentReplies:
@@ -172,7 +196,7 @@ class _RecentReplies:
     """
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
         self._max_entries = max_entries
@@ -188,7 +212,7 @@ class _RecentReplies:
                 return entry
             if entry is not None and entry.reply is not None:
                 self._bytes -= len(entry.reply)
-            self._entries[key] = _Entry()
+            self._entries[key] = _Entry(self._lock)
             self._entries.move_to_end(key)
             return None
 
