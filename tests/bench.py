@@ -240,7 +240,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20000, help="per throughput row")
     parser.add_argument("--latency-requests", type=int, default=3000, help="per W=1 row")
-    parser.add_argument("--rss-requests", type=int, default=100_000, help="row (d)")
+    parser.add_argument("--rss-requests", type=int, default=100_000, help="row (d), ≥ 20,000")
     parser.add_argument("--dev-requests", type=int, default=300, help="row (g)")
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--log-level", default="INFO", help="vcdext run's log level")
@@ -301,11 +301,18 @@ def main() -> None:
             t0 = time.perf_counter()
             with vcdext_run(url, ex, log) as (proc,):
                 ready_times.append(time.perf_counter() - t0)
-                load(url, ex, [FAST], 1000, W)
+                load(url, ex, [FAST], 500, W)  # + 500 warm-up
                 rss_1k = rss_kib(proc.pid)
-                rest = load(url, ex, [FAST], args.rss_requests - 1500, W)  # + 500 warm-up
+                load(url, ex, [FAST], 9_500, W)  # + 500 warm-up
+                rss_10k = rss_kib(proc.pid)  # the cache of recent replies (4,096) is full
+                rest = load(url, ex, [FAST], args.rss_requests - 10_500, W)
                 rss_n = rss_kib(proc.pid)
-                rows["d"] = {"rss_1k": rss_1k, "rss_n": rss_n, "n": args.rss_requests}
+                rows["d"] = {
+                    "rss_1k": rss_1k,
+                    "rss_10k": rss_10k,
+                    "rss_n": rss_n,
+                    "n": args.rss_requests,
+                }
                 rows["d rows"] = row(rest)
         if "e" in only:
             for _ in range(3):
@@ -393,6 +400,10 @@ def report(
             f"(d) RSS after {d['n']:.0f} within 10% of after 1,000",
             f"{d['rss_1k'] / 1024:.1f} → {d['rss_n'] / 1024:.1f} MiB ({growth:+.1%})",
             growth <= 0.10,
+        )
+        print(
+            f"           after 10,000 (recent-replies cache full): {d['rss_10k'] / 1024:.1f} MiB;"
+            f" 10,000 → {d['n']:.0f}: {d['rss_n'] / d['rss_10k'] - 1:+.1%}"
         )
     if ready_times:
         print(
