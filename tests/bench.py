@@ -84,7 +84,7 @@ def vcdext_run(
         "VCDEXT_AMQP_EXCHANGE": exchange,
         "VCDEXT_PLUGINS_ENABLED": "hello",
         "VCDEXT_PLUGINS_MODULES": "tests.fake_plugins.slow",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "VCDEXT_RUNTIME_LOG_LEVEL": LOG_LEVEL,
     }
     procs = []
@@ -176,7 +176,7 @@ def dev_requests(count: int) -> dict[str, dict[str, float]]:
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VCDEXT_")},
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "VCDEXT_PLUGINS_ENABLED": "hello",
         "VCDEXT_RUNTIME_LOG_LEVEL": "WARNING",
     }
