@@ -13,6 +13,7 @@ import contextlib
 import os
 import select
 import ssl
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ class Wakeup:
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self._pending = False
+        # The pipe closes with its owner (a server or forwarder), whoever forgets to close.
+        self._closer = weakref.finalize(self, _close_fds, self._read, self._write)
 
     def set(self) -> None:
         """Wake the owner (any thread; cheap when it is awake already)."""
@@ -73,6 +76,10 @@ class Wakeup:
         return [s for s in readable if s is not self._read]
 
     def close(self) -> None:
-        for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._closer()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
