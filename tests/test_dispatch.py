@@ -504,3 +504,39 @@ def test_only_replies_of_non_idempotent_operations_are_kept_for_redeliveries():
     assert reusable("POST", "/api/idem/upsert") is False
     assert reusable("POST", "/api/idem/nowhere") is False
     assert dispatcher.answer(b"[not json")[1] is False
+
+
+def test_each_method_gets_the_path_parameters_of_its_own_template():
+    """Two operations on one path shape may name the parameter differently: each handler is
+    called with its own names (the load-time signature check promises it), and same_org
+    reads its own parameter."""
+    service = Service("names", namespace="io.test.names")
+
+    @service.operation("GET", "/api/names/{item_id}")
+    def read(request, item_id):
+        return f"<r id='{item_id}'/>"
+
+    @service.operation("DELETE", "/api/names/{name}")
+    def delete(request, name):
+        return f"<d name='{name}'/>"
+
+    @service.operation("GET", "/api/names/{org}/things")
+    def things(request, org):
+        return "<t/>"
+
+    @service.operation("PUT", "/api/names/{org_id}/things", same_org="org_id")
+    def put_things(request, org_id):
+        return f"<p org='{org_id}'/>"
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    client = TestClient(make_runtime(names=Plugin()), org="urn:vcloud:org:aa")
+    assert client.get("/api/names/7").text == "<r id='7'/>"
+    deleted = client.delete("/api/names/7")
+    assert (deleted.status, deleted.text) == (200, "<d name='7'/>")
+    put = client.put("/api/names/aa/things", body=b"")
+    assert (put.status, put.text) == (200, "<p org='aa'/>")
+    assert client.put("/api/names/bb/things", body=b"").status == 403

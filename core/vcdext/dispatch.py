@@ -79,8 +79,8 @@ class _Router:
             if params is None:
                 continue
             op = methods.get(method)
-            if op is not None:
-                return op, params
+            if op is not None:  # same shape, but the names are those of its own template
+                return op, op.path.match(path) or params
             allowed.update(methods)
         if allowed:
             raise MethodNotAllowed(
