@@ -1,6 +1,7 @@
 """The transport-free pipeline, driven through the in-process test client."""
 
 import dataclasses
+import json
 import logging
 import time
 
@@ -540,3 +541,15 @@ def test_each_method_gets_the_path_parameters_of_its_own_template():
     put = client.put("/api/names/aa/things", body=b"")
     assert (put.status, put.text) == (200, "<p org='aa'/>")
     assert client.put("/api/names/bb/things", body=b"").status == 403
+
+
+@pytest.mark.parametrize("path", ["/api/shop/\x01/none", "/api/shop/\ud800"])
+def test_a_path_xml_cannot_quote_is_still_answered_404(client, path):
+    from vcdext.vcloud.message import decode_reply
+
+    body = (
+        '[{"id":"r-1","method":"GET","requestUri":' + json.dumps(path) + '},{"rights":[]}]'
+    ).encode()
+    reply = decode_reply(client.runtime.handle_message(body))
+    assert reply.status == 404
+    assert reply.headers["Content-Type"].startswith("application/vnd.vmware.vcloud.error+xml")
