@@ -483,3 +483,19 @@ def test_broken_contributions_are_skipped_with_a_warning(monkeypatch, caplog):
     assert {"broken", "amqp", "notdc"} <= {
         word.strip("'") for r in caplog.records for word in r.getMessage().split()
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        ("[runtime]\ntimeout = inf\n", {}),
+        ("[vcd]\ntimeout = 1e400\n", {}),
+        ("", {"VCDEXT_RUNTIME_TIMEOUT": "inf"}),
+        ("", {"VCDEXT_RUNTIME_TIMEOUT": "Infinity"}),
+    ],
+)
+def test_an_infinite_number_is_refused(tmp_path, text, environ):
+    # runtime.timeout is the reply TTL and the shutdown grace: an infinite one would make
+    # every reply unpublishable (kombu turns it into integer milliseconds).
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_settings(write(tmp_path, text), environ=environ)

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import re
 import tomllib
@@ -443,7 +444,9 @@ def _convert(tp: Any, value: Any, from_env: bool) -> Any:
             except ValueError:
                 raise _Invalid(f"expected {what}") from None
         accepted = int if tp is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, accepted) or value != value:
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise _Invalid(f"expected {what}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan, an endless timeout
             raise _Invalid(f"expected {what}")
         return tp(value)
     if get_origin(tp) is Literal:
