@@ -70,7 +70,8 @@ def setting(
 
     :param default: the value when the key is absent; :data:`REQUIRED` makes it mandatory.
         Choices are a ``Literal[...]`` annotation (matched case-insensitively).
-    :param secret: never shown: ``vcdext config show`` and error messages print a mask.
+    :param secret: never shown: ``vcdext config show`` and error messages print a mask, and
+        the section's ``repr`` leaves it out.
     :param minimum: the smallest number accepted.
     :param check: called with the typed value; returns the value to keep or raises
         :class:`ValueError` with a short problem (which must not contain the value).
@@ -78,10 +79,10 @@ def setting(
     """
     spec = _Spec(description, secret, minimum, check, mask)
     if default is dataclasses.MISSING:
-        return field(metadata={_META: spec})
+        return field(metadata={_META: spec}, repr=not secret)
     if isinstance(default, list | dict | set):
         raise TypeError("a setting's default must be immutable (use a tuple)")
-    return field(default=default, metadata={_META: spec})
+    return field(default=default, metadata={_META: spec}, repr=not secret)  # no secret in reprs
 
 
 def _tables_field() -> Any:
