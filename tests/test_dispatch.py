@@ -553,3 +553,50 @@ def test_a_path_xml_cannot_quote_is_still_answered_404(client, path):
     reply = decode_reply(client.runtime.handle_message(body))
     assert reply.status == 404
     assert reply.headers["Content-Type"].startswith("application/vnd.vmware.vcloud.error+xml")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        Response(body=123),  # type: ignore[arg-type]
+        Response("<x/>", status="200"),  # type: ignore[arg-type]
+        Response("<x/>", status=True),
+        Response("<x/>", status=42),
+        Response("<x/>", headers={1: "x"}),  # type: ignore[dict-item]
+        Response("<x/>", headers={"X-N": 5}),  # type: ignore[dict-item]
+    ],
+)
+def test_a_malformed_response_is_a_500_like_any_handler_bug(response, caplog):
+    """A Response of the wrong types is answered as an unsupported return value is: a 500
+    Error with the request id, not a broken reply (nor an exception out of the dispatcher)."""
+    service = Service("bad", namespace="io.test.bad")
+
+    @service.operation("GET", "/api/bad")
+    def bad(request):
+        return response
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    r = TestClient(make_runtime(bad=Plugin())).get("/api/bad")
+    assert r.status == 500
+    assert "request id" in error_of(r).get("message")
+
+
+def test_a_response_status_may_be_an_http_status_member():
+    from http import HTTPStatus
+
+    service = Service("created", namespace="io.test.created")
+
+    @service.operation("POST", "/api/created")
+    def create(request):
+        return Response("<x/>", status=HTTPStatus.CREATED)
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    assert TestClient(make_runtime(c=Plugin())).post("/api/created").status == 201
