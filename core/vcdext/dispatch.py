@@ -80,8 +80,8 @@ class _Router:
             if params is None:
                 continue
             op = methods.get(method)
-            if op is not None:
-                return op, params
+            if op is not None:  # same shape, but the names are those of its own template
+                return op, op.path.match(path) or params
             allowed.update(methods)
         if allowed:
             raise MethodNotAllowed(
@@ -268,6 +268,18 @@ class Dispatcher:
             self.tasks.launch(task)
         headers = dict(response.headers)
         body = response.body_bytes
+        status = response.status
+        if not (
+            isinstance(body, bytes)
+            and isinstance(status, int)
+            and not isinstance(status, bool)
+            and 100 <= status <= 599
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):  # a handler bug: a 500 like any other, not a broken reply
+            raise TypeError(
+                f"handler of {op} returned a Response that is not status 100-599, "
+                "bytes or str body and str headers"
+            )
         if body or response.content_type:
             if response._json and not context.wants_json:
                 default = JSON_TYPE
