@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
+from .i18n import Localized, Translator, english
 from .protocol import Request, SecurityContext
 
 #: The id of vCD's ``System`` organization: the same in every vCD installation. Its users are
@@ -36,14 +37,17 @@ def is_system_admin(security: SecurityContext) -> bool:
 
 
 @dataclass(frozen=True)
-class RequestContext:
-    """What vcdext knows about the request being handled."""
+class RequestContext(Localized):
+    """What vcdext knows about the request being handled; ``gettext``, ``ngettext``,
+    ``pgettext``, ``format_date``/``format_number`` and ``render`` work in :attr:`locale`."""
 
     request: Request
     #: Service (plugin) name the request was routed to.
     plugin: str
     #: Preferred locales from ``Accept-Language``, best first (never the process locale).
     locales: tuple[str, ...] = ()
+    #: The plugin's catalog in the locale negotiated from :attr:`locales` (vcdext.i18n).
+    translator: Translator = field(default_factory=english)
     #: ``time.monotonic()`` after which vCD has given up waiting (its extensibility.timeout).
     deadline: float = field(default_factory=lambda: time.monotonic() + 10.0)
     #: The media type negotiated from the operation's ``produces`` and the ``Accept`` header

@@ -36,6 +36,7 @@ from .errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from .i18n import Localization, Translator
 from .operations import Operation
 from .paths import PathTemplate
 from .protocol import (
@@ -72,7 +73,7 @@ class _Router:
                 entry[1][op.method.value] = op
         self._routes = sorted(table.values(), key=lambda e: -e[0].literal_length)
 
-    def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+    def route(self, method: str, path: str, tr: Translator) -> tuple[Operation, dict[str, str]]:
         allowed: set[str] = set()
         for template, methods in self._routes:
             params = template.match(path)
@@ -84,10 +85,10 @@ class _Router:
             allowed.update(methods)
         if allowed:
             raise MethodNotAllowed(
-                f"Method {method} is not allowed on {path}",
+                tr.gettext("Method {method} is not allowed on {path}", method=method, path=path),
                 headers={"Allow": ", ".join(sorted(allowed))},
             )
-        raise NotFound(f"No resource at {path}")
+        raise NotFound(tr.gettext("No resource at {path}", path=path))
 
 
 def media_matches(pattern: str, media_type: str) -> bool:
@@ -105,11 +106,20 @@ class Dispatcher:
 
     :param timeout: vCD's extensibility timeout; a request not started within it is answered
         503 without running its handler, since vCD has stopped waiting.
+    :param localization: the catalogs (the core's own only, by default): the core's error
+        messages and each handler's ``RequestContext`` speak the ``Accept-Language`` locale.
     """
 
-    def __init__(self, registry: Registry, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        timeout: float = 10.0,
+        localization: Localization | None = None,
+    ) -> None:
         self.registry = registry
         self.timeout = timeout
+        self.localization = localization or Localization()
         self._all = _Router(registry.services.values())
         self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
         self._lock = threading.Lock()
@@ -156,25 +166,36 @@ class Dispatcher:
         """Route, authorize and run one request; every failure becomes an ``Error`` outcome."""
         started = time.monotonic()
         received = started if received is None else received
+        locales = parse_accept_language(request.headers.get("Accept-Language", ""))
+        tr = self.localization.translator(None, locales)  # the core's own messages
         try:
             router = self._all if routing_key is None else self._by_key.get(routing_key)
             if router is None:
-                raise NotFound(f"No service is registered with routing key {routing_key!r}")
-            op, params = router.route(request.method, request.path)
+                raise NotFound(
+                    tr.gettext(
+                        "No service is registered with routing key {key}", key=repr(routing_key)
+                    )
+                )
+            op, params = router.route(request.method, request.path, tr)
             request.path_params = params
-            self._authorize(op, request)
-            self._check_body(op, request)
+            self._authorize(op, request, tr)
+            self._check_body(op, request, tr)
             accept = request.headers.get("Accept", "")
             chosen = negotiate(accept, op.produces)
             if chosen is None:
                 raise NotAcceptable(
-                    f"None of the media types this operation produces is acceptable "
-                    f"(Accept: {_quote(accept)}); it produces {', '.join(op.produces)}"
+                    tr.gettext(
+                        "None of the media types this operation produces is acceptable "
+                        "(Accept: {accept}); it produces {produces}",
+                        accept=_quote(accept),
+                        produces=", ".join(op.produces),
+                    )
                 )
             context = RequestContext(
                 request=request,
                 plugin=op.plugin,
-                locales=parse_accept_language(request.headers.get("Accept-Language", "")),
+                locales=locales,
+                translator=self.localization.translator(op.plugin, locales),
                 deadline=received + self.timeout,
                 content_type=chosen,
                 api_version=_api_version(request),
@@ -182,14 +203,16 @@ class Dispatcher:
                 config=self.registry.configs.get(op.plugin) or MappingProxyType({}),
             )
             if context.remaining <= 0:
-                raise ServiceUnavailable("The request waited longer than vCD's timeout")
+                raise ServiceUnavailable(tr.gettext("The request waited longer than vCD's timeout"))
             outcome = self._run(op, request, context)
         except HTTPError as exc:
             outcome = self._http_error(exc, request)
         except Exception:  # a handler bug: 500 for the client, traceback for the log
             log.exception("request %s (%s %s) failed", request.id, request.method, request.path)
             outcome = self._http_error(
-                InternalServerError(f"Internal error; request id {request.id or '(none)'}"),
+                InternalServerError(
+                    tr.gettext("Internal error; request id {id}", id=request.id or "(none)")
+                ),
                 request,
             )
         log.info(
@@ -202,25 +225,31 @@ class Dispatcher:
         )
         return outcome
 
-    def _authorize(self, op: Operation, request: Request) -> None:
+    def _authorize(self, op: Operation, request: Request, tr: Translator) -> None:
         held = request.security.rights
         missing = [
             r for r in op.rights if r not in held and not (self._aliases.get(r, set()) & held)
         ]
         if missing:
-            raise Forbidden(f"Missing right(s): {', '.join(missing)}")
+            raise Forbidden(tr.gettext("Missing right(s): {rights}", rights=", ".join(missing)))
         if op.same_org is not None and not is_system_admin(request.security):
             wanted = request.path_params.get(op.same_org, "")
             if not request.security.org or org_id(wanted) != org_id(request.security.org):
-                raise Forbidden("The organization in the path is not the caller's organization")
+                raise Forbidden(
+                    tr.gettext("The organization in the path is not the caller's organization")
+                )
 
-    def _check_body(self, op: Operation, request: Request) -> None:
+    def _check_body(self, op: Operation, request: Request, tr: Translator) -> None:
         if op.consumes and request.body:
             ctype = request.content_type
             if not any(media_matches(p, ctype) for p in op.consumes):
                 accepted = ", ".join(op.consumes)
                 raise UnsupportedMediaType(
-                    f"Content-Type {ctype or '(none)'} is not accepted; use {accepted}"
+                    tr.gettext(
+                        "Content-Type {type} is not accepted; use {accepted}",
+                        type=ctype or "(none)",
+                        accepted=accepted,
+                    )
                 )
 
     def _run(self, op: Operation, request: Request, context: RequestContext) -> Outcome:
