@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import vcdext_hello.plugin as hello
-from vcdext import Request, Service, current, hookimpl
+from vcdext import NotFound, Request, Service, current, hookimpl
 from vcdext import i18n as i18n_module
 from vcdext.i18n import Domain, Localization, bundle_locale, placeholders
 from vcdext.testing import TestClient, make_runtime
@@ -281,3 +281,27 @@ def test_a_service_without_catalogs_still_names_its_namespace_and_rights() -> No
     assert runtime.bundle_messages() == {
         "plain": {"en_US": {"io.example.plain": "plain", "RIGHT_DO_IT": "Do It"}}
     }
+
+
+def test_an_error_a_handler_raises_without_a_message_is_localized() -> None:
+    service = Service("gone", namespace="io.example.gone")
+
+    @service.operation("GET", "/api/gone")
+    def gone(request: Request) -> None:
+        raise NotFound()
+
+    @service.operation("GET", "/api/gone/own")
+    def own(request: Request) -> None:
+        raise NotFound("Backup 7 does not exist")
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    c = TestClient(make_runtime(gone=Plugin()))
+    german = {"Accept-Language": "de"}
+    assert c.get("/api/gone", headers=german).xml().get("message") == "Ressource nicht gefunden"
+    assert c.get("/api/gone").xml().get("message") == "Resource not found"
+    # the plugin's own message is the plugin's to translate (ctx.gettext)
+    assert c.get("/api/gone/own", headers=german).xml().get("message") == "Backup 7 does not exist"

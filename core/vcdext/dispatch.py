@@ -36,7 +36,7 @@ from .errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
-from .i18n import Localization, Translator
+from .i18n import N_, Localization, Translator
 from .operations import Operation
 from .paths import PathTemplate
 from .protocol import (
@@ -206,7 +206,7 @@ class Dispatcher:
                 raise ServiceUnavailable(tr.gettext("The request waited longer than vCD's timeout"))
             outcome = self._run(op, request, context)
         except HTTPError as exc:
-            outcome = self._http_error(exc, request)
+            outcome = self._http_error(exc, request, tr)
         except Exception:  # a handler bug: 500 for the client, traceback for the log
             log.exception("request %s (%s %s) failed", request.id, request.method, request.path)
             outcome = self._http_error(
@@ -214,6 +214,7 @@ class Dispatcher:
                     tr.gettext("Internal error; request id {id}", id=request.id or "(none)")
                 ),
                 request,
+                tr,
             )
         log.info(
             "%s %s %s → %d (%.1f ms)",
@@ -288,11 +289,13 @@ class Dispatcher:
             )
         raise TypeError(f"handler of {op} returned {type(result).__name__}, not a Response")
 
-    def _http_error(self, exc: HTTPError, request: Request) -> Outcome:
+    def _http_error(self, exc: HTTPError, request: Request, tr: Translator) -> Outcome:
+        # A handler's `raise NotFound()` says "Resource not found" in the caller's language too.
+        message = tr.gettext(exc.message) if exc.message in _DEFAULT_MESSAGES else exc.message
         outcome = self.error_outcome(
             exc.status,
             exc.minor_code,
-            exc.message,
+            message,
             _api_version(request),
             as_json=preferred_family(request.headers.get("Accept", "")) == "json",
         )
@@ -306,6 +309,23 @@ class Dispatcher:
         JSON form for a client that prefers JSON."""
         ctype, body = error_document(status, minor_code, message, as_json=as_json, version=version)
         return Outcome(status, {"Content-Type": ctype}, body)
+
+
+#: The messages of errors raised without one (``HTTPError.default_message``), for extraction.
+_DEFAULT_MESSAGES = frozenset(
+    (
+        N_("Bad request"),
+        N_("Access to resource is forbidden"),
+        N_("Resource not found"),
+        N_("Method not allowed"),
+        N_("Not acceptable"),
+        N_("Duplicate name"),
+        N_("Unsupported media type"),
+        N_("Internal server error"),
+        N_("Not implemented"),
+        N_("Service unavailable"),
+    )
+)
 
 
 def _quote(value: str) -> str:

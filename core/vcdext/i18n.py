@@ -68,6 +68,11 @@ def bundle_key(key: str, text: str) -> str:
     return key
 
 
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
+    """Mark ``message`` for extraction without translating it (translate it later)."""
+    return message
+
+
 def placeholders(text: str) -> set[str]:
     """The ``{name}`` and ``%(name)s`` placeholders in ``text``."""
     return {a or b for a, b in _PLACEHOLDER.findall(text)}
@@ -142,7 +147,7 @@ def package_domain(package: str) -> Domain:
 def core_domain() -> Domain:
     """The core's domain: ``vcdext/locales``, in a source checkout a link to the top-level
     ``locales/`` folder (so a built package carries the catalogs too)."""
-    return Domain(CORE_DOMAIN, Path(__file__).resolve().parent / LOCALES)
+    return Domain(CORE_DOMAIN, (Path(__file__).parent / LOCALES).resolve())
 
 
 # -- loading ----------------------------------------------------------------------------------
