@@ -68,7 +68,7 @@ def bundle_key(key: str, text: str) -> str:
     return key
 
 
-def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
+def N_(message: str) -> str:
     """Mark ``message`` for extraction without translating it (translate it later)."""
     return message
 
