@@ -32,14 +32,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from babel import Locale, UnknownLocaleError, dates, numbers
 from babel.core import get_global, negotiate_locale
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+if TYPE_CHECKING:  # jinja2 is imported when a plugin with templates first needs them
+    import jinja2
 
 #: The core's gettext domain.
 CORE_DOMAIN = "vcdext"
@@ -247,6 +249,8 @@ class Translator:
         """
         if self._templates is None:
             raise LookupError(f"no templates folder to render {template!r} from")
+        import jinja2
+
         try:
             return self._templates.get_template(template).render(**values)
         except jinja2.TemplateNotFound:
@@ -254,6 +258,8 @@ class Translator:
 
 
 def _environment(package: str, translations: _gettext.NullTranslations) -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(package, TEMPLATES),
         autoescape=True,
