@@ -140,3 +140,29 @@ def test_bundle_writes_the_zip_vcd_takes(tmp_path, capsys):
 def test_bundle_of_an_unknown_plugin_is_an_error(capsys):
     assert main(["i18n", "bundle", "nope"]) == 2
     assert "no enabled plugin 'nope'" in capsys.readouterr().err
+
+
+def test_the_backup_bundle_carries_the_german_progress_text(tmp_path, capsys):
+    import vcdext_backup
+
+    output = tmp_path / "backup.zip"
+    assert main(["i18n", "bundle", "backup", "-o", str(output)]) == 0
+    bundle = read_bundle(output.read_bytes())
+    assert sorted(bundle) == ["de_DE", "en_US", "fr_FR"]
+    german = read_catalog(
+        Path(vcdext_backup.__file__).parent / "locales/de/LC_MESSAGES/vcdext_backup.po", "de"
+    ).get("Backing up vApp {resourceName}", "vcd-bundle:backupInProgress_PROGRESS")
+    assert german is not None
+    progress = bundle["de_DE"]["backupInProgress_PROGRESS"]
+    assert progress == german.string == "vApp {resourceName} wird gesichert"
+    assert bundle["en_US"]["backupInProgress_PROGRESS"] == "Backing up vApp {resourceName}"
+    assert bundle["fr_FR"]["FAILED.backupComplete"] == (
+        "Échec de la sauvegarde de la vApp {resourceName}"
+    )
+    assert set(bundle["de_DE"]) == {
+        "backupInProgress",
+        "backupInProgress_PROGRESS",
+        "backupComplete",
+        "FAILED.backupComplete",
+        "org.example.vcd.backup",
+    }
