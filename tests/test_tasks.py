@@ -321,3 +321,36 @@ def test_task_state_is_a_plain_vcloud_task():
     assert isinstance(task.task, Task)
     assert task.status == "success"
     assert parse(task.response().body_bytes).get("status") == "queued"
+
+
+def test_vcdext_run_aborts_tasks_still_running_after_the_drain(monkeypatch, caplog):
+    import os
+    import signal
+
+    from vcdext import app
+    from vcdext.settings import PluginsSettings, RuntimeSettings, Settings
+
+    vcd = FakeVcd()
+    started: list[str] = []
+    monkeypatch.setattr(app, "load_plugins", _with_jobs(app.load_plugins), raising=True)
+
+    def ready(runtime: app.Runtime) -> None:
+        use_vcd(runtime, vcd, synchronous=False)
+        reply = TestClient(runtime).post("/api/jobs", query={"wait": "1"})
+        started.append(task_id(reply))
+        wait_for(lambda: vcd.states(started[0])[-1].status == "running")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    settings = Settings(plugins=PluginsSettings(enabled=()), runtime=RuntimeSettings(timeout=0.2))
+    assert app.run(settings, amqp_url="memory://", register=False, on_ready=ready) == 0
+    final = vcd.states(started[0])[-1]
+    assert final.status == "aborted"
+    assert final.error is not None and "waited 0.6 s" in final.error.message
+    assert any("aborted" in r.getMessage() for r in caplog.records)
+
+
+def _with_jobs(load):
+    def load_plugins(settings, *, plugins=(), autoload=True):
+        return load(settings, plugins=[*plugins, ("jobs", Jobs())], autoload=autoload)
+
+    return load_plugins

@@ -155,6 +155,7 @@ class RunningTask:
         self._created = held
         self._state = _State(held.value, last_put=time.monotonic(), last_read=time.monotonic())
         self._done = threading.Event()
+        self._key = held.href
         self.org_id = org_id
         self.event = event
         #: Properties of the event posted when the task ends (the work may add some).
@@ -225,7 +226,7 @@ class RunningTask:
             raise Cancelled(f"task {self.id} was canceled")
         percent = max(0, min(100, int(percent)))
         self._change(progress=percent, **({} if details is None else {"details": details}))
-        self._runner._flush(self, inline=True)
+        self._runner._flush(self)
         self._runner._check_cancel(self)
         if self.cancel_requested:
             raise Cancelled(f"task {self.id} was canceled")
@@ -339,6 +340,11 @@ class TaskRunner:
             description=description,
             owner=owner,
             user=user_ref,
+            organization=Reference(
+                entity_href(vcd.base_url, f"urn:vcloud:org:{org_id}"),
+                media.ORG,
+                id=f"urn:vcloud:org:{org_id}",
+            ),
             progress=0,
             details=details,
         )
@@ -357,8 +363,9 @@ class TaskRunner:
             event=event,
             event_properties=event_properties or {},
         )
+        running._key = held.href or f"task-{next(self._ids)}"
         with self._lock:
-            self._active[held.href or f"task-{next(self._ids)}"] = running
+            self._active[running._key] = running
         log.info("task %s (%s) created in org %s", running.id, operation_name, org_id)
         return running
 
@@ -451,7 +458,7 @@ class TaskRunner:
     def _run(self, task: RunningTask) -> None:
         if not task._change(status="running"):
             return  # aborted while queued
-        self._flush(task, inline=True, force=True)  # a status change is never held back
+        self._flush(task, force=True)  # a status change is never held back
         try:
             result = task._work(task)
         except Cancelled:
@@ -483,13 +490,13 @@ class TaskRunner:
         if task.event:
             self._post_event(task, status)
         with self._lock:
-            self._active.pop(task.href, None)
+            self._active.pop(task._key, None)
         task._done.set()
         log.info("task %s ended %s", task.id, status)
 
     def _send_final(self, task: RunningTask) -> None:
         pacing = Backoff(initial=0.5, cap=10.0, jitter=0.2, retries=8)
-        while not self._flush(task, inline=False, force=True):
+        while not self._flush(task, force=True):
             delay = pacing.next_delay()
             if delay is None:
                 log.error("task %s: vCD never accepted its final state (%s)", task.id, task.status)
@@ -522,7 +529,7 @@ class TaskRunner:
 
     # -- talking to vCD -------------------------------------------------------------------
 
-    def _flush(self, task: RunningTask, *, inline: bool, force: bool = False) -> bool:
+    def _flush(self, task: RunningTask, *, force: bool = False) -> bool:
         """Send the task's latest state if it changed and is due; ``False`` if a send failed."""
         now = time.monotonic()
         with task._lock:
@@ -582,7 +589,7 @@ class TaskRunner:
         for task in self.active():
             if task.status == "running":
                 self._check_cancel(task)
-            self._flush(task, inline=False)
+            self._flush(task)
 
     def _monitor(self) -> None:
         tick = max(0.05, min(self.update_interval, self.cancel_interval) / 2)
@@ -619,4 +626,7 @@ class TaskRunner:
             self._pending.put(None)
         self._wake.set()
         self._threads = []
+        close = getattr(self.vcd, "close", None)
+        if callable(close):  # log out of vCD
+            close()
         return aborted

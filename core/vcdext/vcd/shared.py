@@ -15,7 +15,6 @@ from typing import TypeVar
 
 from lxml import etree
 
-from ..settings import Settings
 from ..vcloud.model import Event, Held, Task
 from .client import VcdClient
 from .connection import normalize_base_url
@@ -34,15 +33,6 @@ class SharedVcd:
         self._factory = factory
         self._client: VcdClient | None = None
         self._lock = threading.RLock()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SharedVcd:
-        """The client of ``[vcd]`` (the registration's settings).
-
-        :raises ConfigError: ``[vcd]`` is incomplete (checked now, not at first use).
-        """
-        VcdClient.from_settings(settings)  # an incomplete [vcd] fails here, once
-        return cls(settings.vcd.url, lambda: VcdClient.from_settings(settings))
 
     def __repr__(self) -> str:
         return f"SharedVcd({self.base_url!r})"
