@@ -42,6 +42,8 @@ def job(request: Request) -> object:
             raise RuntimeError("the disk is full")
         if "http" in query:
             raise NotFound("The thing went away")
+        if "exit" in query:
+            raise SystemExit(3)
         return f"{steps} steps done"
 
     return work
@@ -144,6 +146,23 @@ def test_an_http_error_in_the_work_keeps_its_code(client):
     assert run.final.error is not None
     assert (run.final.error.major, run.final.error.minor) == (404, "RESOURCE_NOT_FOUND")
     assert run.final.error.message == "The thing went away"
+
+
+def test_even_system_exit_in_the_work_ends_the_task_in_error(client):
+    client.post("/api/jobs", query={"exit": "1"})
+    (run,) = client.run_tasks()
+    assert run.final.status == "error"
+    assert run.final.error is not None and "SystemExit" in run.final.error.message
+
+
+def test_once_canceled_later_updates_do_not_clear_the_request(client, vcd):
+    reply = client.post("/api/jobs", query={"steps": "2"})
+    vcd.request_cancel(task_id(reply))
+    (run,) = client.run_tasks()
+    # The "running" update is the first answer that tells the runner; every later one
+    # repeats the request instead of clearing it.
+    assert run.statuses == ["queued", "running", "canceled"]
+    assert [s.cancel_requested for s in run.states] == [False, False, True]
 
 
 def test_a_cancel_request_ends_the_task_canceled(client, vcd, assert_valid_vcd_xml):

@@ -152,6 +152,14 @@ class Dispatcher:
             ``None`` routes across every service (the test client).
         :param received: ``time.monotonic()`` when the message arrived (deadline base).
         """
+        return self.answer(body, routing_key=routing_key, received=received)[0]
+
+    def answer(
+        self, body: bytes, *, routing_key: str | None = None, received: float | None = None
+    ) -> tuple[bytes, bool]:
+        """:meth:`handle_message`, and whether a redelivery of this message should get this
+        same reply rather than run again: true when a handler of an operation that is not
+        ``idempotent`` ran (see :attr:`Operation.idempotent`)."""
         received = time.monotonic() if received is None else received
         try:
             request = decode_request(body)
@@ -159,9 +167,10 @@ class Dispatcher:
             request_id = request_id_of(body)
             log.warning("undecodable request %s: %s", request_id or "(no id)", exc)
             outcome = self.error_outcome(400, "BAD_REQUEST", f"Malformed request message: {exc}")
-            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body)
-        outcome = self.dispatch(request, routing_key=routing_key, received=received)
-        return encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
+            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body), False
+        outcome, ran = self._dispatch(request, routing_key=routing_key, received=received)
+        reply = encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
+        return reply, ran is not None and not ran.idempotent
 
     # -- request level --------------------------------------------------------------------
 
@@ -169,6 +178,13 @@ class Dispatcher:
         self, request: Request, *, routing_key: str | None = None, received: float | None = None
     ) -> Outcome:
         """Route, authorize and run one request; every failure becomes an ``Error`` outcome."""
+        return self._dispatch(request, routing_key=routing_key, received=received)[0]
+
+    def _dispatch(
+        self, request: Request, *, routing_key: str | None, received: float | None
+    ) -> tuple[Outcome, Operation | None]:
+        """The outcome, and the operation whose handler was called (``None``: none was)."""
+        ran: Operation | None = None
         started = time.monotonic()
         received = started if received is None else received
         locales = parse_accept_language(request.headers.get("Accept-Language", ""))
@@ -211,6 +227,7 @@ class Dispatcher:
             )
             if context.remaining <= 0:
                 raise ServiceUnavailable(tr.gettext("The request waited longer than vCD's timeout"))
+            ran = op
             outcome = self._run(op, request, context)
         except HTTPError as exc:
             outcome = self._http_error(exc, request, tr)
@@ -231,7 +248,7 @@ class Dispatcher:
             outcome.status,
             (time.monotonic() - started) * 1000,
         )
-        return outcome
+        return outcome, ran
 
     def _authorize(self, op: Operation, request: Request, tr: Translator) -> None:
         held = request.security.rights

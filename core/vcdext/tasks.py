@@ -220,7 +220,8 @@ class RunningTask:
 
         Cheap to call often: vCD sees at most one update per ``update_interval``.
 
-        :raises Cancelled: a user asked to cancel the task.
+        :raises Cancelled: a user asked to cancel the task (or vcdext stopped and ended it
+            ``aborted``).
         """
         if self.cancel_requested or self.finished:
             raise Cancelled(f"task {self.id} was canceled")
@@ -467,7 +468,7 @@ class TaskRunner:
         except HTTPError as exc:
             log.info("task %s failed: %s", task.id, exc.message)
             self._end(task, "error", TaskError(exc.message, exc.status, exc.minor_code))
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: a task is never left running
             log.exception("task %s (%s) failed", task.id, task.task.operation_name)
             what = task.task.operation or task.task.operation_name
             message = f"{what} failed: {type(exc).__name__}: {exc}"
@@ -495,7 +496,10 @@ class TaskRunner:
         log.info("task %s ended %s", task.id, status)
 
     def _send_final(self, task: RunningTask) -> None:
-        pacing = Backoff(initial=0.5, cap=10.0, jitter=0.2, retries=8)
+        # A few tries when stopping (vcdext run must exit), about 45 s of them otherwise.
+        pacing = Backoff(
+            initial=0.5, cap=10.0, jitter=0.2, retries=2 if self._closing.is_set() else 8
+        )
         while not self._flush(task, force=True):
             delay = pacing.next_delay()
             if delay is None:
@@ -562,7 +566,7 @@ class TaskRunner:
                 s.backoff.reset()
                 s.next_attempt = 0.0
                 if vcd_copy.value.cancel_requested:
-                    s.cancel_requested = True
+                    self._cancel_seen(s)
             return True
 
     def _check_cancel(self, task: RunningTask) -> None:
@@ -581,8 +585,14 @@ class TaskRunner:
             return
         if vcd_copy.value.cancel_requested:
             with task._lock:
-                task._state.cancel_requested = True
+                self._cancel_seen(task._state)
             log.info("task %s: cancel requested", task.id)
+
+    @staticmethod
+    def _cancel_seen(s: _State) -> None:
+        """vCD says a user asked to cancel; later PUTs repeat it rather than clear it."""
+        s.cancel_requested = True
+        s.task = dataclasses.replace(s.task, cancel_requested=True)
 
     def poll(self) -> None:
         """One round of the monitor: send coalesced progress, read cancel requests."""

@@ -169,3 +169,11 @@ def test_the_default_database_is_under_the_users_data_directory(monkeypatch, tmp
 def test_read_task_of_the_reply_is_queued(client):
     reply = client.post(f"/api/vApp/vapp-{VAPP}/action/backup")
     assert read_task(reply.body).value.status == "queued"
+
+
+def test_vcd_unreachable_while_checking_the_vapp_is_503(client, vcd):
+    vcd.unavailable(1)
+    reply = client.post(f"/api/vApp/vapp-{VAPP}/action/backup")
+    assert reply.status == 503
+    assert "could not be asked" in reply.xml().get("message")
+    assert vcd.task_ids() == []

@@ -109,7 +109,7 @@ class FakeVcd:
             return list(self._history)
 
     def states(self, task_id: str) -> list[Task]:
-        """Every state of the task vCD received: as created, then each ``PUT``."""
+        """Every state of the task vCD received: as created, then each ``PUT`` as sent."""
         with self._lock:
             return [h.value for h in self._history[task_id]]
 
@@ -160,11 +160,14 @@ class FakeVcd:
             )
         return _xml.parse(data)
 
-    def _held(self, task_id: str, task: Task) -> Held[Task]:
+    def _held(self, task_id: str, task: Task, *, as_sent: bool = False) -> Held[Task]:
+        """The task as vCD answers it (its own ``cancelRequested``), or ``as_sent``."""
         href = f"{self.base_url}/api/task/{task_id}"
         links = () if task.finished else (Link(media.REL_TASK_CANCEL, f"{href}/action/cancel"),)
+        if not as_sent:
+            task = replace(task, cancel_requested=task_id in self._cancel)
         return Held(
-            replace(task, cancel_requested=task_id in self._cancel),
+            task,
             href=href,
             id=f"urn:vcloud:task:{task_id}",
             type=media.TASK,
@@ -193,11 +196,9 @@ class FakeVcd:
         with self._lock:
             self._enter(f"PUT /api/task/{task_id}")
             first = self._history[task_id][0].value
-            held = self._held(
-                task_id, replace(task, start_time=first.start_time, organization=first.organization)
-            )
-            self._history[task_id].append(held)
-            return held
+            received = replace(task, start_time=first.start_time, organization=first.organization)
+            self._history[task_id].append(self._held(task_id, received, as_sent=True))
+            return self._held(task_id, received)
 
     def get_task(self, href: str) -> Held[Task]:
         task_id = self._task_id(href)

@@ -18,12 +18,14 @@ from lxml import etree
 
 from vcdext import (
     BadRequest,
+    ConfigError,
     Forbidden,
     NotFound,
     Registrar,
     Request,
     Response,
     Service,
+    ServiceUnavailable,
     current,
     hookimpl,
 )
@@ -184,7 +186,9 @@ def create_backup(request: Request, id: str) -> RunningTask:
     except VcdApiError as exc:
         if exc.status in (403, 404):
             raise NotFound(f"No vApp vapp-{id}") from None
-        raise
+        raise ServiceUnavailable(f"vCD could not be asked about the vApp: {exc}") from None
+    except (VcdError, ConfigError) as exc:  # unreachable, or [vcd] incomplete
+        raise ServiceUnavailable(f"vCD could not be asked about the vApp: {exc}") from None
     if not ctx.is_system_admin and org_id != ctx.caller_org_id:
         raise Forbidden("The vApp belongs to another organization")
     vapp_name = vapp.get("name", id)
