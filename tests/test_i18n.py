@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import vcdext_hello.plugin as hello
 from vcdext import NotFound, Request, Service, current, hookimpl
@@ -21,6 +23,9 @@ JSON = {"Accept": "application/*+json;version=36.0"}
 
 def client() -> TestClient:
     return TestClient(make_runtime(hello), user=USER)
+
+
+HELLO_CLIENT = client()
 
 
 @pytest.mark.parametrize(
@@ -305,3 +310,19 @@ def test_an_error_a_handler_raises_without_a_message_is_localized() -> None:
     assert c.get("/api/gone").xml().get("message") == "Resource not found"
     # the plugin's own message is the plugin's to translate (ctx.gettext)
     assert c.get("/api/gone/own", headers=german).xml().get("message") == "Backup 7 does not exist"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    header=st.text(max_size=60)
+    | st.lists(
+        st.sampled_from(
+            ["de", "de-DE", "fr", "*", "en-US", "q=", ";q=0", ";q=0.5", ",", "zz-ZZ", "-", "_"]
+        ),
+        max_size=8,
+    ).map("".join)
+)
+def test_any_accept_language_gets_an_answer_in_a_shipped_language(header: str) -> None:
+    response = HELLO_CLIENT.get("/api/hello", headers={"Accept-Language": header})
+    assert response.status == 200
+    assert response.xml().text in {f"Hello, {USER}!", f"Hallo, {USER}!", f"Bonjour, {USER} !"}
