@@ -95,9 +95,9 @@ _AddCommands = Callable[[Any, argparse.ArgumentParser], None]
 
 def _command_modules() -> list[_AddCommands]:
     # Commands that live beside the part they drive; each adds parsers with a `handler`.
-    from . import cli_register
+    from . import cli_i18n, cli_register
 
-    found: list[_AddCommands] = [cli_register.add_commands]
+    found: list[_AddCommands] = [cli_register.add_commands, cli_i18n.add_commands]
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
             found.append(entry.load())
