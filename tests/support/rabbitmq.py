@@ -328,3 +328,24 @@ class RabbitNode:
             f"--- tail of {self.log_file} ---\n{_tail(self.log_file)}\n"
             f"--- tail of {self.stdout_file} ---\n{_tail(self.stdout_file)}"
         )
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.support.rabbitmq CMD...``: run CMD with a throwaway node serving AMQP
+    and MQTT; ``{amqp_url}`` and ``{mqtt_url}`` in CMD become its URLs (``make run-mqtt``)."""
+    with RabbitNode.start(mqtt=True) as node:
+        command = [a.format(amqp_url=node.url, mqtt_url=node.mqtt_url) for a in argv]
+        proc = subprocess.Popen(command)
+        # SIGTERM goes on to the command; the node is removed once the command has ended.
+        signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the command too; let it finish
+                continue
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -153,6 +153,11 @@ def banner(cell: Cell, services: Mapping[str, Service] | None = None) -> str:
         f"broker {mask_secret(cell.amqp_url)}, reply exchange {cell.reply_exchange!r}, "
         f"timeout {cell.timeout:g} s, rights sent as {cell.rights_format}s",
     ]
+    if cell.mqtt_url:
+        lines.append(
+            f"MQTT broker {mask_secret(cell.mqtt_url)}: services register as cloudapi API "
+            "extensions and get vCD's MQTT envelopes"
+        )
     if services is None and cell.amqp_url.startswith("memory://"):
         lines.append("note: memory:// reaches no runtime outside this process; use a real broker")
     if services is not None:
