@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import parse_qs
 
 from vcdext.errors import (
     BadRequest,
@@ -258,8 +259,8 @@ class CloudExtensions:
                     raise NotFound(f"No API filter {item}")
             return Answer(204)
         if call.method == "GET":
-            wanted = re.fullmatch(r"filter=externalSystem\.id==([^&]+).*", call.query_string)
-            owner = wanted.group(1).replace("%3A", ":") if wanted else None
+            query = parse_qs(call.query_string).get("filter", [""])[0]
+            owner = query.removeprefix("externalSystem.id==") if query else None
             with self._lock:
                 docs = [
                     f.doc(self._extensions.get(f.extension_id))
