@@ -50,6 +50,12 @@ def add_commands(
         "--amqp-url", metavar="URL", help="broker URL (default amqp.url; must be a real broker)"
     )
     cell.add_argument(
+        "--mqtt-url",
+        metavar="URL",
+        help="also reach MQTT API extensions through this broker "
+        "(ws://user:password@host:port/messaging/mqtt)",
+    )
+    cell.add_argument(
         "--rights-format",
         choices=RIGHTS_FORMATS,
         help="how forwarded security contexts list rights (default: the seed's, else urn)",
@@ -100,7 +106,9 @@ def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -
 
 def run_cell(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, print where it is and who can log in, serve until a signal."""
-    cell = cell_from_args(args, settings, rights_format=args.rights_format)
+    cell = cell_from_args(
+        args, settings, rights_format=args.rights_format, mqtt_url=args.mqtt_url or None
+    )
     if not start_cell(cell):
         return 1
     try:
