@@ -156,8 +156,10 @@ def test_vcdext_cell_with_a_broker_serves_a_runtime_in_another_process_over_mqtt
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VCDEXT_")}
     cell = subprocess.Popen(
-        [sys.executable, "-m", "vcdext", "cell", "--port", "0", "--amqp-url", "memory://"]
-        + ["--mqtt-url", mqtt_broker],
+        [
+            *(sys.executable, "-m", "vcdext", "cell", "--port", "0"),
+            *("--amqp-url", "memory://", "--mqtt-url", mqtt_broker),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
