@@ -37,6 +37,7 @@ from .tasks import TaskRunner, VcdApi
 
 if TYPE_CHECKING:
     from .transport.amqp import AmqpServer
+    from .transport.mqtt import MqttServer
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,24 @@ def _registration(call: Callable[..., Any]) -> Callable[[Registrar], None]:
     return register
 
 
-def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer:
-    """The AMQP server for ``runtime``: its dispatcher, ``[amqp]`` (``amqp_url`` overrides
-    ``amqp.url``) and ``runtime.workers`` handler threads."""
+def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer | MqttServer:
+    """The server ``runtime.transport`` names for ``runtime``: its dispatcher, ``[amqp]``
+    (``amqp_url`` overrides ``amqp.url``) or ``[mqtt]`` (and the extension tokens in
+    ``mqtt.token_file``), and ``runtime.workers`` handler threads."""
     from .transport.amqp import AmqpServer
+
+    if runtime.settings.runtime.transport == "mqtt":
+        from .transport.mqtt import MqttServer
+        from .vcd.tokens import TokenFile
+
+        mqtt = runtime.settings.mqtt
+        return MqttServer(
+            runtime.dispatcher,
+            mqtt,
+            workers=runtime.settings.runtime.workers,
+            vcd_url=runtime.settings.vcd.url,
+            tokens=TokenFile(mqtt.token_file).read,
+        )
 
     amqp = runtime.settings.amqp
     if amqp_url:
@@ -227,15 +242,16 @@ def run(
     if isinstance(failure, TransportError):
         message = str(failure)
     else:  # a bug or a bad URL deep in kombu: one line here, the traceback for DEBUG logs
-        log.debug("the AMQP transport failed", exc_info=failure)
-        message = f"the AMQP transport failed: {type(failure).__name__}: {failure}"
+        kind = settings.runtime.transport.upper()
+        log.debug("the %s transport failed", kind, exc_info=failure)
+        message = f"the {kind} transport failed: {type(failure).__name__}: {failure}"
     print(f"vcdext: error: {message}", file=sys.stderr)
     return 1
 
 
 def _serve(
     runtime: Runtime,
-    transport: AmqpServer,
+    transport: AmqpServer | MqttServer,
     *,
     register: bool,
     on_ready: Callable[[Runtime], None] | None,
@@ -256,15 +272,19 @@ def _serve(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     consumer = threading.Thread(target=consume, name="vcdext-consumer")
+    # MQTT logs in with the extension token registration issues; AMQP registers afterwards.
+    first = register and transport.registers_first
     try:
         runtime.start()
+        if first:
+            _register_with_vcd(runtime)
         consumer.start()
         # vCD answers 500 for filters whose exchange does not exist yet, so register only
         # once the exchange and queues are declared.
         while not transport.ready.wait(0.2) and consumer.is_alive():
             pass
         if transport.ready.is_set():
-            if register:
+            if register and not first:
                 _register_with_vcd(runtime)
             if on_ready is not None:
                 on_ready(runtime)
