@@ -191,3 +191,14 @@ def test_settings_documents_validate_and_read_back(assert_valid_vcd_xml) -> None
     on = tostring(n.write_notifications_settings(True))
     assert_valid_vcd_xml(on)
     assert n.read_notifications_settings(on) is True
+
+
+def test_metadata_documents_validate_and_read_back(assert_valid_vcd_xml) -> None:
+    from vcdext.vcloud import metadata as m
+
+    doc = tostring(m.write_metadata({"cost-centre": "42", "owner": "alice"}))
+    assert_valid_vcd_xml(doc)
+    assert m.read_metadata(doc) == {"cost-centre": "42", "owner": "alice"}
+    value = tostring(m.write_metadata_value("42"))
+    assert_valid_vcd_xml(value)
+    assert m.read_metadata_value(value) == "42"
