@@ -14,6 +14,7 @@ from vcdext.settings import Settings, mask_secret
 
 from .forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from .model import Event, Forwarded, Right, Service, Task
+from .reactions import Blocking, Notifier, ReactionRoutes
 from .seed import RIGHTS_FORMATS, Org, Seed, User, load_seed
 from .server import App, CellHTTPServer, is_loopback
 from .settings import CellSettings
@@ -100,6 +101,10 @@ class Cell:
             raise CellError(f"rights_format must be one of {', '.join(RIGHTS_FORMATS)}")
         self.state = State(self.seed)
         self._forwarder = Forwarder(self.amqp_url, heartbeat=settings.amqp.heartbeat)
+        #: Notifications, blocking tasks and the mutable demo inventory (reactions.py).
+        self.notifier = Notifier(self.amqp_url)
+        self.blocking = Blocking(self.notifier)
+        self.reactions = ReactionRoutes(self.state, self.notifier, self.blocking)
         self._server: CellHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,7 +130,13 @@ class Cell:
             timeout=self.timeout,
             rights_format=self.rights_format,
             allow_remote=self.allow_remote,
+            reactions=self.reactions,
         )
+        try:
+            self.notifier.start()
+        except Exception as exc:
+            self._forwarder.stop()
+            raise CellError(f"cannot publish notifications: {exc}") from None
         try:
             self._server = CellHTTPServer((self.host, self.port), app)
         except OSError as exc:
@@ -159,6 +170,7 @@ class Cell:
             self._thread.join(timeout=5)
             self._thread = None
         self._forwarder.stop()
+        self.notifier.stop()
 
     def __enter__(self) -> Cell:
         self.start()
