@@ -63,6 +63,8 @@ def configure_reactions(
                     write_blocking_operations([*current.operations, *missing]),
                     TASK_OPERATION_LIST,
                 )
+    for change in changes:
+        log.info("vCD settings %s: %s", "planned" if dry_run else "changed", change)
     return changes
 
 
