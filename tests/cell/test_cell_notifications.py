@@ -282,6 +282,9 @@ def test_each_create_and_delete_reaches_the_handler_once_with_its_org_and_user(
     json_thread = threading.Thread(target=json_consumer.run, daemon=True)
     json_thread.start()
     assert json_consumer.ready.wait(10)
+    # Like vCD, the cell publishes nothing until notifications are enabled (serve() does).
+    compose(stack.client("alice@acme"), "unannounced")
+    assert stack.cell.notifier.published == []
     stop = serve(stack)
     try:
         alice, bob = stack.client("alice@acme"), stack.client("bob@acme")
@@ -327,3 +330,61 @@ def validate_published(stack: Stack) -> None:
     assert stack.cell.notifier.published
     for note in stack.cell.notifier.published:
         stack.validate(note.raw)
+
+
+def test_a_notification_is_acked_only_after_its_handler_returned(stack: Stack) -> None:
+    """A handler that fails gets the notification again (requeued); one that fails on the
+    redelivery too drops it, so the queue never loops on one message."""
+    attempts: list[tuple[str, str]] = []
+    flaky = Service("flaky", namespace="io.vcdext.test.flaky")
+
+    @flaky.notification(CREATE)
+    def fails_first(note: Notification) -> None:
+        assert note.entity is not None
+        attempts.append((note.entity.name, note.event_id))
+        first_try = [name for name, _ in attempts].count(note.entity.name) == 1
+        if note.entity.name == "always" or first_try:
+            raise RuntimeError("not now")
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.add_service(flaky)
+
+    queue_name = f"flaky.{uuid.uuid4().hex}"
+    consumer = NotificationConsumer(
+        make_runtime(flaky=Plugin()).registry,
+        NotificationSettings(queue=queue_name),
+        url=stack.url,
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    assert consumer.ready.wait(10)
+    try:
+        admin = stack.client("administrator@System")
+        admin.xml(
+            "PUT",
+            "/api/admin/extension/settings/notifications",
+            n.write_notifications_settings(True),
+        )
+        alice = stack.client("alice@acme")
+        compose(alice, "flaky")
+        compose(alice, "always")
+        deadline = time.monotonic() + 10
+        while len(attempts) < 4:
+            assert time.monotonic() < deadline, attempts
+            time.sleep(0.05)
+        time.sleep(0.5)
+        names = [name for name, _ in attempts]
+        assert sorted(names) == ["always", "always", "flaky", "flaky"]
+        # Each retry is the same notification, delivered again.
+        assert len({event for _, event in attempts}) == 2
+    finally:
+        consumer.stop()
+        thread.join(10)
+    # Nothing is left in the queue: the first was acked, the second dropped.
+    from kombu import Connection
+
+    with Connection(stack.url) as conn:
+        _, count, _ = conn.default_channel.queue_declare(queue=queue_name, passive=True)
+    assert count == 0

@@ -77,7 +77,7 @@ class Notifier:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._producer: Any = None
-        #: Every notification published, oldest first (for tests and ``vcdext dev``).
+        #: The notifications published (the last 1000), oldest first (for tests).
         self.published: list[n.Notification] = []
 
     def start(self) -> None:
@@ -143,6 +143,7 @@ class Notifier:
                         )
                         return
             self.published.append(dataclasses.replace(note, raw=xml))
+            del self.published[:-1000]
         log.info("notification %s (%s)", note.type, key)
 
 
