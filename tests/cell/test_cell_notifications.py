@@ -18,7 +18,13 @@ from lxml import etree
 import vcdext_policy.plugin as policy
 from tests.cell.support import Client, E
 from vcdext import Registrar, Service, hookimpl
-from vcdext.notifications import Notification, NotificationSettings
+from vcdext.notifications import (
+    BlockingRequest,
+    Decision,
+    Notification,
+    NotificationSettings,
+    resume,
+)
 from vcdext.settings import Settings, load_settings
 from vcdext.testing import make_runtime
 from vcdext.transport.notifications import NotificationConsumer, start_notifications
@@ -102,11 +108,19 @@ max_vms = {{ acme = 1 }}
 
 def serve(stack: Stack) -> Callable[[], None]:
     """Register with the cell (blocking settings, notifications on) and consume."""
-    result = register_services(stack.runtime, stack.settings)
-    assert result.reactions == [
+    wanted = [
         "notifications: enable (EnableNotifications=true)",
         "blocking tasks: block vappDeploy",
     ]
+    planned = register_services(stack.runtime, stack.settings, dry_run=True)
+    assert planned.reactions == wanted
+    assert "settings planned: blocking tasks: block vappDeploy" in planned.report()
+    assert not stack.cell.notifier.enabled and not stack.cell.blocking.settings.operations
+    result = register_services(stack.runtime, stack.settings)
+    assert result.reactions == wanted
+    assert stack.cell.notifier.enabled and stack.cell.blocking.settings.operations == (
+        "vappDeploy",
+    )
     again = register_services(stack.runtime, stack.settings, dry_run=True)
     assert again.reactions == []  # idempotent
     return start_notifications(stack.runtime.registry, stack.settings, amqp_url=stack.url)
@@ -388,3 +402,39 @@ def test_a_notification_is_acked_only_after_its_handler_returned(stack: Stack) -
     with Connection(stack.url) as conn:
         _, count, _ = conn.default_channel.queue_declare(queue=queue_name, passive=True)
     assert count == 0
+
+
+def test_a_long_decision_extends_the_timeout(stack: Stack) -> None:
+    """``request.extend`` posts updateProgress: the task waits past the original timeout."""
+    slow = Service("slow", namespace="io.vcdext.test.slowdecider")
+
+    @slow.blocking_task("vappDeploy")
+    def ponder(request: BlockingRequest) -> Decision:
+        request.extend(10_000, "asking a human")
+        time.sleep(2.0)
+        return resume("approved after a while")
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.add_service(slow)
+
+    runtime = make_runtime(settings=stack.settings, slow=Plugin())
+    register_services(runtime, stack.settings)
+    admin = stack.client("administrator@System")
+    settings = n.BlockingTaskSettings("fail", ("vappDeploy",), 1000)
+    admin.xml(
+        "PUT",
+        "/api/admin/extension/settings/blockingTask",
+        n.write_blocking_task_settings(settings),
+    )
+    stop = start_notifications(runtime.registry, stack.settings, amqp_url=stack.url)
+    try:
+        alice = stack.client("alice@acme")
+        started = time.monotonic()
+        task = deploy(alice, compose(alice, "pondered"))
+        assert time.monotonic() - started >= 2.0
+        assert task.get("status") == "success", tostring(task)
+        assert task.findtext(f"{V}Details") == "approved after a while"
+    finally:
+        stop()
