@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import VcdExtError
-from .settings import setting
+from .settings import mask_secret, setting
 from .vcloud.notification import BlockingAction, BlockingTask, Notification, check_type
 
 NotificationHandler = Callable[[Notification], Any]
@@ -49,6 +49,7 @@ class NotificationSettings:
         "Broker URL of the notification exchange; empty: amqp.url (vCD publishes both on the "
         "broker of its AmqpSettings).",
         secret=True,
+        mask=mask_secret,
     )
     exchange: str = setting(
         "systemExchange",

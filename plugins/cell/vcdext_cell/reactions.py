@@ -30,7 +30,7 @@ from kombu import connection as _connection
 from kombu import entity as _entity
 from kombu import messaging as _messaging
 
-from vcdext.errors import BadRequest, Conflict, NotFound
+from vcdext.errors import BadRequest, Conflict, Forbidden, NotFound
 from vcdext.settings import mask_secret
 from vcdext.vcloud import media
 from vcdext.vcloud import notification as n
@@ -42,8 +42,9 @@ from vcdext.vcloud.metadata import (
 )
 from vcdext.vcloud.model import Link, Reference, TaskError
 from vcdext.vcloud.task import write_task
-from vcdext.xml import parse
+from vcdext.xml import parse, tostring
 
+from . import inventory
 from .http import Answer, Call, Router, xml_answer
 from .inventory import held_task
 from .model import Task, new_id, now, uuid_of
@@ -102,8 +103,6 @@ class Notifier:
         """Publish ``note`` in both formats (nothing while notifications are disabled)."""
         if not self.enabled:
             return
-        from vcdext.xml import tostring
-
         key = n.routing_key(note)
         headers = n.notification_headers(note)
         xml = tostring(n.write_notification(note))
@@ -334,7 +333,6 @@ class ReactionRoutes:
         self._lock = threading.Lock()
         self.metadata: dict[str, dict[str, str]] = {}
         self.deployed: set[str] = set()
-        self._threads: list[threading.Thread] = []
 
     def register(self, router: Router) -> None:
         add = router.add
@@ -435,12 +433,10 @@ class ReactionRoutes:
     def compose(self, call: Call, id: str) -> Answer:
         """``POST /api/vdc/{id}/action/composeVApp``: an empty vApp named by the
         ``ComposeVAppParams`` (201 + ``VApp``)."""
-        from . import inventory
-        from .routes_tenant import ApiRoutes
-
         session = session_of(call)
         vdc = self.state.vdc(id)
-        ApiRoutes(self.state)._require_org(call, vdc.org_id)
+        if not session.is_sysadmin and session.org.id != vdc.org_id:
+            raise Forbidden("Access to this organization is forbidden")
         params = parse(read_body(call))
         expect(params, media.VCLOUD_NS, "ComposeVAppParams")
         name = (params.get("name") or "").strip()
