@@ -101,3 +101,44 @@ def test_a_blocked_deploy_waits_for_an_action_and_each_action_ends_it_once(
     assert task.find(f"{V}Error").get("message") == "not today"  # type: ignore[union-attr]
     assert seed.id not in cell.reactions.deployed
     assert not admin.xml("GET", "/api/admin/extension/blockingTasks").findall(f"{V}Reference")
+
+
+def test_tasks_of_the_tasks_api_are_announced_once_notifications_are_on(
+    cell: Cell, admin: Client, alice: Client, assert_valid_vcd_xml
+) -> None:
+    from tests.cell.test_cell_tasks_events import task_xml
+
+    org = cell.org("acme")
+    alice.xml("POST", f"/api/tasksList/{org.id}", task_xml())
+    assert cell.notifier.published == []  # off, as in vCD
+    admin.xml("PUT", f"{SETTINGS}/notifications", n.write_notifications_settings(True))
+    task = alice.xml("POST", f"/api/tasksList/{org.id}", task_xml())
+    alice.xml("PUT", task.get("href", ""), task_xml(status="success"))
+    alice_id = next(u.id for u in org.users if u.name == "alice")
+    got = [
+        (p.type, p.entity.uuid, p.entity.name, p.org.uuid, p.user.uuid, p.success)  # type: ignore[union-attr]
+        for p in cell.notifier.published
+    ]
+    task_id = task.get("id", "").rsplit(":", 1)[-1]
+    assert got == [
+        (
+            "com/vmware/vcloud/event/task/create",
+            task_id,
+            "greetingInProgress",
+            org.id,
+            alice_id,
+            True,
+        ),
+        (
+            "com/vmware/vcloud/event/task/update",
+            task_id,
+            "greetingInProgress",
+            org.id,
+            alice_id,
+            True,
+        ),
+    ]
+    # A task entity's name ends the routing key, as vCD does for tasks.
+    assert n.routing_key(cell.notifier.published[0]).endswith(".task.create.greetingInProgress")
+    for p in cell.notifier.published:
+        assert_valid_vcd_xml(p.raw)
