@@ -60,7 +60,7 @@ def problems(request: BlockingRequest) -> list[str]:
             found.append(f"vApp {owner.name} lacks the metadata {', '.join(missing)}")
     org = request.task.organization.name
     quotas: Mapping[str, Any] = config.get("max_vms", {})
-    quota = next((int(q) for name, q in quotas.items() if name.lower() == org.lower()), None)
+    quota = next((q for name, q in quotas.items() if name.lower() == org.lower()), None)
     if quota is not None:
         vapp = request.vcd.get(owner.href)
         vms = len(vapp.findall(f"{v('Children')}/{v('Vm')}"))
@@ -99,6 +99,20 @@ def _post_event(request: BlockingRequest, message: str) -> None:
         log.warning("policy: could not post the refusal event: %s", exc)
 
 
+def check_config(config: Mapping[str, Any]) -> None:
+    """:class:`ValueError` naming the key when ``[plugins.policy]`` is malformed (reported
+    when the plugin loads, not at the first deployment)."""
+    required = config.get("required_metadata", [])
+    if not isinstance(required, list) or not all(isinstance(k, str) and k for k in required):
+        raise ValueError("[plugins.policy] required_metadata must be a list of metadata keys")
+    quotas = config.get("max_vms", {})
+    if not isinstance(quotas, Mapping) or not all(
+        isinstance(q, int) and not isinstance(q, bool) and q >= 0 for q in quotas.values()
+    ):
+        raise ValueError("[plugins.policy] max_vms must map org names to VM counts (0 or more)")
+
+
 @hookimpl
 def vcdext_register(registrar: Registrar) -> None:
+    check_config(registrar.config)
     registrar.add_service(service)
