@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -122,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
         else:
-            parser.parse_args([args.command, "-h"])
+            with contextlib.suppress(SystemExit):  # argparse exits 0 after -h; this is a 2
+                parser.parse_args([args.command, "-h"])
         return 2
     try:
         settings = load_settings(getattr(args, "config", None))

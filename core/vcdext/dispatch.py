@@ -48,6 +48,7 @@ from .protocol import (
     request_id_of,
 )
 from .registry import RegisteredService, Registry
+from .tasks import RunningTask, TaskRunner
 from .vcloud.accept import negotiate, preferred_family
 from .vcloud.error import error_document
 from .vcloud.versions import accept_versions
@@ -79,8 +80,8 @@ class _Router:
             if params is None:
                 continue
             op = methods.get(method)
-            if op is not None:
-                return op, params
+            if op is not None:  # same shape, but the names are those of its own template
+                return op, op.path.match(path) or params
             allowed.update(methods)
         if allowed:
             raise MethodNotAllowed(
@@ -105,13 +106,18 @@ class Dispatcher:
 
     :param timeout: vCD's extensibility timeout; a request not started within it is answered
         503 without running its handler, since vCD has stopped waiting.
+    :param tasks: runs the vCD tasks handlers start (``current().start_task``).
     """
 
-    def __init__(self, registry: Registry, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, registry: Registry, *, timeout: float = 10.0, tasks: TaskRunner | None = None
+    ) -> None:
         self.registry = registry
         self.timeout = timeout
+        self.tasks = tasks
         self._all = _Router(registry.services.values())
         self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
+        self._namespaces = {s.plugin: s.namespace for s in registry.services.values()}
         self._lock = threading.Lock()
         self._aliases: Mapping[str, frozenset[str]] = {}
 
@@ -196,6 +202,8 @@ class Dispatcher:
                 api_version=_api_version(request),
                 state=self.registry.states.get(op.plugin) or PluginState(),
                 config=self.registry.configs.get(op.plugin) or MappingProxyType({}),
+                namespace=self._namespaces.get(op.plugin, ""),
+                tasks=self.tasks,
             )
             if context.remaining <= 0:
                 raise ServiceUnavailable("The request waited longer than vCD's timeout")
@@ -245,11 +253,33 @@ class Dispatcher:
         token = _current.set(context)
         try:
             result = op.handler(request, **request.path_params)
+        except BaseException:
+            self._fail_tasks(context, request)
+            raise
         finally:
             _current.reset(token)
-        response = self._to_response(result, op, context)
+        try:
+            response = self._to_response(result, op, context)
+        except BaseException:
+            self._fail_tasks(context, request)
+            raise
+        for task in context.started:  # the reply carries the Task; now its work may run
+            assert self.tasks is not None
+            self.tasks.launch(task)
         headers = dict(response.headers)
         body = response.body_bytes
+        status = response.status
+        if not (
+            isinstance(body, bytes)
+            and isinstance(status, int)
+            and not isinstance(status, bool)
+            and 100 <= status <= 599
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):  # a handler bug: a 500 like any other, not a broken reply
+            raise TypeError(
+                f"handler of {op} returned a Response that is not status 100-599, "
+                "bytes or str body and str headers"
+            )
         if body or response.content_type:
             if response._json and not context.wants_json:
                 default = JSON_TYPE
@@ -258,8 +288,18 @@ class Dispatcher:
             headers["Content-Type"] = response.content_type or default or "application/octet-stream"
         return Outcome(response.status, headers, body)
 
+    def _fail_tasks(self, context: RequestContext, request: Request) -> None:
+        """Tasks a failing handler started never run: they end in error at once."""
+        for task in context.started:
+            assert self.tasks is not None
+            self.tasks.fail(
+                task, f"The request that started the task failed (request id {request.id})"
+            )
+
     @staticmethod
     def _to_response(result: object, op: Operation, context: RequestContext) -> Response:
+        if isinstance(result, RunningTask):
+            return result.response()
         if isinstance(result, Response):
             return result
         if result is None:
