@@ -29,7 +29,6 @@ from vcdext.vcloud import media
 from vcdext.vcloud.elements import v
 from vcdext.vcloud.metadata import read_metadata
 from vcdext.vcloud.model import Event, Reference
-from vcdext.vcloud.task import write_event
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def check_deploy(request: BlockingRequest) -> Decision:
 
 
 def _post_event(request: BlockingRequest, message: str) -> None:
-    """Post the refusal to the organization's events (``POST /api/admin/org/{id}/events``)."""
+    """Post the refusal to the organization's events (``VcdClient.post_event``)."""
     task = request.task
     org_id = task.organization.href.rstrip("/").rsplit("/", 1)[-1]
     user = task.user or Reference(task.organization.href, media.ORG, task.organization.name)
@@ -94,7 +93,7 @@ def _post_event(request: BlockingRequest, message: str) -> None:
         properties=(("message", message[:255]),),
     )
     try:
-        request.vcd.post(f"/api/admin/org/{org_id}/events", write_event(event), media.EVENT)
+        request.vcd.post_event(org_id, event)
     except Exception as exc:  # the decision stands even if the event cannot be posted
         log.warning("policy: could not post the refusal event: %s", exc)
 
