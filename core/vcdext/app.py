@@ -29,12 +29,15 @@ import pluggy
 
 from .dispatch import Dispatcher
 from .errors import PluginError
+from .i18n import Localization
 from .plugins import LoadedPlugins, PluginFailure, declaration_failed, load_plugins
 from .registry import Registrar, Registry, build_registry
 from .settings import Settings
+from .tasks import TaskRunner, VcdApi
 
 if TYPE_CHECKING:
     from .transport.amqp import AmqpServer
+    from .transport.mqtt import MqttServer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,22 @@ class Runtime:
     def __init__(self, settings: Settings, loaded: LoadedPlugins, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self.dispatcher = Dispatcher(registry, timeout=settings.runtime.timeout)
+        #: Every plugin's catalogs and the core's, loaded once per (domain, locale).
+        self.localization = Localization.of_plugins(
+            (name, loaded.manager.get_plugin(name)) for name in loaded.names
+        )
+        #: Runs the vCD tasks handlers start, through the ``[vcd]`` client (none without a URL).
+        self.tasks = TaskRunner(
+            _serving_vcd(settings),
+            workers=settings.runtime.workers,
+            drain_timeout=settings.runtime.timeout * 3,
+        )
+        self.dispatcher = Dispatcher(
+            registry,
+            timeout=settings.runtime.timeout,
+            tasks=self.tasks,
+            localization=self.localization,
+        )
         self._loaded = loaded
         self._started = False
 
@@ -97,6 +115,19 @@ class Runtime:
             except Exception:
                 log.exception("plugin %r failed in vcdext_runtime_stopping", name)
 
+    def bundle_messages(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Each service's vCD localization bundle texts, by plugin: ``{plugin: {locale: {key:
+        text}}}``, built from its catalogs (see :meth:`Localization.bundle_messages`)."""
+        return {
+            plugin: self.localization.bundle_messages(
+                plugin,
+                namespace=service.namespace,
+                name=service.name,
+                rights=[(r.bundle_key, r.name) for r in service.rights],
+            )
+            for plugin, service in self.registry.services.items()
+        }
+
     def handle_message(self, body: bytes, *, routing_key: str | None = None) -> bytes:
         """Answer one raw vCD message body (see :meth:`Dispatcher.handle_message`)."""
         return self.dispatcher.handle_message(body, routing_key=routing_key)
@@ -130,6 +161,20 @@ def create_runtime(
     return Runtime(settings, loaded, registry)
 
 
+def _serving_vcd(settings: Settings) -> VcdApi | None:
+    """The vCD client handlers and tasks use while serving: ``[vcd]``, as registration uses
+    it, logged in on first use; ``None`` without ``vcd.url``."""
+    if not settings.vcd.url:
+        return None
+    from .vcd.client import VcdClient
+    from .vcd.shared import SharedVcd
+
+    try:
+        return SharedVcd(settings.vcd.url, lambda: VcdClient.from_settings(settings))
+    except ValueError:  # a bad vcd.url: reported by the client when first used
+        return None
+
+
 def _registration(call: Callable[..., Any]) -> Callable[[Registrar], None]:
     def register(registrar: Registrar) -> None:
         call(registrar=registrar)
@@ -137,10 +182,24 @@ def _registration(call: Callable[..., Any]) -> Callable[[Registrar], None]:
     return register
 
 
-def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer:
-    """The AMQP server for ``runtime``: its dispatcher, ``[amqp]`` (``amqp_url`` overrides
-    ``amqp.url``) and ``runtime.workers`` handler threads."""
+def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer | MqttServer:
+    """The server ``runtime.transport`` names for ``runtime``: its dispatcher, ``[amqp]``
+    (``amqp_url`` overrides ``amqp.url``) or ``[mqtt]`` (and the extension tokens in
+    ``mqtt.token_file``), and ``runtime.workers`` handler threads."""
     from .transport.amqp import AmqpServer
+
+    if runtime.settings.runtime.transport == "mqtt":
+        from .transport.mqtt import MqttServer
+        from .vcd.tokens import TokenFile
+
+        mqtt = runtime.settings.mqtt
+        return MqttServer(
+            runtime.dispatcher,
+            mqtt,
+            workers=runtime.settings.runtime.workers,
+            vcd_url=runtime.settings.vcd.url,
+            tokens=TokenFile(mqtt.token_file).read,
+        )
 
     amqp = runtime.settings.amqp
     if amqp_url:
@@ -183,15 +242,16 @@ def run(
     if isinstance(failure, TransportError):
         message = str(failure)
     else:  # a bug or a bad URL deep in kombu: one line here, the traceback for DEBUG logs
-        log.debug("the AMQP transport failed", exc_info=failure)
-        message = f"the AMQP transport failed: {type(failure).__name__}: {failure}"
+        kind = settings.runtime.transport.upper()
+        log.debug("the %s transport failed", kind, exc_info=failure)
+        message = f"the {kind} transport failed: {type(failure).__name__}: {failure}"
     print(f"vcdext: error: {message}", file=sys.stderr)
     return 1
 
 
 def _serve(
     runtime: Runtime,
-    transport: AmqpServer,
+    transport: AmqpServer | MqttServer,
     *,
     register: bool,
     on_ready: Callable[[Runtime], None] | None,
@@ -199,6 +259,7 @@ def _serve(
     """Start, serve until the transport ends, tear down in reverse; what ended the transport
     (``None`` after a clean stop)."""
     failure: list[BaseException] = []
+    stops: list[Callable[[], None]] = []  # the notification consumer's, once started
 
     def consume() -> None:
         try:
@@ -212,15 +273,24 @@ def _serve(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     consumer = threading.Thread(target=consume, name="vcdext-consumer")
+    # MQTT logs in with the extension token registration issues; AMQP registers afterwards.
+    first = register and transport.registers_first
     try:
         runtime.start()
+        if first:
+            _register_with_vcd(runtime)
         consumer.start()
         # vCD answers 500 for filters whose exchange does not exist yet, so register only
         # once the exchange and queues are declared.
         while not transport.ready.wait(0.2) and consumer.is_alive():
             pass
         if transport.ready.is_set():
-            if register:
+            # Notifications always come over AMQP (vCD's notification exchange).
+            amqp_url = getattr(transport, "url", None) or runtime.settings.amqp.url
+            if runtime.settings.runtime.transport == "mqtt":
+                amqp_url = runtime.settings.amqp.url
+            stops.append(_start_notifications(runtime, amqp_url))
+            if register and not first:
                 _register_with_vcd(runtime)
             if on_ready is not None:
                 on_ready(runtime)
@@ -228,13 +298,24 @@ def _serve(
             consumer.join(0.5)
     finally:
         # Also on an exception above (say, in registration): never leave the consumer running.
+        for stop in stops:
+            stop()
         transport.stop()
         if consumer.ident is not None:
             consumer.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
+        for task in runtime.tasks.shutdown():  # tasks still running after the drain: aborted
+            log.warning("task %s aborted: vcdext stopped before it finished", task.id)
         runtime.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return failure[0] if failure else None
+
+
+def _start_notifications(runtime: Runtime, amqp_url: str) -> Callable[[], None]:
+    """Start the notification consumer when a plugin declared handlers; returns its stop."""
+    from .transport.notifications import start_notifications
+
+    return start_notifications(runtime.registry, runtime.settings, amqp_url=amqp_url)
 
 
 def _register_with_vcd(runtime: Runtime) -> bool:
@@ -246,7 +327,7 @@ def _register_with_vcd(runtime: Runtime) -> bool:
     from .vcd import VcdError, register_services
 
     try:
-        result = register_services(runtime, runtime.settings)
+        result = register_services(runtime, runtime.settings, messages=runtime.bundle_messages())
     except VcdError as exc:
         log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
         return False

@@ -36,6 +36,7 @@ from .errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from .i18n import N_, Localization, Translator
 from .operations import Operation
 from .paths import PathTemplate
 from .protocol import (
@@ -48,6 +49,7 @@ from .protocol import (
     request_id_of,
 )
 from .registry import RegisteredService, Registry
+from .tasks import RunningTask, TaskRunner
 from .vcloud.accept import negotiate, preferred_family
 from .vcloud.error import error_document
 from .vcloud.versions import accept_versions
@@ -72,22 +74,22 @@ class _Router:
                 entry[1][op.method.value] = op
         self._routes = sorted(table.values(), key=lambda e: -e[0].literal_length)
 
-    def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+    def route(self, method: str, path: str, tr: Translator) -> tuple[Operation, dict[str, str]]:
         allowed: set[str] = set()
         for template, methods in self._routes:
             params = template.match(path)
             if params is None:
                 continue
             op = methods.get(method)
-            if op is not None:
-                return op, params
+            if op is not None:  # same shape, but the names are those of its own template
+                return op, op.path.match(path) or params
             allowed.update(methods)
         if allowed:
             raise MethodNotAllowed(
-                f"Method {method} is not allowed on {path}",
+                tr.gettext("Method {method} is not allowed on {path}", method=method, path=path),
                 headers={"Allow": ", ".join(sorted(allowed))},
             )
-        raise NotFound(f"No resource at {path}")
+        raise NotFound(tr.gettext("No resource at {path}", path=path))
 
 
 def media_matches(pattern: str, media_type: str) -> bool:
@@ -105,13 +107,26 @@ class Dispatcher:
 
     :param timeout: vCD's extensibility timeout; a request not started within it is answered
         503 without running its handler, since vCD has stopped waiting.
+    :param tasks: runs the vCD tasks handlers start (``current().start_task``).
+    :param localization: the catalogs (the core's own only, by default): the core's error
+        messages and each handler's ``RequestContext`` speak the ``Accept-Language`` locale.
     """
 
-    def __init__(self, registry: Registry, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        timeout: float = 10.0,
+        tasks: TaskRunner | None = None,
+        localization: Localization | None = None,
+    ) -> None:
         self.registry = registry
         self.timeout = timeout
+        self.tasks = tasks
+        self.localization = localization or Localization()
         self._all = _Router(registry.services.values())
         self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
+        self._namespaces = {s.plugin: s.namespace for s in registry.services.values()}
         self._lock = threading.Lock()
         self._aliases: Mapping[str, frozenset[str]] = {}
 
@@ -137,6 +152,14 @@ class Dispatcher:
             ``None`` routes across every service (the test client).
         :param received: ``time.monotonic()`` when the message arrived (deadline base).
         """
+        return self.answer(body, routing_key=routing_key, received=received)[0]
+
+    def answer(
+        self, body: bytes, *, routing_key: str | None = None, received: float | None = None
+    ) -> tuple[bytes, bool]:
+        """:meth:`handle_message`, and whether a redelivery of this message should get this
+        same reply rather than run again: true when a handler of an operation that is not
+        ``idempotent`` ran (see :attr:`Operation.idempotent`)."""
         received = time.monotonic() if received is None else received
         try:
             request = decode_request(body)
@@ -144,9 +167,10 @@ class Dispatcher:
             request_id = request_id_of(body)
             log.warning("undecodable request %s: %s", request_id or "(no id)", exc)
             outcome = self.error_outcome(400, "BAD_REQUEST", f"Malformed request message: {exc}")
-            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body)
-        outcome = self.dispatch(request, routing_key=routing_key, received=received)
-        return encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
+            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body), False
+        outcome, ran = self._dispatch(request, routing_key=routing_key, received=received)
+        reply = encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
+        return reply, ran is not None and not ran.idempotent
 
     # -- request level --------------------------------------------------------------------
 
@@ -154,43 +178,67 @@ class Dispatcher:
         self, request: Request, *, routing_key: str | None = None, received: float | None = None
     ) -> Outcome:
         """Route, authorize and run one request; every failure becomes an ``Error`` outcome."""
+        return self._dispatch(request, routing_key=routing_key, received=received)[0]
+
+    def _dispatch(
+        self, request: Request, *, routing_key: str | None, received: float | None
+    ) -> tuple[Outcome, Operation | None]:
+        """The outcome, and the operation whose handler was called (``None``: none was)."""
+        ran: Operation | None = None
         started = time.monotonic()
         received = started if received is None else received
+        locales = parse_accept_language(request.headers.get("Accept-Language", ""))
+        tr = self.localization.translator(None, locales)  # the core's own messages
         try:
             router = self._all if routing_key is None else self._by_key.get(routing_key)
             if router is None:
-                raise NotFound(f"No service is registered with routing key {routing_key!r}")
-            op, params = router.route(request.method, request.path)
+                raise NotFound(
+                    tr.gettext(
+                        "No service is registered with routing key {key}", key=repr(routing_key)
+                    )
+                )
+            op, params = router.route(request.method, request.path, tr)
             request.path_params = params
-            self._authorize(op, request)
-            self._check_body(op, request)
+            self._authorize(op, request, tr)
+            self._check_body(op, request, tr)
             accept = request.headers.get("Accept", "")
             chosen = negotiate(accept, op.produces)
             if chosen is None:
                 raise NotAcceptable(
-                    f"None of the media types this operation produces is acceptable "
-                    f"(Accept: {_quote(accept)}); it produces {', '.join(op.produces)}"
+                    tr.gettext(
+                        "None of the media types this operation produces is acceptable "
+                        "(Accept: {accept}); it produces {produces}",
+                        accept=_quote(accept),
+                        produces=", ".join(op.produces),
+                    )
                 )
             context = RequestContext(
                 request=request,
                 plugin=op.plugin,
-                locales=parse_accept_language(request.headers.get("Accept-Language", "")),
+                locales=locales,
+                translator=self.localization.translator(op.plugin, locales),
                 deadline=received + self.timeout,
                 content_type=chosen,
                 api_version=_api_version(request),
                 state=self.registry.states.get(op.plugin) or PluginState(),
                 config=self.registry.configs.get(op.plugin) or MappingProxyType({}),
+                namespace=self._namespaces.get(op.plugin, ""),
+                tasks=self.tasks,
             )
             if context.remaining <= 0:
-                raise ServiceUnavailable("The request waited longer than vCD's timeout")
+                raise ServiceUnavailable(tr.gettext("The request waited longer than vCD's timeout"))
+            ran = op
             outcome = self._run(op, request, context)
         except HTTPError as exc:
-            outcome = self._http_error(exc, request)
+            outcome = self._http_error(exc, request, tr)
         except Exception:  # a handler bug: 500 for the client, traceback for the log
             log.exception("request %s (%s %s) failed", request.id, request.method, request.path)
             outcome = self._http_error(
-                InternalServerError(f"Internal error; request id {request.id or '(none)'}"),
+                InternalServerError(
+                    tr.gettext("Internal error; request id {id}", id=request.id or "(none)")
+                ),
                 request,
+                tr,
             )
         log.info(
             "%s %s %s → %d (%.1f ms)",
@@ -200,27 +248,33 @@ class Dispatcher:
             outcome.status,
             (time.monotonic() - started) * 1000,
         )
-        return outcome
+        return outcome, ran
 
-    def _authorize(self, op: Operation, request: Request) -> None:
+    def _authorize(self, op: Operation, request: Request, tr: Translator) -> None:
         held = request.security.rights
         missing = [
             r for r in op.rights if r not in held and not (self._aliases.get(r, set()) & held)
         ]
         if missing:
-            raise Forbidden(f"Missing right(s): {', '.join(missing)}")
+            raise Forbidden(tr.gettext("Missing right(s): {rights}", rights=", ".join(missing)))
         if op.same_org is not None and not is_system_admin(request.security):
             wanted = request.path_params.get(op.same_org, "")
             if not request.security.org or org_id(wanted) != org_id(request.security.org):
-                raise Forbidden("The organization in the path is not the caller's organization")
+                raise Forbidden(
+                    tr.gettext("The organization in the path is not the caller's organization")
+                )
 
-    def _check_body(self, op: Operation, request: Request) -> None:
+    def _check_body(self, op: Operation, request: Request, tr: Translator) -> None:
         if op.consumes and request.body:
             ctype = request.content_type
             if not any(media_matches(p, ctype) for p in op.consumes):
                 accepted = ", ".join(op.consumes)
                 raise UnsupportedMediaType(
-                    f"Content-Type {ctype or '(none)'} is not accepted; use {accepted}"
+                    tr.gettext(
+                        "Content-Type {type} is not accepted; use {accepted}",
+                        type=ctype or "(none)",
+                        accepted=accepted,
+                    )
                 )
 
     def _run(self, op: Operation, request: Request, context: RequestContext) -> Outcome:
@@ -228,11 +282,33 @@ class Dispatcher:
         token = _current.set(context)
         try:
             result = op.handler(request, **request.path_params)
+        except BaseException:
+            self._fail_tasks(context, request)
+            raise
         finally:
             _current.reset(token)
-        response = self._to_response(result, op, context)
+        try:
+            response = self._to_response(result, op, context)
+        except BaseException:
+            self._fail_tasks(context, request)
+            raise
+        for task in context.started:  # the reply carries the Task; now its work may run
+            assert self.tasks is not None
+            self.tasks.launch(task)
         headers = dict(response.headers)
         body = response.body_bytes
+        status = response.status
+        if not (
+            isinstance(body, bytes)
+            and isinstance(status, int)
+            and not isinstance(status, bool)
+            and 100 <= status <= 599
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):  # a handler bug: a 500 like any other, not a broken reply
+            raise TypeError(
+                f"handler of {op} returned a Response that is not status 100-599, "
+                "bytes or str body and str headers"
+            )
         if body or response.content_type:
             if response._json and not context.wants_json:
                 default = JSON_TYPE
@@ -241,8 +317,18 @@ class Dispatcher:
             headers["Content-Type"] = response.content_type or default or "application/octet-stream"
         return Outcome(response.status, headers, body)
 
+    def _fail_tasks(self, context: RequestContext, request: Request) -> None:
+        """Tasks a failing handler started never run: they end in error at once."""
+        for task in context.started:
+            assert self.tasks is not None
+            self.tasks.fail(
+                task, f"The request that started the task failed (request id {request.id})"
+            )
+
     @staticmethod
     def _to_response(result: object, op: Operation, context: RequestContext) -> Response:
+        if isinstance(result, RunningTask):
+            return result.response()
         if isinstance(result, Response):
             return result
         if result is None:
@@ -259,11 +345,13 @@ class Dispatcher:
             )
         raise TypeError(f"handler of {op} returned {type(result).__name__}, not a Response")
 
-    def _http_error(self, exc: HTTPError, request: Request) -> Outcome:
+    def _http_error(self, exc: HTTPError, request: Request, tr: Translator) -> Outcome:
+        # A handler's `raise NotFound()` says "Resource not found" in the caller's language too.
+        message = tr.gettext(exc.message) if exc.message in _DEFAULT_MESSAGES else exc.message
         outcome = self.error_outcome(
             exc.status,
             exc.minor_code,
-            exc.message,
+            message,
             _api_version(request),
             as_json=preferred_family(request.headers.get("Accept", "")) == "json",
         )
@@ -277,6 +365,23 @@ class Dispatcher:
         JSON form for a client that prefers JSON."""
         ctype, body = error_document(status, minor_code, message, as_json=as_json, version=version)
         return Outcome(status, {"Content-Type": ctype}, body)
+
+
+#: The messages of errors raised without one (``HTTPError.default_message``), for extraction.
+_DEFAULT_MESSAGES = frozenset(
+    (
+        N_("Bad request"),
+        N_("Access to resource is forbidden"),
+        N_("Resource not found"),
+        N_("Method not allowed"),
+        N_("Not acceptable"),
+        N_("Duplicate name"),
+        N_("Unsupported media type"),
+        N_("Internal server error"),
+        N_("Not implemented"),
+        N_("Service unavailable"),
+    )
+)
 
 
 def _quote(value: str) -> str:

@@ -146,8 +146,8 @@ class Seed:
         return tuple(sorted({r for u in self.users for r in u.rights if r != ALL_RIGHTS}))
 
 
-#: The built-in seed: a system administrator and one org with a user holding the hello
-#: plugin's right and one without it, and a vApp of each with VMs in it. Passwords are
+#: The built-in seed: a system administrator and one org with a user holding the hello and
+#: backup plugins' rights and one without them, and a vApp of each with VMs in it. Passwords are
 #: printed by ``vcdext cell``.
 DEMO_SEED_TOML = """
 rights_format = "urn"
@@ -167,8 +167,13 @@ full_name = "Acme Corporation"
 [[orgs.users]]
 name = "alice"
 password = "vmware"
-full_name = "Alice (holds {io.vcdext.hello}:View Org Greeting)"
-rights = ["{io.vcdext.hello}:View Org Greeting"]
+full_name = "Alice (holds {io.vcdext.hello}:View Org Greeting and the backup rights)"
+rights = [
+    "{io.vcdext.hello}:View Org Greeting",
+    "{org.example.vcd.backup}:View Backups",
+    "{org.example.vcd.backup}:Create Backup",
+    "{org.example.vcd.backup}:Delete Backup",
+]
 [[orgs.users]]
 name = "bob"
 password = "vmware"
@@ -201,11 +206,16 @@ def demo_seed() -> Seed:
     return parse_seed(tomllib.loads(DEMO_SEED_TOML), source="demo")
 
 
-def load_seed(path: str | Path | None) -> Seed:
-    """Read a seed file; ``None`` or ``""`` gives the demo seed. Raises :class:`ConfigError`."""
+def load_seed(path: str | Path | None, *, source: str | None = None) -> Seed:
+    """Read a seed file; ``None`` or ``""`` gives the demo seed. Raises :class:`ConfigError`.
+
+    :param source: where ``path`` was given (a config file, ``environment VCDEXT_CELL_SEED``,
+        ``--seed``): a file that cannot be read is reported against it.
+    """
     if not path:
         return demo_seed()
-    return parse_seed(read_toml(path, "cell.seed"), source=str(path))
+    key = f"cell.seed ({path})" if source else "cell.seed"
+    return parse_seed(read_toml(path, key, source=source, syntax_key="cell.seed"), source=str(path))
 
 
 # -- the file's declared shape: one setting() per key, read by vcdext's settings validator --

@@ -46,10 +46,12 @@ from vcdext.errors import (
 )
 from vcdext.protocol import Headers
 
+from .cloudext import CloudExtensions
 from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session
 from .proxy import forward
+from .reactions import ReactionRoutes
 from .routes_extension import ExtensionRoutes
 from .routes_tenant import ApiRoutes, unauthorized
 from .state import State
@@ -92,8 +94,12 @@ class App:
         timeout: float,
         rights_format: str,
         allow_remote: bool = False,
+        extensions: CloudExtensions | None = None,
+        reactions: ReactionRoutes | None = None,
     ) -> None:
         self.allow_remote = allow_remote
+        #: MQTT API extensions (cloudapi) and their forwarder.
+        self.extensions = extensions or CloudExtensions(state, None)
         self.state = state
         self.forwarder = forwarder
         self.timeout = timeout
@@ -103,13 +109,20 @@ class App:
         self.extension = ExtensionRoutes(state)
         self.api.register(self.router)
         self.extension.register(self.router)
+        if reactions is not None:  # notifications, blocking tasks, the mutable inventory
+            reactions.register(self.router)
+            self.api.on_task = reactions.on_task
 
     def handle(self, call: Call) -> Answer:
         """The answer to ``call``; never raises."""
         try:
             return self._route(call)
         except HTTPError as exc:
-            return error_answer(exc, as_json=call.path.startswith("/cloudapi/"))
+            return error_answer(
+                exc,
+                as_json=call.path.startswith("/cloudapi/"),
+                accept=call.headers.get("Accept", ""),
+            )
         except Exception:  # a cell bug: a 500 for the client, the traceback for the log
             log.exception("request %s (%s %s) failed", call.request_id, call.method, call.path)
             message = f"Internal error in the local cell; request id {call.request_id}"
@@ -133,6 +146,12 @@ class App:
                 raise MethodNotAllowed("Use POST to log in", headers={"Allow": "POST"})
             call.version = requested_version(call.headers.get("Accept", ""))
             return self.api.cloudapi_login(call, provider=bool(m.group("provider")))
+        if self.extensions.handles(path):
+            call.version = requested_version(call.headers.get("Accept", ""))
+            call.session = self._authenticate(call)
+            if call.session is None:
+                raise unauthorized("This request needs a session (log in with POST /api/sessions)")
+            return self.extensions.answer(call)
         m = _TRANSFER.fullmatch(path)
         if m is not None:
             if call.method != "PUT":
@@ -153,6 +172,15 @@ class App:
         if call.session is None:
             raise unauthorized("This request needs a session (log in with POST /api/sessions)")
         service = None if _BUILTIN.fullmatch(path) else self.state.match(path)
+        extension = (
+            self.extensions.match(path)
+            if service is None and not _BUILTIN.fullmatch(path)
+            else None
+        )
+        if extension is not None:
+            return self.extensions.forward(
+                call, extension, timeout=self.timeout, rights_format=self.rights_format
+            )
         if service is not None:
             return forward(
                 call,
