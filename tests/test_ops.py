@@ -18,7 +18,7 @@ from tests.vcd.fake_vcd import HOST, PASSWORD, FakeVcd
 from vcdext import app, hookimpl
 from vcdext.cli import main
 from vcdext.health import HealthServer, HealthState, probe
-from vcdext.logs import JsonFormatter, configure_logging
+from vcdext.logs import JsonFormatter, TextFormatter, configure_logging
 from vcdext.metrics import Metrics
 from vcdext.observer import Observer
 from vcdext.settings import AmqpSettings, PluginsSettings, Settings, VcdSettings
@@ -388,3 +388,61 @@ def test_check_fails_when_a_plugin_failed_to_load(monkeypatch, capsys):
     assert main(["run", "--check"]) == 1
     out = capsys.readouterr().out
     assert "problem: plugin 'broken' failed to load" in out
+
+
+def test_text_lines_name_the_request_they_were_logged_for():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old = root.level
+    root.setLevel(logging.INFO)
+    try:
+        client = TestClient(make_runtime(chatty=Chatty()))
+        reply = client.get("/api/chatty", headers={H_REQUEST_ID: "vcd-7"})
+        logging.getLogger("outside").info("no request here")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+    lines = stream.getvalue().splitlines()
+    (spoken,) = [line for line in lines if "handler speaking" in line]
+    assert spoken.endswith(f"handler speaking [request {reply.id}, vCD vcd-7]")
+    (request_line,) = [line for line in lines if "→ 200" in line]
+    assert f": {reply.id} GET /api/chatty → 200" in request_line
+    assert request_line.endswith(" [vCD vcd-7]")
+    (outside,) = [line for line in lines if "no request here" in line]
+    assert outside.endswith("outside: no request here")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_run_serves_the_probes_and_turns_not_ready_on_sigterm():
+    import os
+    import signal
+
+    port = free_port()
+    settings = Settings(plugins=PluginsSettings(enabled=("hello",))).override(
+        "runtime.health_port", str(port), source="test"
+    )
+    seen: list[tuple[str, int]] = []
+
+    def ready(runtime: app.Runtime) -> None:
+        seen.append(("readyz", probe("127.0.0.1", port, "/readyz")[0]))
+        seen.append(("healthz", probe("127.0.0.1", port, "/healthz")[0]))
+        TestClient(runtime).get("/api/hello")  # counted: the runtime's observer is the metrics
+        body = probe("127.0.0.1", port, "/metrics")[1]
+        seen.append(("counted", body.count('vcdext_requests_total{operation="hello"')))
+        os.kill(os.getpid(), signal.SIGTERM)
+        seen.append(("draining", probe("127.0.0.1", port, "/readyz")[0]))
+
+    assert app.run(settings, amqp_url="memory://", register=False, on_ready=ready) == 0
+    assert seen == [("readyz", 200), ("healthz", 200), ("counted", 1), ("draining", 503)]
+    with pytest.raises(ConnectionRefusedError):  # the health server is gone with the runtime
+        probe("127.0.0.1", port, "/healthz", timeout=1)

@@ -22,7 +22,37 @@ from .vcloud.media import H_REQUEST_ID
 
 #: The ``extra`` key under which the dispatcher hands a request's fields to the formatter.
 REQUEST_FIELDS = "vcdext_request"
-TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s%(vcdext_ids)s"
+
+
+def _request_ids(record: logging.LogRecord) -> tuple[str, str] | None:
+    """(request id, vCD request id) of the request ``record`` was logged for, if any."""
+    fields = getattr(record, REQUEST_FIELDS, None)
+    if isinstance(fields, dict):
+        return str(fields.get("request_id", "")), str(fields.get("vcd_request_id", ""))
+    context = _current.get(None)
+    if context is None:
+        return None
+    return context.request.id, context.request.headers.get(H_REQUEST_ID, "")
+
+
+class TextFormatter(logging.Formatter):
+    """The plain line; a line logged for a request ends with its ids: ``[request r-1, vCD
+    <id>]`` (the request line itself, which starts with the request id, only with vCD's)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        ids = _request_ids(record)
+        parts = []
+        if ids is not None:
+            if not isinstance(getattr(record, REQUEST_FIELDS, None), dict) and ids[0]:
+                parts.append(f"request {ids[0]}")
+            if ids[1]:
+                parts.append(f"vCD {ids[1]}")
+        record.vcdext_ids = f" [{', '.join(parts)}]" if parts else ""
+        return super().format(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,7 +84,7 @@ class JsonFormatter(logging.Formatter):
 
 def formatter(log_format: str) -> logging.Formatter:
     """The formatter for ``runtime.log_format`` (``"text"`` or ``"json"``)."""
-    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
 def configure_logging(level: str, log_format: str = "text", stream: IO[str] | None = None) -> None:
