@@ -461,3 +461,46 @@ def test_add_operation_takes_same_org_too():
     client = TestClient(make_runtime(o=Plugin()), org="urn:vcloud:org:aa")
     assert client.get("/api/o/aa").status == 200
     assert client.get("/api/o/bb").status == 403
+
+
+def test_only_replies_of_non_idempotent_operations_are_kept_for_redeliveries():
+    """``Dispatcher.answer`` tells the transport whether a redelivered message may get the
+    same reply instead of running again: yes after a POST's handler ran; no for GET (idempotent
+    by default), an operation declared ``idempotent=True``, or a request no handler saw."""
+    from vcdext import Service, hookimpl
+    from vcdext.vcloud.message import encode_request
+
+    service = Service("idem", namespace="io.test.idem")
+
+    @service.operation("GET", "/api/idem/read")
+    def read(request):
+        return "<r/>"
+
+    @service.operation("POST", "/api/idem/create")
+    def create(request):
+        return "<c/>"
+
+    @service.operation("POST", "/api/idem/upsert", idempotent=True)
+    def upsert(request):
+        return "<u/>"
+
+    @service.operation("DELETE", "/api/idem/thing", idempotent=False)
+    def delete(request):
+        return None
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    dispatcher = make_runtime(idem=Plugin()).dispatcher
+
+    def reusable(method, path):
+        return dispatcher.answer(encode_request(method, path, request_id="r-1"))[1]
+
+    assert reusable("POST", "/api/idem/create") is True
+    assert reusable("DELETE", "/api/idem/thing") is True
+    assert reusable("GET", "/api/idem/read") is False
+    assert reusable("POST", "/api/idem/upsert") is False
+    assert reusable("POST", "/api/idem/nowhere") is False
+    assert dispatcher.answer(b"[not json")[1] is False

@@ -49,3 +49,18 @@ def test_readme_opens_with_the_two_commands():
 
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (DOCS.parent / ".ci" / "run").read_text()
+
+
+def _modules(package_dir: Path, name: str) -> set[str]:
+    return {f"{name}/{p.relative_to(package_dir).as_posix()}" for p in package_dir.rglob("*.py")}
+
+
+def test_architecture_names_every_module_and_no_other():
+    root = DOCS.parent
+    actual = _modules(root / "core" / "vcdext", "vcdext") | _modules(
+        root / "plugins" / "cell" / "vcdext_cell", "vcdext_cell"
+    )
+    text = (DOCS / "architecture.md").read_text()
+    documented = set(re.findall(r"^\| `((?:vcdext|vcdext_cell)/[\w/]+\.py)` \|", text, re.M))
+    assert documented - actual == set(), "architecture.md names modules that do not exist"
+    assert actual - documented == set(), "modules missing from docs/architecture.md"

@@ -148,6 +148,14 @@ class Dispatcher:
             ``None`` routes across every service (the test client).
         :param received: ``time.monotonic()`` when the message arrived (deadline base).
         """
+        return self.answer(body, routing_key=routing_key, received=received)[0]
+
+    def answer(
+        self, body: bytes, *, routing_key: str | None = None, received: float | None = None
+    ) -> tuple[bytes, bool]:
+        """:meth:`handle_message`, and whether a redelivery of this message should get this
+        same reply rather than run again: true when a handler of an operation that is not
+        ``idempotent`` ran (see :attr:`Operation.idempotent`)."""
         received = time.monotonic() if received is None else received
         try:
             request = decode_request(body)
@@ -158,9 +166,10 @@ class Dispatcher:
             self.observer.request_done(
                 self.service_of(routing_key), "", 400, time.monotonic() - received
             )
-            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body)
-        outcome = self.dispatch(request, routing_key=routing_key, received=received)
-        return encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
+            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body), False
+        outcome, ran = self._dispatch(request, routing_key=routing_key, received=received)
+        reply = encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
+        return reply, ran is not None and not ran.idempotent
 
     # -- request level --------------------------------------------------------------------
 
@@ -168,6 +177,13 @@ class Dispatcher:
         self, request: Request, *, routing_key: str | None = None, received: float | None = None
     ) -> Outcome:
         """Route, authorize and run one request; every failure becomes an ``Error`` outcome."""
+        return self._dispatch(request, routing_key=routing_key, received=received)[0]
+
+    def _dispatch(
+        self, request: Request, *, routing_key: str | None, received: float | None
+    ) -> tuple[Outcome, Operation | None]:
+        """The outcome, and the operation whose handler was called (``None``: none was)."""
+        ran: Operation | None = None
         started = time.monotonic()
         received = started if received is None else received
         op: Operation | None = None
@@ -199,6 +215,7 @@ class Dispatcher:
             if context.remaining <= 0:
                 self.observer.dropped_late(op.plugin)
                 raise ServiceUnavailable("The request waited longer than vCD's timeout")
+            ran = op
             outcome = self._run(op, request, context)
         except HTTPError as exc:
             outcome = self._http_error(exc, request)
@@ -250,7 +267,7 @@ class Dispatcher:
                 }
             },
         )
-        return outcome
+        return outcome, ran
 
     def _authorize(self, op: Operation, request: Request) -> None:
         held = request.security.rights

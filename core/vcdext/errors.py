@@ -86,6 +86,10 @@ class Conflict(HTTPError):
     status, minor_code = 409, "DUPLICATE_NAME"
 
 
+class PayloadTooLarge(HTTPError):
+    status, minor_code = 413, "REQUEST_ENTITY_TOO_LARGE"
+
+
 class UnsupportedMediaType(HTTPError):
     status, minor_code = 415, "UNSUPPORTED_MEDIA_TYPE"
 

@@ -59,6 +59,9 @@ class Operation:
     name: str = ""
     #: Path parameter that must name the caller's organization (tenant isolation).
     same_org: str | None = None
+    #: Running it twice does no harm, so a redelivered request simply runs again (its reply
+    #: is not kept for reuse). Default: ``True`` for GET and HEAD, ``False`` otherwise.
+    idempotent: bool = False
     #: Name of the plugin that declared it (set on registration).
     plugin: str = ""
 
@@ -76,6 +79,7 @@ def make_operation(
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
     same_org: str | None = None,
+    idempotent: bool | None = None,
 ) -> Operation:
     """Validate the parts of an operation; raises :class:`ValueError` naming the problem."""
     try:
@@ -108,6 +112,7 @@ def make_operation(
         produces=tuple(produces),
         name=name or default_name,
         same_org=same_org,
+        idempotent=verb in (HTTPMethod.GET, HTTPMethod.HEAD) if idempotent is None else idempotent,
     )
 
 
@@ -160,6 +165,7 @@ def operation(
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
     same_org: str | None = None,
+    idempotent: bool | None = None,
 ) -> Callable[[F], F]:
     """Declare that the decorated function answers ``method path`` (the explicit form: list
     it in ``registrar.add_operations``; :meth:`vcdext.Service.operation` declares and binds in
@@ -179,6 +185,7 @@ def operation(
         produces=produces,
         name=name,
         same_org=same_org,
+        idempotent=idempotent,
     )
 
     def decorate(func: F) -> F:

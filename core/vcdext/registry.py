@@ -179,6 +179,7 @@ class Registrar:
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
         same_org: str | None = None,
+        idempotent: bool | None = None,
     ) -> None:
         """Add one operation without the decorator (same arguments as ``@operation``)."""
         self._check_open()
@@ -193,6 +194,7 @@ class Registrar:
                 produces=produces,
                 name=name,
                 same_org=same_org,
+                idempotent=idempotent,
             )
         except ValueError as exc:
             raise self._fail(str(exc)) from None

@@ -91,6 +91,7 @@ class Service:
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
         same_org: str | None = None,
+        idempotent: bool | None = None,
     ) -> Callable[[F], F]:
         """Declare that the decorated function answers ``method path`` for this service.
 
@@ -107,6 +108,7 @@ class Service:
             produces=produces,
             name=name,
             same_org=same_org,
+            idempotent=idempotent,
         )
 
         def decorate(func: F) -> F:

@@ -7,13 +7,39 @@ vCloud vocabulary (namespaces, every document kind, vCD's ``Error``) is :mod:`vc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 from lxml import etree
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 
 _MAX_DEPTH = 100  # vCD's own limit on request documents
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much XML one document may hold; a document over any limit is a 400 (413 for size).
+
+    :data:`REQUEST_BUDGET` is vCD's own limit on API requests (512 KB, 4096 elements, depth
+    100: protocol notes §2, vCloud API guide 5.5 p. 20); attributes are bounded too, since a
+    single element may carry any number of them.
+    """
+
+    max_bytes: int | None = None
+    max_elements: int | None = None
+    max_attributes: int | None = None
+    max_depth: int = _MAX_DEPTH
+
+
+#: vCD's limit on an API request body, in bytes.
+REQUEST_MAX_BYTES = 512 * 1024
+#: The budget for request bodies a handler parses (:meth:`vcdext.Request.xml`).
+REQUEST_BUDGET = Budget(
+    max_bytes=REQUEST_MAX_BYTES, max_elements=4096, max_attributes=8 * 4096, max_depth=_MAX_DEPTH
+)
+#: The default: documents vcdext reads from vCD, depth-limited only.
+_DEFAULT_BUDGET = Budget()
 
 
 def parser() -> etree.XMLParser:
@@ -32,10 +58,13 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def parse(data: bytes | str) -> etree._Element:
-    """Parse an XML document safely; malformed or hostile input raises :class:`BadRequest`."""
+def parse(data: bytes | str, *, budget: Budget = _DEFAULT_BUDGET) -> etree._Element:
+    """Parse an XML document safely; malformed or hostile input raises :class:`BadRequest`,
+    a document over ``budget`` too (:class:`PayloadTooLarge` for its size)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if budget.max_bytes is not None and len(data) > budget.max_bytes:
+        raise PayloadTooLarge(f"XML document is larger than {budget.max_bytes} bytes")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise BadRequest("XML documents with a DOCTYPE are not accepted")
     try:
@@ -49,17 +78,25 @@ def parse(data: bytes | str) -> etree._Element:
     doctype = docinfo.doctype  # type: ignore[union-attr]  # lxml-stubs lack DocInfo.doctype
     if doctype or docinfo.internalDTD is not None:
         raise BadRequest("XML documents with a DOCTYPE are not accepted")
-    if _depth(root) > _MAX_DEPTH:
-        raise BadRequest(f"XML document is nested deeper than {_MAX_DEPTH} levels")
+    _check_budget(root, budget)
     return root
 
 
-def _depth(root: etree._Element) -> int:
-    depth = deepest = 0
-    for event, _ in etree.iterwalk(root, events=("start", "end")):
-        depth += 1 if event == "start" else -1
-        deepest = max(deepest, depth)
-    return deepest
+def _check_budget(root: etree._Element, budget: Budget) -> None:
+    depth = elements = attributes = 0
+    for event, el in etree.iterwalk(root, events=("start", "end")):
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
+        elements += 1
+        attributes += len(el.attrib)
+        if depth > budget.max_depth:
+            raise BadRequest(f"XML document is nested deeper than {budget.max_depth} levels")
+        if budget.max_elements is not None and elements > budget.max_elements:
+            raise BadRequest(f"XML document has more than {budget.max_elements} elements")
+        if budget.max_attributes is not None and attributes > budget.max_attributes:
+            raise BadRequest(f"XML document has more than {budget.max_attributes} attributes")
 
 
 def tostring(element: etree._Element) -> bytes:

@@ -202,6 +202,23 @@ def test_unfiltered_path_is_the_cells_404(stack: Stack) -> None:
     assert cell.forwarded() == []
 
 
+def test_the_cells_own_errors_follow_the_json_family_a_client_asks_for(stack: Stack) -> None:
+    cell = stack.cell()
+    stack.register(cell)
+    client = stack.client(cell, "alice@acme")
+    r = client.get("/api/hello/unknown", headers={"Accept": "application/*+json;version=36.0"})
+    assert r.status_code == 404
+    assert r.headers["Content-Type"].startswith("application/vnd.vmware.vcloud.error+json")
+    doc = r.json()
+    assert doc["majorErrorCode"] == 404
+    assert doc["minorErrorCode"] == "RESOURCE_NOT_FOUND"
+    # A forwarded request's 404 (the path matched a filter, not an operation) is the
+    # runtime's, in the same family.
+    r = client.get("/api/hello/echo", headers={"Accept": "application/*+json;version=36.0"})
+    assert r.status_code == 405
+    assert r.json()["minorErrorCode"] == "METHOD_NOT_ALLOWED"
+
+
 def test_requests_are_authenticated_before_forwarding(stack: Stack) -> None:
     cell = stack.cell()
     stack.register(cell)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -331,5 +332,48 @@ def test_send_publishes_as_vcd_and_the_future_gets_the_reply(broker: str, raw_se
         reply = delivery.reply()
         assert (reply.id, reply.status, reply.body) == ("r-1", 201, b"made")
         assert reply.headers["content-type"] == "text/plain"
+    finally:
+        forwarder.stop()
+
+
+def test_on_delivery_sees_every_reply_duplicates_and_unknown_ones_included(
+    broker: str, raw_service
+) -> None:
+    """The hook behind the chaos tests' "answered twice" count: every reply on the reply queue,
+    before the waiting future completes; a hook that raises does not end the forwarder."""
+    conn, queue, exchange, key = raw_service
+    seen: list[tuple[str, bytes, bool]] = []
+    futures: dict[str, Any] = {}
+
+    def on_delivery(delivery: Any) -> None:
+        seen.append((delivery.correlation_id, delivery.body, futures["c-1"].done()))
+        if delivery.body == b"boom":
+            raise RuntimeError("a broken hook")
+
+    forwarder = Forwarder(broker, on_delivery=on_delivery)
+    forwarder.start()
+    try:
+        futures["c-1"] = forwarder.send(
+            exchange, key, encode_request("GET", "/api/raw", request_id="r"), correlation_id="c-1"
+        )
+        _get_one(queue)
+        producer = Producer(conn.channel())
+        for cid, body in (("c-1", b"one"), ("c-1", b"two"), ("nobody", b"boom"), ("c-1", b"3")):
+            producer.publish(
+                body,
+                exchange=REPLY_EXCHANGE,
+                routing_key=forwarder.reply_queue_name,
+                correlation_id=cid,
+            )
+        assert futures["c-1"].result(timeout=10).body == b"one"
+        deadline = time.monotonic() + 10
+        while len(seen) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen == [
+            ("c-1", b"one", False),  # the hook runs before the future completes
+            ("c-1", b"two", True),
+            ("nobody", b"boom", True),
+            ("c-1", b"3", True),  # still delivered after the hook raised
+        ]
     finally:
         forwarder.stop()

@@ -169,22 +169,8 @@ def publish(
     **properties: Any,
 ) -> str:
     """Publish like vCD does, with extra headers/properties (timestamp, another exchange)."""
-    cid = uuid.uuid4().hex
-    vcd.producer.publish(
-        body,
-        exchange=vcd.exchange,
-        routing_key=routing_key,
-        correlation_id=cid,
-        reply_to=vcd.reply_key,
-        headers={
-            "messageType": "ProcessHttpRequest",
-            "replyToExchange": reply_exchange or vcd.reply_exchange,
-            **(headers or {}),
-        },
-        content_type="application/json",
-        **properties,
-    )
-    return cid
+    extra = {"replyToExchange": reply_exchange} if reply_exchange else {}
+    return vcd.publish_raw(body, routing_key, headers={**extra, **(headers or {})}, **properties)
 
 
 # -- the chaos table (`make chaos` prints it; docs/reliability.md keeps a copy) -------------

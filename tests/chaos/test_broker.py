@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from tests.chaos.conftest import SLOW_KEY, Vcdext, consumers
 from tests.support.rabbitmq import RABBITMQ_SERVER, RabbitNode
 from vcdext.protocol import encode_request
+from vcdext_cell.forwarder import Delivery, Forwarder, ForwardError
 
 pytestmark = pytest.mark.integration
 
@@ -62,87 +62,62 @@ def node() -> Iterator[KillableNode]:
 
 
 class SteadyVcd:
-    """vCD's side for a broker that goes away: publishes ``rate`` requests a second with
-    publisher confirms (a request counts as sent once the broker confirmed it), collects
-    replies, and reconnects by itself."""
+    """vCD's side for a broker that goes away: the cell's :class:`Forwarder` (which reconnects
+    by itself) publishing ``rate`` persistent requests a second from a thread of its own; a
+    request counts as sent once the forwarder took it while connected. Every reply delivery is
+    kept through ``on_delivery``, duplicates included."""
 
     def __init__(self, url: str, exchange: str, rate: float) -> None:
-        self.url, self.exchange, self.rate = url, exchange, rate
-        self.reply_exchange = f"vcd-reply-{uuid.uuid4().hex[:8]}"
-        self.reply_key = f"cell-{uuid.uuid4().hex[:8]}"
-        self.sent: dict[str, float] = {}  # correlation id -> when confirmed
+        self.exchange, self.rate = exchange, rate
+        self.sent: dict[str, float] = {}  # correlation id -> when handed to the forwarder
         self.replies: dict[str, list[tuple[float, dict[str, Any]]]] = collections.defaultdict(list)
         self.sending = threading.Event()
         self.stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(
-                target=self._keep(self._publish, transport_options={"confirm_publish": True}),
-                daemon=True,
-            ),
-            threading.Thread(target=self._keep(self._consume), daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self.refused_at = 0.0  # the last time the forwarder refused a request (not connected)
+        self.lock = threading.Lock()
+        self.forwarder = Forwarder(url, on_delivery=self._on_reply)
+        self.forwarder.start()
+        self._thread = threading.Thread(target=self._publish, daemon=True)
+        self._thread.start()
 
-    def _keep(self, loop: Any, **options: Any) -> Any:
-        def run() -> None:
-            while not self.stopped.is_set():
-                try:
-                    with Connection(self.url, connect_timeout=2, **options) as conn:
-                        conn.connect()
-                        loop(conn)
-                except Exception:  # the broker is down: try again shortly
-                    self.stopped.wait(0.3)
+    def _on_reply(self, delivery: Delivery) -> None:
+        with self.lock:
+            self.replies[delivery.correlation_id].append(
+                (time.monotonic(), json.loads(delivery.body))
+            )
 
-        return run
-
-    def _consume(self, conn: Connection) -> None:
-        channel = conn.channel()
-        rx = Exchange(self.reply_exchange, type="direct", durable=True)
-        queue = Queue(self.reply_key, rx, routing_key=self.reply_key, durable=True)
-        queue(channel).declare()
-
-        def on_reply(message: Any) -> None:
-            cid = message.properties.get("correlation_id")
-            with self._lock:
-                self.replies[cid].append((time.monotonic(), json.loads(message.body)))
-            message.ack()
-
-        with Consumer(channel, [queue], on_message=on_reply, accept=None):
-            while not self.stopped.is_set():
-                with contextlib.suppress(TimeoutError):
-                    conn.drain_events(timeout=0.2)
-
-    def _publish(self, conn: Connection) -> None:
-        producer = Producer(conn.channel())
+    def _publish(self) -> None:
         while not self.stopped.is_set():
             if not self.sending.is_set():
                 self.stopped.wait(0.05)
                 continue
             cid = uuid.uuid4().hex
             body = encode_request("POST", "/api/chaos/create", request_id=cid)
-            producer.publish(
-                body,
-                exchange=self.exchange,
-                routing_key=SLOW_KEY,
-                correlation_id=cid,
-                reply_to=self.reply_key,
-                headers={
-                    "messageType": "ProcessHttpRequest",
-                    "replyToExchange": self.reply_exchange,
-                },
-                content_type="application/json",
-                delivery_mode=2,
-            )
-            with self._lock:
-                self.sent[cid] = time.monotonic()
+            try:
+                self.forwarder.send(
+                    self.exchange,
+                    SLOW_KEY,
+                    body,
+                    correlation_id=cid,
+                    properties={"delivery_mode": 2},
+                )
+            except ForwardError:  # the broker is down and the forwarder knows it
+                with self.lock:
+                    self.refused_at = time.monotonic()
+            else:
+                with self.lock:
+                    self.sent[cid] = time.monotonic()
             self.stopped.wait(1 / self.rate)
+
+    def publishing_since(self, instant: float) -> bool:
+        """Whether requests were taken after ``instant`` and none refused since."""
+        with self.lock:
+            return self.refused_at < instant and any(at > instant for at in self.sent.values())
 
     def close(self) -> None:
         self.stopped.set()
-        for t in self._threads:
-            t.join(5)
+        self._thread.join(5)
+        self.forwarder.stop()
 
 
 def test_two_runtimes_survive_a_broker_sigkill_under_load(node, tmp_path: Path, measured) -> None:
@@ -172,6 +147,11 @@ def test_two_runtimes_survive_a_broker_sigkill_under_load(node, tmp_path: Path, 
                     break
             time.sleep(0.2)
         recovered_at = time.monotonic()
+        probe = time.monotonic()  # and vCD's side publishes again (its reconnect has a backoff)
+        while not vcd.publishing_since(probe) and time.monotonic() < deadline:
+            probe = time.monotonic()
+            time.sleep(0.2)
+        republished_at = time.monotonic()
         time.sleep(3)
         vcd.sending.clear()
         stopped_at = time.monotonic()
@@ -183,7 +163,7 @@ def test_two_runtimes_survive_a_broker_sigkill_under_load(node, tmp_path: Path, 
             r.stop(timeout=30) if r.alive() else None
             r.kill()
 
-    with vcd._lock:
+    with vcd.lock:
         sent = dict(vcd.sent)
         replies = {cid: list(rs) for cid, rs in vcd.replies.items()}
     in_time = {
@@ -200,13 +180,14 @@ def test_two_runtimes_survive_a_broker_sigkill_under_load(node, tmp_path: Path, 
     same_process = {line for line, n in per_process.items() if n > 1}
     across = collections.Counter(line.split(" ", 1)[1] for line in lines)
     rerun = {rid for rid, n in across.items() if n > 1}
-    after_recovery = {cid for cid, at in sent.items() if recovered_at + 1 <= at <= stopped_at}
+    after_recovery = {cid for cid, at in sent.items() if republished_at + 1 <= at <= stopped_at}
     summary = (
-        f"2 runtimes, 40 req/s, broker SIGKILLed: {len(sent)} confirmed requests, "
+        f"2 runtimes, 40 req/s, broker SIGKILLed: {len(sent)} requests sent, "
         f"{len(in_time)} answered within 10 s, {len(late)} late, {len(timed_out)} unanswered; "
         f"{len(twice)} answered twice, {len(rerun)} handler re-runs across runtimes, "
         f"{len(same_process)} within one; statuses {dict(statuses)}; broker back after "
-        f"{restarted_at - killed_at:.1f} s, both consuming after {recovered_at - killed_at:.1f} s"
+        f"{restarted_at - killed_at:.1f} s, both consuming after {recovered_at - killed_at:.1f} s, "
+        f"vCD's side publishing again after {republished_at - killed_at:.1f} s"
     )
     measured(summary)
     assert alive == [True, True], summary

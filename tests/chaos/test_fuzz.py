@@ -105,7 +105,7 @@ def test_generated_messages_are_answered_or_rejected(
                 assert_valid_vcd_xml(reply.body)
                 counts["errors"] += 1
         counts["answered"] += len(answered)
-        vcd.replies.clear()
+        vcd.forget()
         assert proc.alive(), proc.output[-3000:]
         rss.append(rss_kib(proc.proc.pid))
 

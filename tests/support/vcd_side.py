@@ -4,12 +4,16 @@ The publishing itself (reply exchange and queue, properties ``correlation_id``/`
 headers ``replyToExchange``/``messageType``, collecting replies by correlation id) is the cell's
 :class:`~vcdext_cell.forwarder.Forwarder`; the request message is written by
 :mod:`vcdext.vcloud.message`. This adapter only keeps the replies by correlation id, so that a
-test can publish several requests and wait for them in any order.
+test can publish several requests and wait for them in any order. Through the forwarder's
+``on_delivery`` hook it also keeps every delivery with its arrival time (a second reply to the
+same correlation id included), for the tests that count requests answered twice or measure
+latencies.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from concurrent.futures import Future
@@ -25,6 +29,8 @@ class Received:
     """One reply as vCD received it."""
 
     delivery: Delivery
+    #: When it arrived (:func:`time.monotonic`).
+    arrived: float
 
     @property
     def correlation_id(self) -> str:
@@ -59,20 +65,44 @@ class VcdSide:
 
     def __init__(self, url: str, exchange: str) -> None:
         self.exchange = exchange
-        self.forwarder = Forwarder(url)
+        self._changed = threading.Condition()
+        self._sent: dict[str, Future[Delivery]] = {}
+        self._deliveries: dict[str, list[Received]] = {}
+        self.forwarder = Forwarder(url, on_delivery=self._record)
         self.forwarder.start()
         self.reply_exchange = REPLY_EXCHANGE
         self.reply_key = self.forwarder.reply_queue_name
-        self._sent: dict[str, Future[Delivery]] = {}
+
+    def _record(self, delivery: Delivery) -> None:
+        """The forwarder's ``on_delivery`` hook (its thread): keep every delivery."""
+        with self._changed:
+            received = Received(delivery, time.monotonic())
+            self._deliveries.setdefault(delivery.correlation_id, []).append(received)
+            self._changed.notify_all()
+
+    def _settled(self, _: Future[Delivery]) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     @property
     def replies(self) -> dict[str, Received]:
-        """The replies received so far, by correlation id."""
-        return {
-            cid: Received(f.result())
-            for cid, f in list(self._sent.items())
-            if f.done() and f.exception() is None
-        }
+        """The first reply received for each correlation id so far (a copy)."""
+        with self._changed:
+            return {cid: got[0] for cid, got in self._deliveries.items()}
+
+    def deliveries(self, correlation_id: str) -> list[Received]:
+        """Every reply received for ``correlation_id`` so far, in arrival order (a copy)."""
+        with self._changed:
+            return list(self._deliveries.get(correlation_id, ()))
+
+    def forget(self, *correlation_ids: str) -> None:
+        """Drop what was sent and received for ``correlation_ids`` (default: everything);
+        a reply that comes later is recorded afresh."""
+        with self._changed:
+            for cid in correlation_ids or list({*self._sent, *self._deliveries}):
+                self._sent.pop(cid, None)
+                self._deliveries.pop(cid, None)
+                self.forwarder.forget(cid)
 
     def publish_raw(
         self,
@@ -92,7 +122,7 @@ class VcdSide:
         if not reply:
             headers = {**(headers or {}), "replyToExchange": None}
             properties["reply_to"] = None
-        self._sent[cid] = self.forwarder.send(
+        future = self.forwarder.send(
             self.exchange,
             routing_key,
             body,
@@ -100,6 +130,9 @@ class VcdSide:
             headers=headers,
             properties=properties,
         )
+        with self._changed:
+            self._sent[cid] = future
+        future.add_done_callback(self._settled)
         return cid
 
     def request(self, method: str, path: str, routing_key: str, **kwargs: Any) -> str:
@@ -107,16 +140,39 @@ class VcdSide:
         return self.publish_raw(body, routing_key)
 
     def wait(self, *correlation_ids: str, timeout: float = 15.0) -> list[Received]:
+        """The first reply of each correlation id, waiting up to ``timeout`` seconds in all.
+
+        :raises TimeoutError: some did not come in time.
+        :raises ForwardError: the broker refused one of the requests.
+        """
+        return [got[0] for got in self._wait_for(correlation_ids, 1, timeout)]
+
+    def wait_deliveries(
+        self, correlation_id: str, count: int, timeout: float = 15.0
+    ) -> list[Received]:
+        """The first ``count`` replies to ``correlation_id`` (a request answered again after
+        its redelivery), waiting up to ``timeout`` seconds."""
+        (got,) = self._wait_for((correlation_id,), count, timeout)
+        return got[:count]
+
+    def _wait_for(
+        self, correlation_ids: tuple[str, ...], count: int, timeout: float
+    ) -> list[list[Received]]:
         deadline = time.monotonic() + timeout
-        received = []
-        for cid in correlation_ids:
-            try:
-                delivery = self._sent[cid].result(timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                missing = [c for c in correlation_ids if not self._sent[c].done()]
-                raise TimeoutError(f"no reply for {missing}") from None
-            received.append(Received(delivery))
-        return received
+        with self._changed:
+            while True:
+                missing = [c for c in correlation_ids if len(self._deliveries.get(c, ())) < count]
+                if not missing:
+                    return [list(self._deliveries[c]) for c in correlation_ids]
+                for cid in missing:
+                    future = self._sent.get(cid)
+                    failure = future.exception() if future is not None and future.done() else None
+                    if failure is not None:
+                        raise failure
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no reply (or fewer than {count}) for {missing}")
+                self._changed.wait(left)
 
     def close(self) -> None:
         self.forwarder.stop()

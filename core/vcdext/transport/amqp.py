@@ -541,19 +541,21 @@ class AmqpServer:
                 return
             self._recent.claim(job.key, redelivered=False)
         try:
-            reply = self._answer(job)
+            reply, reusable = self._answer(job)
         except BaseException:
             self._recent.finish(job.key, None)
             self._settled.put((job.generation, job.tag, "reject"))  # never left unsettled
             raise
-        self._recent.finish(job.key, reply)
+        # Idempotent operations run again when redelivered; their replies are not kept.
+        self._recent.finish(job.key, reply if reusable else None)
         self._reply(job, reply)
 
-    def _answer(self, job: _Job) -> bytes:
-        """The encoded reply; whatever the dispatcher raises (even a ``SystemExit`` from a
-        handler, or a ``RecursionError`` from the decoder) becomes a 500."""
+    def _answer(self, job: _Job) -> tuple[bytes, bool]:
+        """The encoded reply and whether a redelivery may reuse it; whatever the dispatcher
+        raises (even a ``SystemExit`` from a handler, or a ``RecursionError`` from the
+        decoder) becomes a 500."""
         try:
-            return self.dispatcher.handle_message(
+            return self.dispatcher.answer(
                 job.body, routing_key=job.routing_key, received=job.received
             )
         except BaseException:  # the dispatcher answers errors itself; this is a last resort
@@ -563,7 +565,7 @@ class AmqpServer:
             except BaseException:
                 request_id = ""
             outcome = self._internal_error
-            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body)
+            return encode_reply(request_id, outcome.status, outcome.headers, outcome.body), False
 
     def _reply(self, job: _Job, body: bytes) -> None:
         self._replies.put(

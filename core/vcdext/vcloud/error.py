@@ -17,7 +17,9 @@ from typing import Any
 from lxml import etree
 
 from ..xml import element, tostring
+from .elements import strict_integer
 from .media import ERROR, ERROR_JSON, VCLOUD_NS
+from .model import TaskError
 
 #: Media type of the XML form.
 ERROR_XML = ERROR
@@ -66,6 +68,17 @@ def error_document(
     return media_type + (f";version={version}" if version else ""), body
 
 
+def read_error_element(el: etree._Element) -> TaskError:
+    """The fields of a ``vcloud:Error`` element (a document, or a failed ``Task``'s child)."""
+    major = strict_integer(el.get("majorErrorCode", "500"), "Error majorErrorCode", 100, 599)
+    return TaskError(
+        message=el.get("message", ""),
+        major=major or 500,
+        minor=el.get("minorErrorCode", "INTERNAL_SERVER_ERROR"),
+        stack_trace=el.get("stackTrace"),
+    )
+
+
 def read_error(root: etree._Element) -> tuple[str, str] | None:
     """``(minorErrorCode, message)`` of a ``vcloud:Error``; ``None`` for any other document."""
     if root.tag != f"{{{VCLOUD_NS}}}Error":
@@ -81,4 +94,5 @@ __all__ = [
     "error_element",
     "error_json",
     "read_error",
+    "read_error_element",
 ]

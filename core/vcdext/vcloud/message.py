@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from lxml import etree
 
 from .. import xml as _xml
-from ..errors import BadRequest, ProtocolError
+from ..errors import BadRequest, PayloadTooLarge, ProtocolError
 
 JSON = Any
 
@@ -121,17 +121,22 @@ class Request:
             raise BadRequest("Request body is not valid UTF-8") from None
 
     def xml(self) -> etree._Element:
-        """The body parsed as XML with the hardened parser; malformed XML is a 400."""
+        """The body parsed as XML with the hardened parser, within vCD's own request limits
+        (:data:`vcdext.xml.REQUEST_BUDGET`); malformed XML is a 400, an oversized one 413."""
         if not self.body.strip():
             raise BadRequest("An XML request body is required")
-        return _xml.parse(self.body)
+        return _xml.parse(self.body, budget=_xml.REQUEST_BUDGET)
 
     def json(self) -> JSON:
         """The body parsed as JSON; malformed JSON is a 400."""
+        if len(self.body) > _xml.REQUEST_MAX_BYTES:
+            raise PayloadTooLarge(f"JSON body is larger than {_xml.REQUEST_MAX_BYTES} bytes")
         try:
             return json.loads(self.text)
         except json.JSONDecodeError as exc:
             raise BadRequest(f"Malformed JSON: {exc.msg}") from None
+        except (RecursionError, ValueError) as exc:  # nesting too deep, bad numbers
+            raise BadRequest(f"Malformed JSON: {type(exc).__name__}") from None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from lxml import etree
 from ..errors import BadRequest
 from ..xml import parse
 from .elements import expect, find, root, strict_boolean, strict_integer, sub, text, v, xs_boolean
-from .error import error_element
+from .error import error_element, read_error_element
 from .media import VCLOUD_NS
 from .model import TASK_STATUSES, Event, Held, Task, TaskError
 from .reference import read_links, read_reference, write_link, write_reference
@@ -119,15 +119,7 @@ def read_task(body: Body) -> Held[Task]:
 
 
 def _task_error(el: etree._Element | None) -> TaskError | None:
-    if el is None:
-        return None
-    major = strict_integer(el.get("majorErrorCode", "500"), "Error majorErrorCode", 100, 599)
-    return TaskError(
-        message=el.get("message", ""),
-        major=major or 500,
-        minor=el.get("minorErrorCode", "INTERNAL_SERVER_ERROR"),
-        stack_trace=el.get("stackTrace"),
-    )
+    return None if el is None else read_error_element(el)
 
 
 def write_tasks_list(held: Held[Iterable[Held[Task]]]) -> etree._Element:

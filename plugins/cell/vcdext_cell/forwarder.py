@@ -11,7 +11,9 @@ One thread owns the connection (kombu is not thread-safe). On it, it:
 
 HTTP threads call :meth:`Forwarder.forward` and wait on their future with vCD's timeout. A reply
 that comes after the timeout finds no future and is dropped quietly. :meth:`Forwarder.send`
-publishes without waiting (the tests and ``make bench`` play vCD's side with it). The messages
+publishes without waiting (the tests and ``make bench`` play vCD's side with it). Whoever must
+see every reply as it arrives, a second reply to the same correlation id or a late one included
+(the chaos tests count requests answered twice), passes ``on_delivery``. The messages
 themselves are written and read by :mod:`vcdext.vcloud.message`.
 """
 
@@ -23,7 +25,7 @@ import queue
 import socket
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
@@ -92,11 +94,22 @@ class Forwarder:
 
     :param url: broker URL; ``memory://`` works when the runtime runs in the same process.
     :param heartbeat: AMQP heartbeat in seconds (0: off).
+    :param on_delivery: called with every reply that arrives on the reply queue, whether a
+        future waits for it or not (a duplicate, a late reply, an unknown correlation id), and
+        before the waiting future completes. It runs on the forwarder's own thread, so it must
+        be quick and must not call the forwarder back; what it raises is logged and ignored.
     """
 
-    def __init__(self, url: str, *, heartbeat: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        heartbeat: int = 0,
+        on_delivery: Callable[[Delivery], object] | None = None,
+    ) -> None:
         self.url = url
         self.heartbeat = heartbeat
+        self.on_delivery = on_delivery
         self.reply_exchange = Exchange(REPLY_EXCHANGE, type="direct", durable=True)
         self.reply_queue_name = f"vcdext.cell.{uuid.uuid4().hex[:12]}"
         self._outgoing: queue.Queue[_Outgoing] = queue.Queue()
@@ -305,16 +318,21 @@ class Forwarder:
 
     def _on_reply(self, message: Any) -> None:
         correlation_id = str(message.properties.get("correlation_id"))
-        with self._lock:
-            future = self._waiting.pop(correlation_id, None)
-        if future is None:
-            log.debug("dropped a reply for correlation id %s (late or unknown)", correlation_id)
-            return
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         info = message.delivery_info or {}
         delivery = Delivery(
             correlation_id, str(info.get("exchange", "")), str(info.get("routing_key", "")), body
         )
+        if self.on_delivery is not None:
+            try:
+                self.on_delivery(delivery)
+            except Exception:  # the caller's bug must not end the forwarder's thread
+                log.exception("on_delivery failed for correlation id %s", correlation_id)
+        with self._lock:
+            future = self._waiting.pop(correlation_id, None)
+        if future is None:
+            log.debug("dropped a reply for correlation id %s (late or unknown)", correlation_id)
+            return
         _settle(future, delivery)
 
     def _fail_all(self, exc: Exception) -> None:

@@ -17,6 +17,7 @@ from vcdext import xml as _xml
 from vcdext.errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound
 from vcdext.paths import PathTemplate, parse_template
 from vcdext.protocol import Headers
+from vcdext.vcloud.accept import preferred_family
 from vcdext.vcloud.error import cloudapi_error_json, error_document
 from vcdext.vcloud.versions import SUPPORTED_VERSIONS, accept_versions, supported
 
@@ -72,12 +73,15 @@ def json_answer(doc: Any, status: int = 200, mime: str = "application/json") -> 
     return Answer(status, json.dumps(doc).encode("utf-8"), mime)
 
 
-def error_answer(exc: HTTPError, *, as_json: bool = False) -> Answer:
-    """A vCD ``Error`` document (or the cloudapi's JSON error) for ``exc``."""
+def error_answer(exc: HTTPError, *, as_json: bool = False, accept: str = "") -> Answer:
+    """A vCD ``Error`` document for ``exc``: the cloudapi's JSON error with ``as_json``, else
+    the ``/api`` Error in the family the client prefers (``accept``): JSON for
+    ``application/*+json`` clients, XML otherwise, as vCD answers."""
     if as_json:
         answer = json_answer(cloudapi_error_json(exc.minor_code, exc.message), exc.status)
     else:
-        ctype, body = error_document(exc.status, exc.minor_code, exc.message)
+        json_family = preferred_family(accept) == "json"
+        ctype, body = error_document(exc.status, exc.minor_code, exc.message, as_json=json_family)
         answer = Answer(exc.status, body, ctype)
     answer.headers.update(exc.headers)
     return answer

@@ -109,7 +109,11 @@ class App:
         try:
             return self._route(call)
         except HTTPError as exc:
-            return error_answer(exc, as_json=call.path.startswith("/cloudapi/"))
+            return error_answer(
+                exc,
+                as_json=call.path.startswith("/cloudapi/"),
+                accept=call.headers.get("Accept", ""),
+            )
         except Exception:  # a cell bug: a 500 for the client, the traceback for the log
             log.exception("request %s (%s %s) failed", call.request_id, call.method, call.path)
             message = f"Internal error in the local cell; request id {call.request_id}"
