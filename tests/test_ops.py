@@ -446,3 +446,13 @@ def test_run_serves_the_probes_and_turns_not_ready_on_sigterm():
     assert seen == [("readyz", 200), ("healthz", 200), ("counted", 1), ("draining", 503)]
     with pytest.raises(ConnectionRefusedError):  # the health server is gone with the runtime
         probe("127.0.0.1", port, "/healthz", timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("listening", "asked"),
+    [("0.0.0.0", "127.0.0.1"), ("", "127.0.0.1"), ("::", "::1"), ("10.1.2.3", "10.1.2.3")],
+)
+def test_vcdext_health_asks_a_wildcard_listener_on_loopback(listening, asked):
+    from vcdext.health import probe_host
+
+    assert probe_host(listening) == asked
