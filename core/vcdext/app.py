@@ -33,6 +33,7 @@ from .health import HealthServer, HealthState
 from .plugins import LoadedPlugins, PluginFailure, declaration_failed, load_plugins
 from .registry import Registrar, Registry, build_registry
 from .settings import Settings
+from .tasks import TaskRunner, VcdApi
 
 if TYPE_CHECKING:
     from .transport.amqp import AmqpServer
@@ -50,7 +51,13 @@ class Runtime:
     def __init__(self, settings: Settings, loaded: LoadedPlugins, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self.dispatcher = Dispatcher(registry, timeout=settings.runtime.timeout)
+        #: Runs the vCD tasks handlers start, through the ``[vcd]`` client (none without a URL).
+        self.tasks = TaskRunner(
+            _serving_vcd(settings),
+            workers=settings.runtime.workers,
+            drain_timeout=settings.runtime.timeout * 3,
+        )
+        self.dispatcher = Dispatcher(registry, timeout=settings.runtime.timeout, tasks=self.tasks)
         self._loaded = loaded
         self._started = False
 
@@ -129,6 +136,20 @@ def create_runtime(
         on_error=lambda name, exc: declaration_failed(loaded, settings, name, exc),
     )
     return Runtime(settings, loaded, registry)
+
+
+def _serving_vcd(settings: Settings) -> VcdApi | None:
+    """The vCD client handlers and tasks use while serving: ``[vcd]``, as registration uses
+    it, logged in on first use; ``None`` without ``vcd.url``."""
+    if not settings.vcd.url:
+        return None
+    from .vcd.client import VcdClient
+    from .vcd.shared import SharedVcd
+
+    try:
+        return SharedVcd(settings.vcd.url, lambda: VcdClient.from_settings(settings))
+    except ValueError:  # a bad vcd.url: reported by the client when first used
+        return None
 
 
 def _registration(call: Callable[..., Any]) -> Callable[[Registrar], None]:
@@ -319,6 +340,8 @@ def _serve(
         transport.stop()
         if consumer.ident is not None:
             consumer.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
+        for task in runtime.tasks.shutdown():  # tasks still running after the drain: aborted
+            log.warning("task %s aborted: vcdext stopped before it finished", task.id)
         runtime.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
+from .errors import ServiceUnavailable
 from .protocol import Request, SecurityContext
+from .tasks import RunningTask, TaskRunner, VcdApi, Work
+from .vcloud.model import Reference
 
 #: The id of vCD's ``System`` organization: the same in every vCD installation. Its users are
 #: System administrators.
@@ -55,6 +58,12 @@ class RequestContext:
     state: PluginState = field(default_factory=PluginState)
     #: The plugin's ``[plugins.<name>]`` config table (read-only).
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: The namespace of the service the request was routed to (its tasks' and events').
+    namespace: str = ""
+    #: The runtime's task runner (``None``: this context cannot start tasks).
+    tasks: TaskRunner | None = field(default=None, repr=False)
+    #: Tasks started while handling this request; the dispatcher launches them.
+    started: list[RunningTask] = field(default_factory=list, repr=False)
 
     @property
     def wants_json(self) -> bool:
@@ -71,6 +80,90 @@ class RequestContext:
     def remaining(self) -> float:
         """Seconds left before vCD stops waiting for the reply (may be negative)."""
         return self.deadline - time.monotonic()
+
+    # -- vCD: tasks, events, reading ------------------------------------------------------
+
+    def _runner(self) -> TaskRunner:
+        if self.tasks is None:
+            raise ServiceUnavailable("This runtime has no task runner (no vCD client)")
+        return self.tasks
+
+    @property
+    def vcd(self) -> VcdApi:
+        """The runtime's vCD client (logged in as ``[vcd]``'s user); 503 without ``vcd.url``."""
+        return self._runner().vcd_api
+
+    @property
+    def caller_org_id(self) -> str:
+        """The caller's organization id (without ``urn:vcloud:org:``)."""
+        return org_id(self.request.security.org)
+
+    def start_task(
+        self,
+        work: Work,
+        *,
+        operation_name: str,
+        operation: str = "",
+        owner: Reference | None = None,
+        details: str | None = None,
+        description: str = "",
+        org: str | None = None,
+        event: str | None = None,
+        event_properties: Mapping[str, str] | None = None,
+    ) -> RunningTask:
+        """Create a vCD task for long work; return it from the handler (the reply is ``202``
+        with the Task) and ``work(task)`` runs in the runtime's task pool once the handler has
+        returned (see :mod:`vcdext.tasks`).
+
+        :param operation_name: a short name, the localization key (``backupVApp``; vCD shows
+            the ``backupVApp_PROGRESS`` text while the task runs).
+        :param operation: free text shown as is.
+        :param owner: the object the task is about (a vApp, say).
+        :param org: the org whose task list gets the task (id or URN); the caller's by default.
+        :param event: post this event when the task ends: ``event`` on success, ``FAILED.``
+            + ``event`` otherwise (properties: ``event_properties``, ``taskId``, ``status``).
+        :raises ServiceUnavailable: no ``vcd.url`` configured, or vCD did not create the task.
+        """
+        task = self._runner().start(
+            work,
+            namespace=self.namespace,
+            org_id=org_id(org or self.request.security.org),
+            user=self.request.security.user,
+            operation_name=operation_name,
+            operation=operation,
+            owner=owner,
+            details=details,
+            description=description,
+            event=event,
+            event_properties=event_properties,
+        )
+        self.started.append(task)
+        return task
+
+    def post_event(
+        self,
+        *,
+        type: str,
+        success: bool = True,
+        owner: Reference | None = None,
+        properties: Mapping[str, str] | None = None,
+        org: str | None = None,
+    ) -> None:
+        """``POST`` a vCD ``Event`` (of this service's namespace, belonging to the caller) to
+        the org's events (the caller's org by default).
+
+        :param type: the event type, a localization key (``backupComplete``).
+        :raises ServiceUnavailable: no ``vcd.url`` configured, or vCD did not take it.
+        """
+        self._runner().post_event(
+            namespace=self.namespace,
+            org_id=org_id(org or self.request.security.org),
+            user=self.request.security.user,
+            type=type,
+            success=success,
+            owner=owner,
+            properties=properties,
+        )
 
 
 _current: ContextVar[RequestContext] = ContextVar("vcdext_request_context")

@@ -49,6 +49,7 @@ from .protocol import (
     request_id_of,
 )
 from .registry import RegisteredService, Registry
+from .tasks import RunningTask, TaskRunner
 from .vcloud.accept import negotiate, preferred_family
 from .vcloud.error import error_document
 from .vcloud.media import H_REQUEST_ID
@@ -107,18 +108,26 @@ class Dispatcher:
 
     :param timeout: vCD's extensibility timeout; a request not started within it is answered
         503 without running its handler, since vCD has stopped waiting.
+    :param tasks: runs the vCD tasks handlers start (``current().start_task``).
     :param observer: told of every answered request (metrics); by default nobody is.
     """
 
     def __init__(
-        self, registry: Registry, *, timeout: float = 10.0, observer: Observer | None = None
+        self,
+        registry: Registry,
+        *,
+        timeout: float = 10.0,
+        tasks: TaskRunner | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.registry = registry
         self.timeout = timeout
+        self.tasks = tasks
         self.observer = observer or NO_OBSERVER
         self._plugin_by_key = {s.routing_key: s.plugin for s in registry.services.values()}
         self._all = _Router(registry.services.values())
         self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
+        self._namespaces = {s.plugin: s.namespace for s in registry.services.values()}
         self._lock = threading.Lock()
         self._aliases: Mapping[str, frozenset[str]] = {}
 
@@ -211,6 +220,8 @@ class Dispatcher:
                 api_version=_api_version(request),
                 state=self.registry.states.get(op.plugin) or PluginState(),
                 config=self.registry.configs.get(op.plugin) or MappingProxyType({}),
+                namespace=self._namespaces.get(op.plugin, ""),
+                tasks=self.tasks,
             )
             if context.remaining <= 0:
                 self.observer.dropped_late(op.plugin)
@@ -295,9 +306,19 @@ class Dispatcher:
         token = _current.set(context)
         try:
             result = op.handler(request, **request.path_params)
+        except BaseException:
+            self._fail_tasks(context, request)
+            raise
         finally:
             _current.reset(token)
-        response = self._to_response(result, op, context)
+        try:
+            response = self._to_response(result, op, context)
+        except BaseException:
+            self._fail_tasks(context, request)
+            raise
+        for task in context.started:  # the reply carries the Task; now its work may run
+            assert self.tasks is not None
+            self.tasks.launch(task)
         headers = dict(response.headers)
         body = response.body_bytes
         if body or response.content_type:
@@ -308,8 +329,18 @@ class Dispatcher:
             headers["Content-Type"] = response.content_type or default or "application/octet-stream"
         return Outcome(response.status, headers, body)
 
+    def _fail_tasks(self, context: RequestContext, request: Request) -> None:
+        """Tasks a failing handler started never run: they end in error at once."""
+        for task in context.started:
+            assert self.tasks is not None
+            self.tasks.fail(
+                task, f"The request that started the task failed (request id {request.id})"
+            )
+
     @staticmethod
     def _to_response(result: object, op: Operation, context: RequestContext) -> Response:
+        if isinstance(result, RunningTask):
+            return result.response()
         if isinstance(result, Response):
             return result
         if result is None:

@@ -17,7 +17,12 @@ def test_demo_seed_has_an_admin_and_two_acme_users() -> None:
     assert [o.name for o in seed.orgs] == ["System", "acme"]
     assert seed.org_named("system").users[0].name == "administrator"
     alice, bob = seed.org_named("acme").users
-    assert alice.rights == ("{io.vcdext.hello}:View Org Greeting",)
+    assert alice.rights == (
+        "{io.vcdext.hello}:View Org Greeting",
+        "{org.example.vcd.backup}:View Backups",
+        "{org.example.vcd.backup}:Create Backup",
+        "{org.example.vcd.backup}:Delete Backup",
+    )
     assert bob.rights == ()
     assert seed.rights_format == "urn"
 

@@ -313,10 +313,20 @@ def test_sigterm_while_the_broker_is_unreachable_exits_promptly(exchange):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = vcdext_run(f"amqp://guest:s3cr3t-pw@127.0.0.1:{port}//", exchange)
-    time.sleep(2.0)
-    assert proc.poll() is None, "it should keep retrying"
+    # Signal only once it is retrying (its signal handlers are installed by then), however
+    # slowly a loaded machine starts it.
+    lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "unreachable" in line:
+            break
+    assert proc.poll() is None, "it should keep retrying: " + "".join(lines)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
+    out = "".join(lines) + out
     assert proc.returncode == 0, out
     assert "unreachable" in out
     assert "s3cr3t-pw" not in out

@@ -4,6 +4,7 @@
 with no broker. The pytest plugin (``vcdext.testing.pytest_plugin``) adds fixtures.
 """
 
-from .client import TestClient, TestResponse, make_runtime
+from .client import TestClient, TestResponse, make_runtime, use_vcd
+from .tasks import FakeVcd, TaskRun
 
-__all__ = ["TestClient", "TestResponse", "make_runtime"]
+__all__ = ["FakeVcd", "TaskRun", "TestClient", "TestResponse", "make_runtime", "use_vcd"]

@@ -15,6 +15,8 @@ from .. import xml as _xml
 from ..app import Runtime, create_runtime
 from ..protocol import Reply, decode_reply, encode_request
 from ..settings import Settings
+from ..tasks import VcdApi
+from .tasks import FakeVcd, TaskRun
 
 #: The caller used when a test does not name one.
 DEFAULT_USER = "urn:vcloud:user:00000000-0000-4000-8000-000000000001"
@@ -108,6 +110,17 @@ class TestClient:
         reply = decode_reply(self.runtime.handle_message(message, routing_key=routing_key))
         return TestResponse(reply.status, reply.headers, reply.body, reply.id)
 
+    def run_tasks(self) -> list[TaskRun]:
+        """Run the work of every task the requests so far started, in this thread, to its
+        end; each task's states as vCD received them (the runtime needs a :class:`FakeVcd`:
+        ``make_runtime(plugin, vcd=FakeVcd())``)."""
+        vcd = self.runtime.tasks.vcd
+        if not isinstance(vcd, FakeVcd):
+            raise RuntimeError(
+                "run_tasks() needs a runtime made with make_runtime(..., vcd=FakeVcd())"
+            )
+        return [vcd.run(task.id) for task in self.runtime.tasks.run_pending()]
+
     def get(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("GET", path, **kwargs)
 
@@ -121,11 +134,28 @@ class TestClient:
         return self.request("DELETE", path, **kwargs)
 
 
-def make_runtime(*plugins: Any, settings: Settings | None = None, **named: Any) -> Runtime:
+def make_runtime(
+    *plugins: Any, settings: Settings | None = None, vcd: VcdApi | None = None, **named: Any
+) -> Runtime:
     """A runtime with only the given plugin objects (no installed entry points).
 
     Positional plugins are named after their ``__name__``; keyword ones after the keyword.
+    With ``vcd`` (a :class:`FakeVcd`, say) tasks are created there, every progress update is
+    sent, and their work runs only when the test calls :meth:`TestClient.run_tasks`.
     """
     pairs = [(getattr(p, "__name__", repr(p)).rsplit(".", 1)[-1], p) for p in plugins]
     pairs += list(named.items())
-    return create_runtime(settings, plugins=pairs, autoload=False)
+    runtime = create_runtime(settings, plugins=pairs, autoload=False)
+    if vcd is not None:
+        use_vcd(runtime, vcd)
+    return runtime
+
+
+def use_vcd(runtime: Runtime, vcd: VcdApi, *, synchronous: bool = True) -> None:
+    """Make ``runtime``'s tasks talk to ``vcd``; ``synchronous``: run their work only in
+    :meth:`TestClient.run_tasks` (``TaskRunner.run_pending``), and send every update."""
+    runner = runtime.tasks
+    runner.vcd = vcd
+    runner.synchronous = synchronous
+    if synchronous:
+        runner.update_interval = 0.0

@@ -39,9 +39,10 @@ from ..settings import Settings, VcdSettings
 from ..vcloud import media
 from ..vcloud.error import read_error
 from ..vcloud.extension import read_linked
-from ..vcloud.model import Held
+from ..vcloud.model import Event, Held, Task
 from ..vcloud.query import read_records
 from ..vcloud.session import Login, read_session
+from ..vcloud.task import read_task, write_event, write_task
 from ..vcloud.versions import ServerVersion, read_supported_versions, uses_cloudapi_login
 from .connection import Secret, normalize_base_url, phrase, read_password_file, reason_of
 from .errors import VcdApiError, VcdConnectionError, VcdError, VcdLoginError, VcdVersionError
@@ -109,6 +110,8 @@ class VcdClient:
         self._origin = urlsplit(self.base_url)[:2]
         self._warned_hosts: set[str] = set()
         self._logging_in = False
+        #: org id → (task:create href, event:create href), read once from each AdminOrg.
+        self._org_links: dict[str, tuple[str, str]] = {}
         if self.base_url.startswith("https:") and not verify_tls and not ca_bundle:
             log.warning("TLS certificate verification is off for %s (vcd.verify_tls)", url)
 
@@ -530,6 +533,46 @@ class VcdClient:
                 return
             seen.add(self.resolve(following))
             root = self.get(following)
+
+    # -- tasks and events ----------------------------------------------------------------------
+
+    def _org_targets(self, org_id: str) -> tuple[str, str]:
+        """The ``task:create`` and ``event:create`` hrefs of an organization (its
+        ``AdminOrg``'s links, read once)."""
+        found = self._org_links.get(org_id)
+        if found is None:
+            admin_org = self.read(f"{self.base_url}/api/admin/org/{org_id}", read_linked)
+            tasks = (
+                admin_org.link(media.REL_TASK_CREATE) or f"{self.base_url}/api/tasksList/{org_id}"
+            )
+            events = admin_org.link(media.REL_EVENT_CREATE) or (
+                f"{self.base_url}/api/admin/org/{org_id}/events"
+            )
+            found = self._org_links[org_id] = (tasks, events)
+        return found
+
+    def create_task(self, org_id: str, task: Task) -> Held[Task]:
+        """``POST`` a ``Task`` to the org's task list (its ``task:create`` link); vCD's copy,
+        with its ``href``, id and start time."""
+        href = self._org_targets(org_id)[0]
+        answer = self.post(href, write_task(Held(task)), media.TASK)
+        if answer is None:
+            raise VcdError(f"POST {self.resolve(href)}: vCD answered without the Task")
+        return readable(read_task, answer, self.resolve(href))
+
+    def update_task(self, href: str, task: Task) -> Held[Task]:
+        """``PUT`` a task's new state (retried like every ``PUT``); vCD's copy."""
+        answer = self.put(href, write_task(Held(task)), media.TASK)
+        return self.get_task(href) if answer is None else readable(read_task, answer, href)
+
+    def get_task(self, href: str) -> Held[Task]:
+        """``GET`` a task (its ``cancelRequested`` says whether a user asked to cancel it)."""
+        return self.read(href, read_task)
+
+    def post_event(self, org_id: str, event: Event) -> None:
+        """``POST`` an ``Event`` to the org's events (its ``event:create`` link); never
+        retried, since vCD would record it twice."""
+        self.post(self._org_targets(org_id)[1], write_event(event), media.ADMIN_EVENT)
 
 
 def readable(reader: Callable[[etree._Element], T], root: etree._Element, where: str) -> T:

@@ -146,8 +146,8 @@ class Seed:
         return tuple(sorted({r for u in self.users for r in u.rights if r != ALL_RIGHTS}))
 
 
-#: The built-in seed: a system administrator and one org with a user holding the hello
-#: plugin's right and one without it, and a vApp of each with VMs in it. Passwords are
+#: The built-in seed: a system administrator and one org with a user holding the hello and
+#: backup plugins' rights and one without them, and a vApp of each with VMs in it. Passwords are
 #: printed by ``vcdext cell``.
 DEMO_SEED_TOML = """
 rights_format = "urn"
@@ -167,8 +167,13 @@ full_name = "Acme Corporation"
 [[orgs.users]]
 name = "alice"
 password = "vmware"
-full_name = "Alice (holds {io.vcdext.hello}:View Org Greeting)"
-rights = ["{io.vcdext.hello}:View Org Greeting"]
+full_name = "Alice (holds {io.vcdext.hello}:View Org Greeting and the backup rights)"
+rights = [
+    "{io.vcdext.hello}:View Org Greeting",
+    "{org.example.vcd.backup}:View Backups",
+    "{org.example.vcd.backup}:Create Backup",
+    "{org.example.vcd.backup}:Delete Backup",
+]
 [[orgs.users]]
 name = "bob"
 password = "vmware"

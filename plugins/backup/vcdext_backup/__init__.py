@@ -1,0 +1,1 @@
+"""vcdext-backup: configuration backups of vApps, each taken as a vCD task."""
