@@ -456,3 +456,21 @@ def test_vcdext_health_asks_a_wildcard_listener_on_loopback(listening, asked):
     from vcdext.health import probe_host
 
     assert probe_host(listening) == asked
+
+
+def test_task_states_are_counted_as_tasks_enter_them():
+    from tests.test_tasks import Jobs
+    from vcdext.testing import FakeVcd
+
+    runtime = make_runtime(jobs=Jobs(), vcd=FakeVcd())
+    metrics = Metrics()
+    runtime.tasks.observer = metrics
+    client = TestClient(runtime)
+    assert client.post("/api/jobs").status == 202
+    assert client.post("/api/jobs", query="fail=1").status == 202
+    assert value(metrics, "vcdext_task_states_total", state="queued") == 2
+    assert value(metrics, "vcdext_task_states_total", state="running") is None
+    client.run_tasks()
+    assert value(metrics, "vcdext_task_states_total", state="running") == 2
+    assert value(metrics, "vcdext_task_states_total", state="success") == 1
+    assert value(metrics, "vcdext_task_states_total", state="error") == 1

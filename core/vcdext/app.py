@@ -280,7 +280,7 @@ def _health_server(
         return None
     metrics = Metrics()
     metrics.watch(transport.load)
-    runtime.dispatcher.observer = metrics
+    runtime.dispatcher.observer = runtime.tasks.observer = metrics
     health.last_reply_age = metrics.last_reply_age
     try:
         return HealthServer(health, host, port, metrics.render)
