@@ -1,9 +1,9 @@
 """The few points at which the runtime reports what it does, for metrics and health.
 
 The dispatcher, the AMQP transport, the task runner and the composition root call one
-:class:`Observer`; this base class does nothing, so without ``runtime.health_port`` nothing is measured at all.
-:class:`vcdext.metrics.Metrics` is the Prometheus implementation. An observer method must be
-cheap and must not raise: it runs on the request path.
+:class:`Observer`; this base class does nothing, so without ``runtime.health_port`` nothing
+is measured at all. :class:`vcdext.metrics.Metrics` is the Prometheus implementation. An
+observer method must be cheap and must not raise: it runs on the request path.
 """
 
 from __future__ import annotations
