@@ -30,6 +30,7 @@ import pluggy
 from .dispatch import Dispatcher
 from .errors import ConfigError, PluginError
 from .health import HealthServer, HealthState
+from .i18n import Localization
 from .plugins import LoadedPlugins, PluginFailure, declaration_failed, load_plugins
 from .registry import Registrar, Registry, build_registry
 from .settings import Settings
@@ -51,13 +52,22 @@ class Runtime:
     def __init__(self, settings: Settings, loaded: LoadedPlugins, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
+        #: Every plugin's catalogs and the core's, loaded once per (domain, locale).
+        self.localization = Localization.of_plugins(
+            (name, loaded.manager.get_plugin(name)) for name in loaded.names
+        )
         #: Runs the vCD tasks handlers start, through the ``[vcd]`` client (none without a URL).
         self.tasks = TaskRunner(
             _serving_vcd(settings),
             workers=settings.runtime.workers,
             drain_timeout=settings.runtime.timeout * 3,
         )
-        self.dispatcher = Dispatcher(registry, timeout=settings.runtime.timeout, tasks=self.tasks)
+        self.dispatcher = Dispatcher(
+            registry,
+            timeout=settings.runtime.timeout,
+            tasks=self.tasks,
+            localization=self.localization,
+        )
         self._loaded = loaded
         self._started = False
 
@@ -104,6 +114,19 @@ class Runtime:
                 call(runtime=self)
             except Exception:
                 log.exception("plugin %r failed in vcdext_runtime_stopping", name)
+
+    def bundle_messages(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Each service's vCD localization bundle texts, by plugin: ``{plugin: {locale: {key:
+        text}}}``, built from its catalogs (see :meth:`Localization.bundle_messages`)."""
+        return {
+            plugin: self.localization.bundle_messages(
+                plugin,
+                namespace=service.namespace,
+                name=service.name,
+                rights=[(r.bundle_key, r.name) for r in service.rights],
+            )
+            for plugin, service in self.registry.services.items()
+        }
 
     def handle_message(self, body: bytes, *, routing_key: str | None = None) -> bytes:
         """Answer one raw vCD message body (see :meth:`Dispatcher.handle_message`)."""
@@ -358,7 +381,7 @@ def _register_with_vcd(runtime: Runtime) -> bool:
 
     observer = runtime.dispatcher.observer
     try:
-        result = register_services(runtime, runtime.settings)
+        result = register_services(runtime, runtime.settings, messages=runtime.bundle_messages())
     except VcdError as exc:
         log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
         observer.registration("failed", 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -119,9 +120,9 @@ _AddCommands = Callable[[Any, argparse.ArgumentParser], None]
 
 def _command_modules() -> list[_AddCommands]:
     # Commands that live beside the part they drive; each adds parsers with a `handler`.
-    from . import cli_register
+    from . import cli_i18n, cli_register
 
-    found: list[_AddCommands] = [cli_register.add_commands]
+    found: list[_AddCommands] = [cli_register.add_commands, cli_i18n.add_commands]
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
             found.append(entry.load())
@@ -147,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
         else:
-            parser.parse_args([args.command, "-h"])
+            with contextlib.suppress(SystemExit):  # argparse exits 0 after -h; this is a 2
+                parser.parse_args([args.command, "-h"])
         return 2
     try:
         settings = load_settings(getattr(args, "config", None))

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import re
 import tomllib
@@ -69,7 +70,8 @@ def setting(
 
     :param default: the value when the key is absent; :data:`REQUIRED` makes it mandatory.
         Choices are a ``Literal[...]`` annotation (matched case-insensitively).
-    :param secret: never shown: ``vcdext config show`` and error messages print a mask.
+    :param secret: never shown: ``vcdext config show`` and error messages print a mask, and
+        the section's ``repr`` leaves it out.
     :param minimum: the smallest number accepted.
     :param check: called with the typed value; returns the value to keep or raises
         :class:`ValueError` with a short problem (which must not contain the value).
@@ -77,10 +79,10 @@ def setting(
     """
     spec = _Spec(description, secret, minimum, check, mask)
     if default is dataclasses.MISSING:
-        return field(metadata={_META: spec})
+        return field(metadata={_META: spec}, repr=not secret)
     if isinstance(default, list | dict | set):
         raise TypeError("a setting's default must be immutable (use a tuple)")
-    return field(default=default, metadata={_META: spec})
+    return field(default=default, metadata={_META: spec}, repr=not secret)  # no secret in reprs
 
 
 def _tables_field() -> Any:
@@ -463,7 +465,9 @@ def _convert(tp: Any, value: Any, from_env: bool) -> Any:
             except ValueError:
                 raise _Invalid(f"expected {what}") from None
         accepted = int if tp is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, accepted) or value != value:
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise _Invalid(f"expected {what}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan, an endless timeout
             raise _Invalid(f"expected {what}")
         return tp(value)
     if get_origin(tp) is Literal:

@@ -194,6 +194,8 @@ class _RecentReplies:
             entry = self._entries.get(key)
             if entry is None:
                 return
+            if entry.reply is not None:  # a second run of the same request finished first
+                self._bytes -= len(entry.reply)
             if reply is None:
                 del self._entries[key]
             else:

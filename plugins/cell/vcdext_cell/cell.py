@@ -92,9 +92,12 @@ class Cell:
         self.port = cell.port if port is None else port
         self.timeout = cell.timeout if timeout is None else timeout
         self.amqp_url = amqp_url or settings.amqp.url
-        self.seed = (
-            seed if isinstance(seed, Seed) else load_seed(seed if seed is not None else cell.seed)
-        )
+        if isinstance(seed, Seed):
+            self.seed = seed
+        elif seed is not None:
+            self.seed = load_seed(seed)
+        else:
+            self.seed = load_seed(cell.seed, source=settings.source_of("cell.seed"))
         self.rights_format = rights_format or self.seed.rights_format
         if self.rights_format not in RIGHTS_FORMATS:
             raise CellError(f"rights_format must be one of {', '.join(RIGHTS_FORMATS)}")

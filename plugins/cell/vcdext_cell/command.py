@@ -86,13 +86,14 @@ def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -
         raise ConfigError("--timeout", "command line", "must be positive")
     if args.amqp_url is not None:  # validated (and its source named) like amqp.url
         settings = settings.override("amqp.url", args.amqp_url, source="--amqp-url")
+    if args.seed is not None:  # a seed file that cannot be read is reported against --seed
+        settings = settings.override("cell.seed", args.seed, source="--seed")
     return Cell(
         settings,
         amqp_url=args.amqp_url,
         host=args.host,
         port=args.port,
         timeout=args.timeout,
-        seed=args.seed,
         allow_remote=args.allow_remote,
         **extra,
     )
