@@ -474,3 +474,12 @@ def test_task_states_are_counted_as_tasks_enter_them():
     assert value(metrics, "vcdext_task_states_total", state="running") == 2
     assert value(metrics, "vcdext_task_states_total", state="success") == 1
     assert value(metrics, "vcdext_task_states_total", state="error") == 1
+
+
+def test_check_says_it_does_not_look_at_an_mqtt_bus(monkeypatch, capsys):
+    monkeypatch.setenv("VCDEXT_RUNTIME_TRANSPORT", "mqtt")
+    monkeypatch.setenv("VCDEXT_PLUGINS_ENABLED", "hello")
+    assert main(["run", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "transport mqtt: not checked (--check looks at AMQP only)" in out
+    assert "broker" not in out

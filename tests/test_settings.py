@@ -443,7 +443,7 @@ def test_a_section_nobody_contributes_is_unknown(tmp_path, contributed):
         load_settings(path, environ={})
     assert (info.value.key, info.value.problem) == (
         "cell",
-        "unknown section (known: amqp, runtime, plugins, vcd)",
+        "unknown section (known: amqp, mqtt, runtime, plugins, vcd)",
     )
     # Its environment variables are not ours to judge then.
     load_settings(None, environ={"VCDEXT_CELL_PORT": "1"})

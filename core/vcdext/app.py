@@ -38,6 +38,7 @@ from .tasks import TaskRunner, VcdApi
 
 if TYPE_CHECKING:
     from .transport.amqp import AmqpServer
+    from .transport.mqtt import MqttServer
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +183,24 @@ def _registration(call: Callable[..., Any]) -> Callable[[Registrar], None]:
     return register
 
 
-def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer:
-    """The AMQP server for ``runtime``: its dispatcher, ``[amqp]`` (``amqp_url`` overrides
-    ``amqp.url``) and ``runtime.workers`` handler threads."""
+def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer | MqttServer:
+    """The server ``runtime.transport`` names for ``runtime``: its dispatcher, ``[amqp]``
+    (``amqp_url`` overrides ``amqp.url``) or ``[mqtt]`` (and the extension tokens in
+    ``mqtt.token_file``), and ``runtime.workers`` handler threads."""
     from .transport.amqp import AmqpServer
+
+    if runtime.settings.runtime.transport == "mqtt":
+        from .transport.mqtt import MqttServer
+        from .vcd.tokens import TokenFile
+
+        mqtt = runtime.settings.mqtt
+        return MqttServer(
+            runtime.dispatcher,
+            mqtt,
+            workers=runtime.settings.runtime.workers,
+            vcd_url=runtime.settings.vcd.url,
+            tokens=TokenFile(mqtt.token_file).read,
+        )
 
     amqp = runtime.settings.amqp
     if amqp_url:
@@ -234,8 +249,9 @@ def run(
     if isinstance(failure, TransportError):
         message = str(failure)
     else:  # a bug or a bad URL deep in kombu: one line here, the traceback for DEBUG logs
-        log.debug("the AMQP transport failed", exc_info=failure)
-        message = f"the AMQP transport failed: {type(failure).__name__}: {failure}"
+        kind = settings.runtime.transport.upper()
+        log.debug("the %s transport failed", kind, exc_info=failure)
+        message = f"the {kind} transport failed: {type(failure).__name__}: {failure}"
     print(f"vcdext: error: {message}", file=sys.stderr)
     return 1
 
@@ -269,11 +285,14 @@ def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
         problems.append(f"plugin {failure.name!r} failed to load: {failure.error}")
     if not services:
         problems.append("no service is enabled, so there is no queue to consume")
-    try:
-        for line in check_broker(settings.amqp, [s.routing_key for s in services.values()]):
-            out(line)
-    except TransportError as exc:
-        problems.append(str(exc))
+    if settings.runtime.transport != "amqp":
+        out(f"transport {settings.runtime.transport}: not checked (--check looks at AMQP only)")
+    else:
+        try:
+            for line in check_broker(settings.amqp, [s.routing_key for s in services.values()]):
+                out(line)
+        except TransportError as exc:
+            problems.append(str(exc))
     if not settings.vcd.url:
         out("vcd.url is not set: nothing would be registered")
     else:
@@ -291,7 +310,7 @@ def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
 
 
 def _health_server(
-    runtime: Runtime, transport: AmqpServer, health: HealthState
+    runtime: Runtime, transport: AmqpServer | MqttServer, health: HealthState
 ) -> HealthServer | None:
     """With ``runtime.health_port``: count into Prometheus metrics and serve them with the
     probes of ``health``; without it, measure nothing."""
@@ -302,7 +321,9 @@ def _health_server(
     if not port:
         return None
     metrics = Metrics()
-    metrics.watch(transport.load)
+    load = getattr(transport, "load", None)  # the AMQP transport's worker counts
+    if load is not None:
+        metrics.watch(load)
     runtime.dispatcher.observer = runtime.tasks.observer = metrics
     health.last_reply_age = metrics.last_reply_age
     try:
@@ -317,7 +338,7 @@ def _health_server(
 
 def _serve(
     runtime: Runtime,
-    transport: AmqpServer,
+    transport: AmqpServer | MqttServer,
     *,
     register: bool,
     on_ready: Callable[[Runtime], None] | None,
@@ -343,15 +364,19 @@ def _serve(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     consumer = threading.Thread(target=consume, name="vcdext-consumer")
     health.consumer = consumer
+    # MQTT logs in with the extension token registration issues; AMQP registers afterwards.
+    first = register and transport.registers_first
     try:
         runtime.start()
+        if first:
+            _register_with_vcd(runtime)
         consumer.start()
         # vCD answers 500 for filters whose exchange does not exist yet, so register only
         # once the exchange and queues are declared.
         while not transport.ready.wait(0.2) and consumer.is_alive():
             pass
         if transport.ready.is_set():
-            if register:
+            if register and not first:
                 _register_with_vcd(runtime)
             health.registered.set()
             if on_ready is not None:
@@ -377,7 +402,7 @@ def _register_with_vcd(runtime: Runtime) -> bool:
     A vCD that cannot be reached or refuses a change is logged and ``False`` returned: the
     services it already knows keep being served.
     """
-    from .vcd import VcdError, register_services
+    from .vcd import RegistrationResult, VcdError, register_services
 
     observer = runtime.dispatcher.observer
     try:
@@ -386,8 +411,11 @@ def _register_with_vcd(runtime: Runtime) -> bool:
         log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
         observer.registration("failed", 0)
         return False
-    changes = len(result.plan.rows()) if result.changed else 0
-    observer.registration("ok" if result.contacted else "skipped", changes)
+    if isinstance(result, RegistrationResult):  # AMQP: services, filters, links, rights
+        changes = len(result.plan.rows()) if result.changed else 0
+        observer.registration("ok" if result.contacted else "skipped", changes)
+    else:  # MQTT: API extensions
+        observer.registration("ok", len(result.steps) if result.changed else 0)
     runtime.dispatcher.learn_right_ids(result.right_aliases())
     for warning in result.warnings:
         log.warning("registration: %s", warning)

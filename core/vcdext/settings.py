@@ -225,6 +225,11 @@ class RuntimeSettings:
     health_host: str = setting(
         "127.0.0.1", "Address the health port listens on (0.0.0.0 for probes from outside)."
     )
+    transport: Literal["amqp", "mqtt"] = setting(
+        "amqp",
+        "How vCD reaches the services: amqp (an operator's RabbitMQ, [amqp]) or mqtt (vCD "
+        "10.2+'s own message bus, [mqtt]; see docs/running.md).",
+    )
 
 
 @dataclass(frozen=True)
@@ -277,8 +282,57 @@ class VcdSettings:
     timeout: float = setting(30.0, "Seconds to wait for one vCD API call.", minimum=0.1)
 
 
+def _check_mqtt_url(url: str) -> str:
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if url and scheme not in ("ws", "wss"):
+        raise ValueError("must be a ws:// or wss:// URL (MQTT over WebSocket, as vCD serves it)")
+    return url
+
+
+def _check_qos(qos: int) -> int:
+    if qos > 2:
+        raise ValueError("must be 0, 1 or 2")
+    return qos
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """``[mqtt]``: vCD's own message bus (used when ``runtime.transport = "mqtt"``)."""
+
+    url: str = setting(
+        "",
+        "Broker URL, wss://host/messaging/mqtt; empty: vcd.url's host. A user:password in the "
+        "URL replaces the extension token login (brokers other than vCD's).",
+        secret=True,
+        check=_check_mqtt_url,
+        mask=mask_secret,
+    )
+    verify_tls: bool = setting(True, "Verify the broker's TLS certificate.")
+    ca_bundle: str = setting("", "CA bundle (PEM file) for the broker; empty: system CAs.")
+    qos: int = setting(
+        1, "MQTT QoS of subscriptions and replies: 0, 1 or 2.", minimum=0, check=_check_qos
+    )
+    client_id: str = setting(
+        "", "MQTT client id prefix; empty: vcdext-<host>-<pid> (unique per process)."
+    )
+    token_file: str = setting(
+        "~/.vcdext/mqtt-tokens.json",
+        "File (mode 0600) holding each extension's token; written by registration.",
+    )
+    extension_version: str = setting(
+        "1.0.0", "The version of each service's cloudapi extension (vendor/name/version)."
+    )
+    keepalive: int = setting(60, "MQTT keep-alive in seconds.", minimum=5)
+    max_message_bytes: int = setting(
+        2_097_152,
+        "Largest request message accepted; a larger one is answered 413 without being decoded.",
+        minimum=1024,
+    )
+
+
 _BUILTIN: dict[str, type[Any]] = {
     "amqp": AmqpSettings,
+    "mqtt": MqttSettings,
     "runtime": RuntimeSettings,
     "plugins": PluginsSettings,
     "vcd": VcdSettings,
@@ -290,6 +344,7 @@ class Settings:
     """All settings: one attribute per built-in section, contributed sections by name."""
 
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     vcd: VcdSettings = field(default_factory=VcdSettings)

@@ -264,6 +264,9 @@ class AmqpServer:
     :param workers: handler threads (``runtime.workers``); prefetch defaults to twice that.
     """
 
+    #: vCD's filters need the exchange to exist: register once it is declared.
+    registers_first = False
+
     def __init__(self, dispatcher: Dispatcher, settings: AmqpSettings, *, workers: int) -> None:
         self.dispatcher = dispatcher
         self.url = settings.url

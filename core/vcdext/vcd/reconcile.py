@@ -23,6 +23,7 @@ from .plan import DeleteService, Plan, ServicePlan, UpdateRight, plan_prune, pla
 
 if TYPE_CHECKING:  # what register_services needs of the runtime (which imports this module)
     from ..hookspecs import RuntimeView
+    from .extensions import ExtensionRegistration
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,9 @@ def register_services(
     prune: bool = False,
     messages: Messages | None = None,
     client: VcdClient | None = None,
-) -> RegistrationResult:
-    """Register every enabled plugin's service with the vCD of ``settings.vcd``.
+) -> RegistrationResult | ExtensionRegistration:
+    """Register every enabled plugin's service with the vCD of ``settings.vcd`` (as MQTT API
+    extensions over cloudapi when ``runtime.transport`` is ``mqtt``).
 
     Without ``vcd.url`` nothing is registered (the result says why). Call
     ``runtime.dispatcher.learn_right_ids(result.right_aliases())`` afterwards.
@@ -211,6 +213,14 @@ def register_services(
     try:
         if not vcd.connected:
             vcd.connect()
+        if settings.runtime.transport == "mqtt":  # cloudapi extensions, filters and tokens
+            from .extensions import register_extensions
+
+            services = runtime.registry.services.values()
+            mqtt = register_extensions(vcd, services, settings, dry_run=dry_run)
+            if prune:
+                mqtt.warnings.append("--prune is not supported for MQTT extensions yet")
+            return mqtt
         return reconcile(vcd, desired, dry_run=dry_run, prune=prune)
     finally:
         if own:

@@ -12,8 +12,10 @@ from types import TracebackType
 from vcdext.errors import VcdExtError
 from vcdext.settings import Settings, mask_secret
 
+from .cloudext import CloudExtensions
 from .forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from .model import Event, Forwarded, Right, Service, Task
+from .mqtt import MqttForwarder
 from .seed import RIGHTS_FORMATS, Org, Seed, User, load_seed
 from .server import App, CellHTTPServer, is_loopback
 from .settings import CellSettings
@@ -83,8 +85,11 @@ class Cell:
         seed: Seed | str | Path | None = None,
         rights_format: str | None = None,
         allow_remote: bool = False,
+        mqtt_url: str | None = None,
     ) -> None:
-        """:param allow_remote: listen on non-loopback addresses and answer any ``Host``."""
+        """:param allow_remote: listen on non-loopback addresses and answer any ``Host``.
+        :param mqtt_url: an MQTT broker (``ws://user:password@host:port/messaging/mqtt``) to
+            reach MQTT API extensions through, as vCD 10.2+ does; ``None``: none."""
         settings = settings or Settings()
         cell = settings.section(CellSettings)
         self.allow_remote = allow_remote
@@ -103,6 +108,9 @@ class Cell:
             raise CellError(f"rights_format must be one of {', '.join(RIGHTS_FORMATS)}")
         self.state = State(self.seed)
         self._forwarder = Forwarder(self.amqp_url, heartbeat=settings.amqp.heartbeat)
+        self.mqtt_url = mqtt_url
+        self._mqtt = MqttForwarder(mqtt_url) if mqtt_url else None
+        self.extensions = CloudExtensions(self.state, self._mqtt)
         self._server: CellHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -120,7 +128,10 @@ class Cell:
             )
         try:
             self._forwarder.start()
+            if self._mqtt is not None:
+                self._mqtt.start()
         except ForwardError as exc:
+            self._forwarder.stop()
             raise CellError(str(exc)) from None
         app = App(
             self.state,
@@ -128,11 +139,14 @@ class Cell:
             timeout=self.timeout,
             rights_format=self.rights_format,
             allow_remote=self.allow_remote,
+            extensions=self.extensions,
         )
         try:
             self._server = CellHTTPServer((self.host, self.port), app)
         except OSError as exc:
             self._forwarder.stop()
+            if self._mqtt is not None:
+                self._mqtt.stop()
             raise CellError(
                 f"cannot listen on {self.host}:{self.port}: {exc.strerror}",
                 port_in_use=exc.errno == errno.EADDRINUSE,
@@ -162,6 +176,8 @@ class Cell:
             self._thread.join(timeout=5)
             self._thread = None
         self._forwarder.stop()
+        if self._mqtt is not None:
+            self._mqtt.stop()
 
     def __enter__(self) -> Cell:
         self.start()

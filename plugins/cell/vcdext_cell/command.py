@@ -50,6 +50,12 @@ def add_commands(
         "--amqp-url", metavar="URL", help="broker URL (default amqp.url; must be a real broker)"
     )
     cell.add_argument(
+        "--mqtt-url",
+        metavar="URL",
+        help="also reach MQTT API extensions through this broker "
+        "(ws://user:password@host:port/messaging/mqtt)",
+    )
+    cell.add_argument(
         "--rights-format",
         choices=RIGHTS_FORMATS,
         help="how forwarded security contexts list rights (default: the seed's, else urn)",
@@ -101,7 +107,9 @@ def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -
 
 def run_cell(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, print where it is and who can log in, serve until a signal."""
-    cell = cell_from_args(args, settings, rights_format=args.rights_format)
+    cell = cell_from_args(
+        args, settings, rights_format=args.rights_format, mqtt_url=args.mqtt_url or None
+    )
     if not start_cell(cell):
         return 1
     try:
@@ -154,6 +162,11 @@ def banner(cell: Cell, services: Mapping[str, Service] | None = None) -> str:
         f"broker {mask_secret(cell.amqp_url)}, reply exchange {cell.reply_exchange!r}, "
         f"timeout {cell.timeout:g} s, rights sent as {cell.rights_format}s",
     ]
+    if cell.mqtt_url:
+        lines.append(
+            f"MQTT broker {mask_secret(cell.mqtt_url)}: services register as cloudapi API "
+            "extensions and get vCD's MQTT envelopes"
+        )
     if services is None and cell.amqp_url.startswith("memory://"):
         lines.append("note: memory:// reaches no runtime outside this process; use a real broker")
     if services is not None:

@@ -46,6 +46,7 @@ from vcdext.errors import (
 )
 from vcdext.protocol import Headers
 
+from .cloudext import CloudExtensions
 from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session
@@ -92,8 +93,11 @@ class App:
         timeout: float,
         rights_format: str,
         allow_remote: bool = False,
+        extensions: CloudExtensions | None = None,
     ) -> None:
         self.allow_remote = allow_remote
+        #: MQTT API extensions (cloudapi) and their forwarder.
+        self.extensions = extensions or CloudExtensions(state, None)
         self.state = state
         self.forwarder = forwarder
         self.timeout = timeout
@@ -137,6 +141,12 @@ class App:
                 raise MethodNotAllowed("Use POST to log in", headers={"Allow": "POST"})
             call.version = requested_version(call.headers.get("Accept", ""))
             return self.api.cloudapi_login(call, provider=bool(m.group("provider")))
+        if self.extensions.handles(path):
+            call.version = requested_version(call.headers.get("Accept", ""))
+            call.session = self._authenticate(call)
+            if call.session is None:
+                raise unauthorized("This request needs a session (log in with POST /api/sessions)")
+            return self.extensions.answer(call)
         m = _TRANSFER.fullmatch(path)
         if m is not None:
             if call.method != "PUT":
@@ -157,6 +167,15 @@ class App:
         if call.session is None:
             raise unauthorized("This request needs a session (log in with POST /api/sessions)")
         service = None if _BUILTIN.fullmatch(path) else self.state.match(path)
+        extension = (
+            self.extensions.match(path)
+            if service is None and not _BUILTIN.fullmatch(path)
+            else None
+        )
+        if extension is not None:
+            return self.extensions.forward(
+                call, extension, timeout=self.timeout, rights_format=self.rights_format
+            )
         if service is not None:
             return forward(
                 call,
