@@ -349,6 +349,7 @@ def _serve(
     health = health or HealthState()
     health.connected = transport.ready
     failure: list[BaseException] = []
+    stops: list[Callable[[], None]] = []  # the notification consumer's, once started
 
     def consume() -> None:
         try:
@@ -376,6 +377,11 @@ def _serve(
         while not transport.ready.wait(0.2) and consumer.is_alive():
             pass
         if transport.ready.is_set():
+            # Notifications always come over AMQP (vCD's notification exchange).
+            amqp_url = getattr(transport, "url", None) or runtime.settings.amqp.url
+            if runtime.settings.runtime.transport == "mqtt":
+                amqp_url = runtime.settings.amqp.url
+            stops.append(_start_notifications(runtime, amqp_url))
             if register and not first:
                 _register_with_vcd(runtime)
             health.registered.set()
@@ -385,6 +391,8 @@ def _serve(
             consumer.join(0.5)
     finally:
         # Also on an exception above (say, in registration): never leave the consumer running.
+        for stop in stops:
+            stop()
         transport.stop()
         if consumer.ident is not None:
             consumer.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
@@ -394,6 +402,13 @@ def _serve(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return failure[0] if failure else None
+
+
+def _start_notifications(runtime: Runtime, amqp_url: str) -> Callable[[], None]:
+    """Start the notification consumer when a plugin declared handlers; returns its stop."""
+    from .transport.notifications import start_notifications
+
+    return start_notifications(runtime.registry, runtime.settings, amqp_url=amqp_url)
 
 
 def _register_with_vcd(runtime: Runtime) -> bool:

@@ -16,6 +16,7 @@ from .cloudext import CloudExtensions
 from .forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from .model import Event, Forwarded, Right, Service, Task
 from .mqtt import MqttForwarder
+from .reactions import Blocking, Notifier, ReactionRoutes
 from .seed import RIGHTS_FORMATS, Org, Seed, User, load_seed
 from .server import App, CellHTTPServer, is_loopback
 from .settings import CellSettings
@@ -111,6 +112,10 @@ class Cell:
         self.mqtt_url = mqtt_url
         self._mqtt = MqttForwarder(mqtt_url) if mqtt_url else None
         self.extensions = CloudExtensions(self.state, self._mqtt)
+        #: Notifications, blocking tasks and the mutable demo inventory (reactions.py).
+        self.notifier = Notifier(self.amqp_url)
+        self.blocking = Blocking(self.notifier)
+        self.reactions = ReactionRoutes(self.state, self.notifier, self.blocking)
         self._server: CellHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -140,7 +145,13 @@ class Cell:
             rights_format=self.rights_format,
             allow_remote=self.allow_remote,
             extensions=self.extensions,
+            reactions=self.reactions,
         )
+        try:
+            self.notifier.start()
+        except Exception as exc:
+            self._forwarder.stop()
+            raise CellError(f"cannot publish notifications: {exc}") from None
         try:
             self._server = CellHTTPServer((self.host, self.port), app)
         except OSError as exc:
@@ -178,6 +189,7 @@ class Cell:
         self._forwarder.stop()
         if self._mqtt is not None:
             self._mqtt.stop()
+        self.notifier.stop()
 
     def __enter__(self) -> Cell:
         self.start()

@@ -51,6 +51,7 @@ from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session
 from .proxy import forward
+from .reactions import ReactionRoutes
 from .routes_extension import ExtensionRoutes
 from .routes_tenant import ApiRoutes, unauthorized
 from .state import State
@@ -94,6 +95,7 @@ class App:
         rights_format: str,
         allow_remote: bool = False,
         extensions: CloudExtensions | None = None,
+        reactions: ReactionRoutes | None = None,
     ) -> None:
         self.allow_remote = allow_remote
         #: MQTT API extensions (cloudapi) and their forwarder.
@@ -107,6 +109,9 @@ class App:
         self.extension = ExtensionRoutes(state)
         self.api.register(self.router)
         self.extension.register(self.router)
+        if reactions is not None:  # notifications, blocking tasks, the mutable inventory
+            reactions.register(self.router)
+            self.api.on_task = reactions.on_task
 
     def handle(self, call: Call) -> Answer:
         """The answer to ``call``; never raises."""
