@@ -11,6 +11,8 @@ file). Rows:
   (e) time from start to consuming          (f) two vcdext processes on one queue
   (g) `vcdext dev`: a request the cell forwards over the in-memory transport, and one the
       cell answers itself
+  (h) `vcdext run` with the Prometheus metrics of --health-port, and the in-process dispatch
+      path without and with metrics
 
 Numbers only, no assertion; the targets of issue 13 are printed as met / not met.
 """
@@ -75,7 +77,13 @@ def wait_consumers(url: str, queue: str, count: int, timeout: float = 30) -> flo
 
 @contextlib.contextmanager
 def vcdext_run(
-    url: str, exchange: str, log: Path, *, count: int = 1, wrap: list[str] | None = None
+    url: str,
+    exchange: str,
+    log: Path,
+    *,
+    count: int = 1,
+    wrap: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """``count`` ``vcdext run`` processes on ``exchange``; yields them once all consume."""
     env = {
@@ -86,6 +94,7 @@ def vcdext_run(
         "VCDEXT_PLUGINS_MODULES": "tests.fake_plugins.slow",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "VCDEXT_RUNTIME_LOG_LEVEL": LOG_LEVEL,
+        **(env or {}),
     }
     procs = []
     with open(log, "ab") as out:
@@ -164,6 +173,39 @@ def row(result: Result, kind: str = "fast") -> dict[str, float]:
         "errors": result.errors,
         "cpu": result.cpu * 1000,
     }
+
+
+def dispatch_costs(rounds: int = 5000, repeats: int = 15) -> tuple[float, float]:
+    """(h) Microseconds per request of the in-process dispatch path (no broker), without and
+    with metrics: the part of a request that metrics add to, away from the broker's noise. The
+    two are measured in turn and the best of each kept, so that a busy machine hurts both
+    alike."""
+    import vcdext_hello.plugin as hello
+    from vcdext.metrics import Metrics
+    from vcdext.testing import make_runtime
+    from vcdext.vcloud.message import encode_request
+
+    message = encode_request(
+        "GET", "/api/hello", request_id="bench", headers={"Accept": "application/*+xml"}
+    )
+    plain, counted = make_runtime(hello=hello), make_runtime(hello=hello)
+    counted.dispatcher.observer = Metrics()
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats):
+        for i, runtime in enumerate((plain, counted)):
+            started = time.perf_counter()
+            for _ in range(rounds):
+                runtime.dispatcher.handle_message(message)
+            best[i] = min(best[i], (time.perf_counter() - started) / rounds * 1e6)
+    return best[0], best[1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def dev_requests(count: int) -> dict[str, dict[str, float]]:
@@ -245,7 +287,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--log-level", default="INFO", help="vcdext run's log level")
     parser.add_argument(
-        "--only", default="abcdefg", help="rows to run, e.g. 'ab' (a and b always pair)"
+        "--only", default="abcdefgh", help="rows to run, e.g. 'ab' (a and b always pair)"
     )
     parser.add_argument(
         "--profile", metavar="FILE", help="run (b) W=64 only, vcdext under py-spy, to FILE"
@@ -325,6 +367,17 @@ def main() -> None:
             with vcdext_run(url, ex, log, count=2) as procs:
                 pids = [p.pid for p in procs]
                 rows["f W=64"] = row(load(url, ex, [FAST], args.requests, W, *pids))
+        if "h" in only:
+            # What `vcdext run --health-port` (Prometheus metrics) adds: (b) W=64 with it.
+            ex = exchange()
+            metrics_env = {"VCDEXT_RUNTIME_HEALTH_PORT": str(free_port())}
+            with vcdext_run(url, ex, log, env=metrics_env) as (proc,):
+                rows["h W=64"] = row(load(url, ex, [FAST], args.requests, W, proc.pid))
+            plain_us, counted_us = dispatch_costs()
+            notes["h"] = (
+                f"dispatch in process: {plain_us:.1f} us/request, {counted_us:.1f} with metrics "
+                f"(+{counted_us - plain_us:.1f} us)"
+            )
         if "g" in only:
             try:
                 rows.update({f"g {k}": v for k, v in dev_requests(args.dev_requests).items()})
@@ -361,6 +414,7 @@ def report(
         "c slow": "(c) 1 in 10 slow: the 200 ms ones",
         "d rows": "(d) the RSS run",
         "f W=64": f"(f) two vcdext run, W={W}",
+        "h W=64": f"(h) vcdext run + metrics, W={W}",
         "g forwarded": "(g) vcdext dev: forwarded",
         "g cell itself": "(g) vcdext dev: cell answers",
     }

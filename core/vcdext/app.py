@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from .dispatch import Dispatcher
-from .errors import PluginError
+from .errors import ConfigError, PluginError
+from .health import HealthServer, HealthState
 from .i18n import Localization
 from .plugins import LoadedPlugins, PluginFailure, declaration_failed, load_plugins
 from .registry import Registrar, Registry, build_registry
@@ -234,7 +235,13 @@ def run(
         # An incomplete [vcd] section is a config error: report it before serving anything.
         VcdClient.from_settings(settings).close()
     transport = create_transport(runtime, amqp_url=amqp_url)
-    failure = _serve(runtime, transport, register=register, on_ready=on_ready)
+    health = HealthState()
+    health_server = _health_server(runtime, transport, health)
+    try:
+        failure = _serve(runtime, transport, register=register, on_ready=on_ready, health=health)
+    finally:
+        if health_server is not None:
+            health_server.close()
     if failure is None:
         return 0
     from .transport.amqp import TransportError
@@ -249,15 +256,98 @@ def run(
     return 1
 
 
+def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
+    """``vcdext run --check``: load the config and the plugins, log in to the broker and to
+    vCD (when ``vcd.url`` is set), print what would be served and registered; change nothing.
+
+    :returns: 0 when everything is in order, 1 when a plugin failed to load, no service is
+        enabled, the broker or vCD cannot be used.
+    :raises ConfigError: bad settings. :raises PluginError: a required plugin failed.
+    """
+    from .transport.amqp import TransportError
+    from .transport.check import check_broker
+    from .vcd import VcdError, register_services
+
+    problems: list[str] = []
+    runtime = create_runtime(settings)
+    out(f"config: {settings.source}")
+    services = runtime.registry.services
+    for name in runtime.plugin_names:
+        service = services.get(name)
+        what = (
+            f"service {service.namespace}, queue {service.routing_key}, "
+            f"{len(service.operations)} operation(s)"
+            if service is not None
+            else "declares no service"
+        )
+        out(f"plugin {name} ({runtime.distribution_of(name)}): {what}")
+    for failure in runtime.failures:
+        problems.append(f"plugin {failure.name!r} failed to load: {failure.error}")
+    if not services:
+        problems.append("no service is enabled, so there is no queue to consume")
+    if settings.runtime.transport != "amqp":
+        out(f"transport {settings.runtime.transport}: not checked (--check looks at AMQP only)")
+    else:
+        try:
+            for line in check_broker(settings.amqp, [s.routing_key for s in services.values()]):
+                out(line)
+        except TransportError as exc:
+            problems.append(str(exc))
+    if not settings.vcd.url:
+        out("vcd.url is not set: nothing would be registered")
+    else:
+        try:
+            result = register_services(runtime, settings, dry_run=True)
+        except VcdError as exc:
+            problems.append(f"vCD: {exc}")
+        else:
+            out("registration with vCD (dry run, nothing changed):")
+            out(result.report())
+    for problem in problems:
+        out(f"problem: {problem}")
+    out("check passed" if not problems else f"check failed: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _health_server(
+    runtime: Runtime, transport: AmqpServer | MqttServer, health: HealthState
+) -> HealthServer | None:
+    """With ``runtime.health_port``: count into Prometheus metrics and serve them with the
+    probes of ``health``; without it, measure nothing."""
+    from .metrics import Metrics
+
+    settings = runtime.settings
+    host, port = settings.runtime.health_host, settings.runtime.health_port
+    if not port:
+        return None
+    metrics = Metrics()
+    load = getattr(transport, "load", None)  # the AMQP transport's worker counts
+    if load is not None:
+        metrics.watch(load)
+    runtime.dispatcher.observer = runtime.tasks.observer = metrics
+    health.last_reply_age = metrics.last_reply_age
+    try:
+        return HealthServer(health, host, port, metrics.render)
+    except OSError as exc:
+        raise ConfigError(
+            "runtime.health_port",
+            settings.source_of("runtime.health_port"),
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+        ) from None
+
+
 def _serve(
     runtime: Runtime,
     transport: AmqpServer | MqttServer,
     *,
     register: bool,
     on_ready: Callable[[Runtime], None] | None,
+    health: HealthState | None = None,
 ) -> BaseException | None:
     """Start, serve until the transport ends, tear down in reverse; what ended the transport
     (``None`` after a clean stop)."""
+    health = health or HealthState()
+    health.connected = transport.ready
     failure: list[BaseException] = []
     stops: list[Callable[[], None]] = []  # the notification consumer's, once started
 
@@ -269,10 +359,12 @@ def _serve(
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s; finishing in-flight requests", signal.Signals(signum).name)
+        health.draining.set()
         transport.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     consumer = threading.Thread(target=consume, name="vcdext-consumer")
+    health.consumer = consumer
     # MQTT logs in with the extension token registration issues; AMQP registers afterwards.
     first = register and transport.registers_first
     try:
@@ -292,6 +384,7 @@ def _serve(
             stops.append(_start_notifications(runtime, amqp_url))
             if register and not first:
                 _register_with_vcd(runtime)
+            health.registered.set()
             if on_ready is not None:
                 on_ready(runtime)
         while consumer.is_alive():
@@ -324,13 +417,20 @@ def _register_with_vcd(runtime: Runtime) -> bool:
     A vCD that cannot be reached or refuses a change is logged and ``False`` returned: the
     services it already knows keep being served.
     """
-    from .vcd import VcdError, register_services
+    from .vcd import RegistrationResult, VcdError, register_services
 
+    observer = runtime.dispatcher.observer
     try:
         result = register_services(runtime, runtime.settings, messages=runtime.bundle_messages())
     except VcdError as exc:
         log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
+        observer.registration("failed", 0)
         return False
+    if isinstance(result, RegistrationResult):  # AMQP: services, filters, links, rights
+        changes = len(result.plan.rows()) if result.changed else 0
+        observer.registration("ok" if result.contacted else "skipped", changes)
+    else:  # MQTT: API extensions
+        observer.registration("ok", len(result.steps) if result.changed else 0)
     runtime.dispatcher.learn_right_ids(result.right_aliases())
     for warning in result.warnings:
         log.warning("registration: %s", warning)

@@ -37,6 +37,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .i18n import N_, Localization, Translator
+from .observer import NO_OBSERVER, Observer
 from .operations import Operation
 from .paths import PathTemplate
 from .protocol import (
@@ -52,6 +53,7 @@ from .registry import RegisteredService, Registry
 from .tasks import RunningTask, TaskRunner
 from .vcloud.accept import negotiate, preferred_family
 from .vcloud.error import error_document
+from .vcloud.media import H_REQUEST_ID
 from .vcloud.versions import accept_versions
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ class Dispatcher:
     :param timeout: vCD's extensibility timeout; a request not started within it is answered
         503 without running its handler, since vCD has stopped waiting.
     :param tasks: runs the vCD tasks handlers start (``current().start_task``).
+    :param observer: told of every answered request (metrics); by default nobody is.
     :param localization: the catalogs (the core's own only, by default): the core's error
         messages and each handler's ``RequestContext`` speak the ``Accept-Language`` locale.
     """
@@ -118,11 +121,14 @@ class Dispatcher:
         *,
         timeout: float = 10.0,
         tasks: TaskRunner | None = None,
+        observer: Observer | None = None,
         localization: Localization | None = None,
     ) -> None:
         self.registry = registry
         self.timeout = timeout
         self.tasks = tasks
+        self.observer = observer or NO_OBSERVER
+        self._plugin_by_key = {s.routing_key: s.plugin for s in registry.services.values()}
         self.localization = localization or Localization()
         self._all = _Router(registry.services.values())
         self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
@@ -140,6 +146,10 @@ class Dispatcher:
             for name, ids in aliases.items():
                 merged[name] = frozenset(merged.get(name, frozenset()) | set(ids))
             self._aliases = merged
+
+    def service_of(self, routing_key: str | None) -> str:
+        """The plugin name of the service consuming ``routing_key`` (``""`` if none)."""
+        return self._plugin_by_key.get(routing_key or "", "")
 
     # -- message level --------------------------------------------------------------------
 
@@ -167,6 +177,9 @@ class Dispatcher:
             request_id = request_id_of(body)
             log.warning("undecodable request %s: %s", request_id or "(no id)", exc)
             outcome = self.error_outcome(400, "BAD_REQUEST", f"Malformed request message: {exc}")
+            self.observer.request_done(
+                self.service_of(routing_key), "", 400, time.monotonic() - received
+            )
             return encode_reply(request_id, outcome.status, outcome.headers, outcome.body), False
         outcome, ran = self._dispatch(request, routing_key=routing_key, received=received)
         reply = encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
@@ -187,6 +200,7 @@ class Dispatcher:
         ran: Operation | None = None
         started = time.monotonic()
         received = started if received is None else received
+        op: Operation | None = None
         locales = parse_accept_language(request.headers.get("Accept-Language", ""))
         tr = self.localization.translator(None, locales)  # the core's own messages
         try:
@@ -226,13 +240,27 @@ class Dispatcher:
                 tasks=self.tasks,
             )
             if context.remaining <= 0:
+                self.observer.dropped_late(op.plugin)
                 raise ServiceUnavailable(tr.gettext("The request waited longer than vCD's timeout"))
             ran = op
             outcome = self._run(op, request, context)
         except HTTPError as exc:
             outcome = self._http_error(exc, request, tr)
         except Exception:  # a handler bug: 500 for the client, traceback for the log
-            log.exception("request %s (%s %s) failed", request.id, request.method, request.path)
+            log.exception(
+                "request %s (%s %s) failed",
+                request.id,
+                request.method,
+                request.path,
+                extra={
+                    "vcdext_request": {
+                        "request_id": request.id,
+                        "vcd_request_id": request.headers.get(H_REQUEST_ID, ""),
+                        "service": op.plugin if op is not None else "",
+                        "operation": op.name if op is not None else "",
+                    }
+                },
+            )
             outcome = self._http_error(
                 InternalServerError(
                     tr.gettext("Internal error; request id {id}", id=request.id or "(none)")
@@ -240,13 +268,34 @@ class Dispatcher:
                 request,
                 tr,
             )
+        seconds = time.monotonic() - started
+        service = op.plugin if op is not None else self.service_of(routing_key)
+        self.observer.request_done(service, op.name if op else "", outcome.status, seconds)
+        vcd_request_id = request.headers.get(H_REQUEST_ID, "")
+        if vcd_request_id:  # so that vCD's request id follows the call in both directions
+            headers = {**outcome.headers, H_REQUEST_ID: vcd_request_id}
+            outcome = Outcome(outcome.status, headers, outcome.body)
         log.info(
             "%s %s %s → %d (%.1f ms)",
             request.id,
             request.method,
             request.path,
             outcome.status,
-            (time.monotonic() - started) * 1000,
+            seconds * 1000,
+            extra={
+                "vcdext_request": {
+                    "request_id": request.id,
+                    "vcd_request_id": vcd_request_id,
+                    "service": service,
+                    "operation": op.name if op else "",
+                    "method": request.method,
+                    "path": request.path,
+                    "status": outcome.status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "user": request.security.user,
+                    "org": request.security.org,
+                }
+            },
         )
         return outcome, ran
 

@@ -157,6 +157,12 @@ def check_broker_url(url: str) -> str:
 # -- the sections -------------------------------------------------------------------------
 
 
+def _check_port(port: int) -> int:
+    if port > 65535:
+        raise ValueError("must be a TCP port, at most 65535")
+    return port
+
+
 @dataclass(frozen=True)
 class AmqpSettings:
     """``[amqp]``: the broker vCD publishes extension requests to."""
@@ -204,6 +210,20 @@ class RuntimeSettings:
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
         "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: Literal["text", "json"] = setting(
+        "text",
+        "Log line format: text, or json (one JSON object per line, with each request's ids, "
+        "service, operation, status, duration, user and org).",
+    )
+    health_port: int = setting(
+        0,
+        "Port of the HTTP server for /healthz, /readyz and /metrics (vcdext run); 0: none.",
+        minimum=0,
+        check=_check_port,
+    )
+    health_host: str = setting(
+        "127.0.0.1", "Address the health port listens on (0.0.0.0 for probes from outside)."
     )
     transport: Literal["amqp", "mqtt"] = setting(
         "amqp",

@@ -102,6 +102,12 @@ class _Workers:
             self._running.setdefault(service, 0)
             self._cond.notify()
 
+    def counts(self) -> tuple[int, int]:
+        """(requests running, requests waiting for a thread)."""
+        with self._cond:
+            running = sum(self._running.values())
+            return running, sum(len(jobs) for jobs in self._waiting.values())
+
     def _pick(self) -> tuple[str, Callable[[], None]] | None:
         # Called holding the lock, by an idle thread (counted in self._idle).
         reserve = self._count >= len(self._running)
@@ -346,6 +352,10 @@ class AmqpServer:
         self._stopping.set()
         self._wake.set()
 
+    def load(self) -> tuple[int, int]:
+        """(requests in a handler now, requests received and waiting for a worker)."""
+        return self._workers.counts() if self._workers is not None else (0, 0)
+
     def run(self) -> None:
         """Serve until :meth:`stop`; returns once in-flight requests are answered and acked."""
         if not self.queues:
@@ -394,6 +404,7 @@ class AmqpServer:
                 # requests, so their late replies must not be acked on the new channel.
                 self._inflight.clear()
                 self.ready.clear()
+                self.dispatcher.observer.reconnected("consumer")
                 delay = backoff.next_delay()  # None once stop() was called
                 log.warning(
                     "broker %s unreachable (%s); %s",
@@ -486,6 +497,8 @@ class AmqpServer:
         body = message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8")
         routing_key = message.delivery_info.get("routing_key")
         redelivered = bool(message.delivery_info.get("redelivered"))
+        if redelivered:
+            self.dispatcher.observer.redelivered(self.dispatcher.service_of(routing_key))
         oversize = len(body) > self.max_message_bytes
         key = hashlib.sha256(
             f"{routing_key}\0{correlation_id}\0".encode("utf-8", "surrogatepass")
@@ -527,6 +540,9 @@ class AmqpServer:
                 413,
                 "REQUEST_ENTITY_TOO_LARGE",
                 f"The request message is larger than {self.max_message_bytes} bytes",
+            )
+            self.dispatcher.observer.request_done(
+                self.dispatcher.service_of(routing_key), "", 413, 0.0
             )
             self._reply(job, encode_reply("", outcome.status, outcome.headers, outcome.body))
             return
@@ -766,6 +782,7 @@ class _Replier:
     def _on_ack(self, tag: int, multiple: bool) -> None:
         for item in self._confirmed(tag, multiple):
             self._server._settle_later(item.generation, item.tag, "ack")
+            self._server.dispatcher.observer.replied()
 
     def _on_nack(self, tag: int, multiple: bool) -> None:
         for item in self._confirmed(tag, multiple):
@@ -823,6 +840,8 @@ class _Replier:
             self._lost(item, exc)
         self._unconfirmed.clear()
         self.close()
+        if self._connected:
+            self._server.dispatcher.observer.reconnected("publisher")
         delay = self._backoff.next_delay()  # None once shutdown gave up on the replies
         log.warning(
             "reply connection to %s %s (%s); %s",
