@@ -265,6 +265,9 @@ def _environment(package: str, translations: _gettext.NullTranslations) -> jinja
         autoescape=True,
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
+        # A plugin's templates are part of its installed package: checking their mtime on
+        # every render was a stat() per request, as costly as the rest of the dispatch.
+        auto_reload=False,
     )
 
     def gettext(message: str, **params: Any) -> str:
