@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PLUGIN_PROJECTS := $(wildcard plugins/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration bench lint clean
+.PHONY: help install run run-mqtt test unit integration bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml $(PLUGIN_PROJECTS)
 
 run: install  ## the local vCD cell plus every plugin, no vCD or broker needed
 	$(BIN)/vcdext dev
+
+run-mqtt: install  ## the same over MQTT: a throwaway RabbitMQ node serves MQTT over WebSocket
+	bash tests/support/install-rabbitmq.sh
+	$(BIN)/python -m tests.support.rabbitmq $(BIN)/vcdext dev --transport mqtt --mqtt-url '{mqtt_url}'
 
 test: install  ## the whole suite: unit tests and real-RabbitMQ integration tests
 	bash tests/support/install-rabbitmq.sh

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.schemas import schema_errors, validation_status
+
+if TYPE_CHECKING:
+    from tests.support.rabbitmq import RabbitNode
 
 
 def pytest_report_header() -> str:
@@ -35,12 +39,25 @@ def assert_valid_vcd_xml() -> Callable[[bytes | str], None]:
 
 
 @pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[str]:
-    """The URL of a RabbitMQ node started for this test session (never skipped)."""
+def rabbitmq_node() -> Iterator[RabbitNode]:
+    """A RabbitMQ node started for this test session (never skipped), serving AMQP and MQTT
+    over WebSocket (rabbitmq_web_mqtt): one broker for both transports."""
     from tests.support.rabbitmq import RabbitNode
 
-    node = RabbitNode.start()
+    node = RabbitNode.start(mqtt=True)
     try:
-        yield node.url
+        yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(rabbitmq_node: RabbitNode) -> str:
+    """The AMQP URL of the session's RabbitMQ node."""
+    return rabbitmq_node.url
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(rabbitmq_node: RabbitNode) -> str:
+    """The MQTT-over-WebSocket URL of the session's node (ws://guest:guest@.../messaging/mqtt)."""
+    return rabbitmq_node.mqtt_url

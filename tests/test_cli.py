@@ -178,3 +178,10 @@ def test_config_show_masks_every_kind_of_plugin_secret(tmp_path, capsys):
     leaked = [s for s in ("c-secret-1", "a-secret-2", "p-secret-3") if s in out]
     assert not leaked, f"{len(leaked)} plugin secret(s) printed"
     assert 'colour = "blue"' in out and 'user = "u"' in out
+
+
+@pytest.mark.parametrize("argv", [[], ["config"]])
+def test_a_missing_command_shows_help_and_exits_2(argv, capsys):
+    # `vcdext config` without `show` is the same usage error as `vcdext` alone.
+    assert main(argv) == 2
+    assert "usage: vcdext" in capsys.readouterr().out

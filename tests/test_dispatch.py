@@ -1,6 +1,7 @@
 """The transport-free pipeline, driven through the in-process test client."""
 
 import dataclasses
+import json
 import logging
 import time
 
@@ -504,3 +505,98 @@ def test_only_replies_of_non_idempotent_operations_are_kept_for_redeliveries():
     assert reusable("POST", "/api/idem/upsert") is False
     assert reusable("POST", "/api/idem/nowhere") is False
     assert dispatcher.answer(b"[not json")[1] is False
+
+
+def test_each_method_gets_the_path_parameters_of_its_own_template():
+    """Two operations on one path shape may name the parameter differently: each handler is
+    called with its own names (the load-time signature check promises it), and same_org
+    reads its own parameter."""
+    service = Service("names", namespace="io.test.names")
+
+    @service.operation("GET", "/api/names/{item_id}")
+    def read(request, item_id):
+        return f"<r id='{item_id}'/>"
+
+    @service.operation("DELETE", "/api/names/{name}")
+    def delete(request, name):
+        return f"<d name='{name}'/>"
+
+    @service.operation("GET", "/api/names/{org}/things")
+    def things(request, org):
+        return "<t/>"
+
+    @service.operation("PUT", "/api/names/{org_id}/things", same_org="org_id")
+    def put_things(request, org_id):
+        return f"<p org='{org_id}'/>"
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    client = TestClient(make_runtime(names=Plugin()), org="urn:vcloud:org:aa")
+    assert client.get("/api/names/7").text == "<r id='7'/>"
+    deleted = client.delete("/api/names/7")
+    assert (deleted.status, deleted.text) == (200, "<d name='7'/>")
+    put = client.put("/api/names/aa/things", body=b"")
+    assert (put.status, put.text) == (200, "<p org='aa'/>")
+    assert client.put("/api/names/bb/things", body=b"").status == 403
+
+
+@pytest.mark.parametrize("path", ["/api/shop/\x01/none", "/api/shop/\ud800"])
+def test_a_path_xml_cannot_quote_is_still_answered_404(client, path):
+    from vcdext.vcloud.message import decode_reply
+
+    body = (
+        '[{"id":"r-1","method":"GET","requestUri":' + json.dumps(path) + '},{"rights":[]}]'
+    ).encode()
+    reply = decode_reply(client.runtime.handle_message(body))
+    assert reply.status == 404
+    assert reply.headers["Content-Type"].startswith("application/vnd.vmware.vcloud.error+xml")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        Response(body=123),  # type: ignore[arg-type]
+        Response("<x/>", status="200"),  # type: ignore[arg-type]
+        Response("<x/>", status=True),
+        Response("<x/>", status=42),
+        Response("<x/>", headers={1: "x"}),  # type: ignore[dict-item]
+        Response("<x/>", headers={"X-N": 5}),  # type: ignore[dict-item]
+    ],
+)
+def test_a_malformed_response_is_a_500_like_any_handler_bug(response, caplog):
+    """A Response of the wrong types is answered as an unsupported return value is: a 500
+    Error with the request id, not a broken reply (nor an exception out of the dispatcher)."""
+    service = Service("bad", namespace="io.test.bad")
+
+    @service.operation("GET", "/api/bad")
+    def bad(request):
+        return response
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    r = TestClient(make_runtime(bad=Plugin())).get("/api/bad")
+    assert r.status == 500
+    assert "request id" in error_of(r).get("message")
+
+
+def test_a_response_status_may_be_an_http_status_member():
+    from http import HTTPStatus
+
+    service = Service("created", namespace="io.test.created")
+
+    @service.operation("POST", "/api/created")
+    def create(request):
+        return Response("<x/>", status=HTTPStatus.CREATED)
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar):
+            registrar.add_service(service)
+
+    assert TestClient(make_runtime(c=Plugin())).post("/api/created").status == 201

@@ -77,3 +77,11 @@ def test_a_full_wait_with_an_unset_stop_event_says_go_on():
 def test_nonsense_parameters_are_refused(options):
     with pytest.raises(ValueError, match="backoff needs"):
         Backoff(**options)
+
+
+def test_an_outage_of_any_length_keeps_handing_out_the_cap():
+    # The AMQP consumer and reply publisher retry without a limit: at a 15 s cap, 1100
+    # delays are under five hours of broker outage, and factor**n overflows a float at 1024.
+    backoff = Backoff(initial=1.0, cap=15.0)
+    assert delays(backoff, 1100)[-3:] == [15.0, 15.0, 15.0]
+    assert backoff.attempt == 1100

@@ -443,7 +443,7 @@ def test_a_section_nobody_contributes_is_unknown(tmp_path, contributed):
         load_settings(path, environ={})
     assert (info.value.key, info.value.problem) == (
         "cell",
-        "unknown section (known: amqp, runtime, plugins, vcd)",
+        "unknown section (known: amqp, mqtt, runtime, plugins, vcd)",
     )
     # Its environment variables are not ours to judge then.
     load_settings(None, environ={"VCDEXT_CELL_PORT": "1"})
@@ -483,3 +483,37 @@ def test_broken_contributions_are_skipped_with_a_warning(monkeypatch, caplog):
     assert {"broken", "amqp", "notdc"} <= {
         word.strip("'") for r in caplog.records for word in r.getMessage().split()
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        ("[runtime]\ntimeout = inf\n", {}),
+        ("[vcd]\ntimeout = 1e400\n", {}),
+        ("", {"VCDEXT_RUNTIME_TIMEOUT": "inf"}),
+        ("", {"VCDEXT_RUNTIME_TIMEOUT": "Infinity"}),
+    ],
+)
+def test_an_infinite_number_is_refused(tmp_path, text, environ):
+    # runtime.timeout is the reply TTL and the shutdown grace: an infinite one would make
+    # every reply unpublishable (kombu turns it into integer milliseconds).
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_settings(write(tmp_path, text), environ=environ)
+
+
+def test_the_repr_of_settings_shows_no_secret():
+    # Runtime.settings reaches every plugin hook; a plugin that logs it, or a traceback
+    # printer that shows locals, must not print a password.
+    s = load_settings(
+        None,
+        environ={"VCDEXT_VCD_PASSWORD": "hunter2", "VCDEXT_AMQP_URL": "amqp://u:sekrit@h//"},
+    )
+
+    @dataclass(frozen=True)
+    class Contributed:
+        token: str = setting("abc-token", "A token.", secret=True)
+        region: str = setting("eu", "A region.")
+
+    shown = repr(s) + repr(Contributed())
+    assert "hunter2" not in shown and "sekrit" not in shown and "abc-token" not in shown
+    assert "region='eu'" in shown

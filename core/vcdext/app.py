@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from .dispatch import Dispatcher
-from .errors import PluginError
+from .errors import ConfigError, PluginError
+from .health import HealthServer, HealthState
+from .i18n import Localization
 from .plugins import LoadedPlugins, PluginFailure, declaration_failed, load_plugins
 from .registry import Registrar, Registry, build_registry
 from .settings import Settings
@@ -36,6 +38,7 @@ from .tasks import TaskRunner, VcdApi
 
 if TYPE_CHECKING:
     from .transport.amqp import AmqpServer
+    from .transport.mqtt import MqttServer
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,22 @@ class Runtime:
     def __init__(self, settings: Settings, loaded: LoadedPlugins, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
+        #: Every plugin's catalogs and the core's, loaded once per (domain, locale).
+        self.localization = Localization.of_plugins(
+            (name, loaded.manager.get_plugin(name)) for name in loaded.names
+        )
         #: Runs the vCD tasks handlers start, through the ``[vcd]`` client (none without a URL).
         self.tasks = TaskRunner(
             _serving_vcd(settings),
             workers=settings.runtime.workers,
             drain_timeout=settings.runtime.timeout * 3,
         )
-        self.dispatcher = Dispatcher(registry, timeout=settings.runtime.timeout, tasks=self.tasks)
+        self.dispatcher = Dispatcher(
+            registry,
+            timeout=settings.runtime.timeout,
+            tasks=self.tasks,
+            localization=self.localization,
+        )
         self._loaded = loaded
         self._started = False
 
@@ -103,6 +115,19 @@ class Runtime:
                 call(runtime=self)
             except Exception:
                 log.exception("plugin %r failed in vcdext_runtime_stopping", name)
+
+    def bundle_messages(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Each service's vCD localization bundle texts, by plugin: ``{plugin: {locale: {key:
+        text}}}``, built from its catalogs (see :meth:`Localization.bundle_messages`)."""
+        return {
+            plugin: self.localization.bundle_messages(
+                plugin,
+                namespace=service.namespace,
+                name=service.name,
+                rights=[(r.bundle_key, r.name) for r in service.rights],
+            )
+            for plugin, service in self.registry.services.items()
+        }
 
     def handle_message(self, body: bytes, *, routing_key: str | None = None) -> bytes:
         """Answer one raw vCD message body (see :meth:`Dispatcher.handle_message`)."""
@@ -158,10 +183,24 @@ def _registration(call: Callable[..., Any]) -> Callable[[Registrar], None]:
     return register
 
 
-def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer:
-    """The AMQP server for ``runtime``: its dispatcher, ``[amqp]`` (``amqp_url`` overrides
-    ``amqp.url``) and ``runtime.workers`` handler threads."""
+def create_transport(runtime: Runtime, *, amqp_url: str | None = None) -> AmqpServer | MqttServer:
+    """The server ``runtime.transport`` names for ``runtime``: its dispatcher, ``[amqp]``
+    (``amqp_url`` overrides ``amqp.url``) or ``[mqtt]`` (and the extension tokens in
+    ``mqtt.token_file``), and ``runtime.workers`` handler threads."""
     from .transport.amqp import AmqpServer
+
+    if runtime.settings.runtime.transport == "mqtt":
+        from .transport.mqtt import MqttServer
+        from .vcd.tokens import TokenFile
+
+        mqtt = runtime.settings.mqtt
+        return MqttServer(
+            runtime.dispatcher,
+            mqtt,
+            workers=runtime.settings.runtime.workers,
+            vcd_url=runtime.settings.vcd.url,
+            tokens=TokenFile(mqtt.token_file).read,
+        )
 
     amqp = runtime.settings.amqp
     if amqp_url:
@@ -196,7 +235,13 @@ def run(
         # An incomplete [vcd] section is a config error: report it before serving anything.
         VcdClient.from_settings(settings).close()
     transport = create_transport(runtime, amqp_url=amqp_url)
-    failure = _serve(runtime, transport, register=register, on_ready=on_ready)
+    health = HealthState()
+    health_server = _health_server(runtime, transport, health)
+    try:
+        failure = _serve(runtime, transport, register=register, on_ready=on_ready, health=health)
+    finally:
+        if health_server is not None:
+            health_server.close()
     if failure is None:
         return 0
     from .transport.amqp import TransportError
@@ -204,22 +249,107 @@ def run(
     if isinstance(failure, TransportError):
         message = str(failure)
     else:  # a bug or a bad URL deep in kombu: one line here, the traceback for DEBUG logs
-        log.debug("the AMQP transport failed", exc_info=failure)
-        message = f"the AMQP transport failed: {type(failure).__name__}: {failure}"
+        kind = settings.runtime.transport.upper()
+        log.debug("the %s transport failed", kind, exc_info=failure)
+        message = f"the {kind} transport failed: {type(failure).__name__}: {failure}"
     print(f"vcdext: error: {message}", file=sys.stderr)
     return 1
 
 
+def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
+    """``vcdext run --check``: load the config and the plugins, log in to the broker and to
+    vCD (when ``vcd.url`` is set), print what would be served and registered; change nothing.
+
+    :returns: 0 when everything is in order, 1 when a plugin failed to load, no service is
+        enabled, the broker or vCD cannot be used.
+    :raises ConfigError: bad settings. :raises PluginError: a required plugin failed.
+    """
+    from .transport.amqp import TransportError
+    from .transport.check import check_broker
+    from .vcd import VcdError, register_services
+
+    problems: list[str] = []
+    runtime = create_runtime(settings)
+    out(f"config: {settings.source}")
+    services = runtime.registry.services
+    for name in runtime.plugin_names:
+        service = services.get(name)
+        what = (
+            f"service {service.namespace}, queue {service.routing_key}, "
+            f"{len(service.operations)} operation(s)"
+            if service is not None
+            else "declares no service"
+        )
+        out(f"plugin {name} ({runtime.distribution_of(name)}): {what}")
+    for failure in runtime.failures:
+        problems.append(f"plugin {failure.name!r} failed to load: {failure.error}")
+    if not services:
+        problems.append("no service is enabled, so there is no queue to consume")
+    if settings.runtime.transport != "amqp":
+        out(f"transport {settings.runtime.transport}: not checked (--check looks at AMQP only)")
+    else:
+        try:
+            for line in check_broker(settings.amqp, [s.routing_key for s in services.values()]):
+                out(line)
+        except TransportError as exc:
+            problems.append(str(exc))
+    if not settings.vcd.url:
+        out("vcd.url is not set: nothing would be registered")
+    else:
+        try:
+            result = register_services(runtime, settings, dry_run=True)
+        except VcdError as exc:
+            problems.append(f"vCD: {exc}")
+        else:
+            out("registration with vCD (dry run, nothing changed):")
+            out(result.report())
+    for problem in problems:
+        out(f"problem: {problem}")
+    out("check passed" if not problems else f"check failed: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _health_server(
+    runtime: Runtime, transport: AmqpServer | MqttServer, health: HealthState
+) -> HealthServer | None:
+    """With ``runtime.health_port``: count into Prometheus metrics and serve them with the
+    probes of ``health``; without it, measure nothing."""
+    from .metrics import Metrics
+
+    settings = runtime.settings
+    host, port = settings.runtime.health_host, settings.runtime.health_port
+    if not port:
+        return None
+    metrics = Metrics()
+    load = getattr(transport, "load", None)  # the AMQP transport's worker counts
+    if load is not None:
+        metrics.watch(load)
+    runtime.dispatcher.observer = runtime.tasks.observer = metrics
+    health.last_reply_age = metrics.last_reply_age
+    try:
+        return HealthServer(health, host, port, metrics.render)
+    except OSError as exc:
+        raise ConfigError(
+            "runtime.health_port",
+            settings.source_of("runtime.health_port"),
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+        ) from None
+
+
 def _serve(
     runtime: Runtime,
-    transport: AmqpServer,
+    transport: AmqpServer | MqttServer,
     *,
     register: bool,
     on_ready: Callable[[Runtime], None] | None,
+    health: HealthState | None = None,
 ) -> BaseException | None:
     """Start, serve until the transport ends, tear down in reverse; what ended the transport
     (``None`` after a clean stop)."""
+    health = health or HealthState()
+    health.connected = transport.ready
     failure: list[BaseException] = []
+    stops: list[Callable[[], None]] = []  # the notification consumer's, once started
 
     def consume() -> None:
         try:
@@ -229,26 +359,40 @@ def _serve(
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s; finishing in-flight requests", signal.Signals(signum).name)
+        health.draining.set()
         transport.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     consumer = threading.Thread(target=consume, name="vcdext-consumer")
+    health.consumer = consumer
+    # MQTT logs in with the extension token registration issues; AMQP registers afterwards.
+    first = register and transport.registers_first
     try:
         runtime.start()
+        if first:
+            _register_with_vcd(runtime)
         consumer.start()
         # vCD answers 500 for filters whose exchange does not exist yet, so register only
         # once the exchange and queues are declared.
         while not transport.ready.wait(0.2) and consumer.is_alive():
             pass
         if transport.ready.is_set():
-            if register:
+            # Notifications always come over AMQP (vCD's notification exchange).
+            amqp_url = getattr(transport, "url", None) or runtime.settings.amqp.url
+            if runtime.settings.runtime.transport == "mqtt":
+                amqp_url = runtime.settings.amqp.url
+            stops.append(_start_notifications(runtime, amqp_url))
+            if register and not first:
                 _register_with_vcd(runtime)
+            health.registered.set()
             if on_ready is not None:
                 on_ready(runtime)
         while consumer.is_alive():
             consumer.join(0.5)
     finally:
         # Also on an exception above (say, in registration): never leave the consumer running.
+        for stop in stops:
+            stop()
         transport.stop()
         if consumer.ident is not None:
             consumer.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
@@ -263,21 +407,35 @@ def _serve(
     return failure[0] if failure else None
 
 
+def _start_notifications(runtime: Runtime, amqp_url: str) -> Callable[[], None]:
+    """Start the notification consumer when a plugin declared handlers; returns its stop."""
+    from .transport.notifications import start_notifications
+
+    return start_notifications(runtime.registry, runtime.settings, amqp_url=amqp_url)
+
+
 def _register_with_vcd(runtime: Runtime) -> bool:
     """Reconcile the registration and teach the dispatcher the right ids vCD assigned.
 
     A vCD that cannot be reached or refuses a change is logged and ``False`` returned: the
     services it already knows keep being served.
     """
-    from .vcd import VcdError, register_services
+    from .vcd import RegistrationResult, VcdError, register_services
 
+    observer = runtime.dispatcher.observer
     try:
-        result = register_services(runtime, runtime.settings)
+        result = register_services(runtime, runtime.settings, messages=runtime.bundle_messages())
     except VcdError as exc:
         log.error("registration with vCD failed; serving what vCD already knows: %s", exc)
+        observer.registration("failed", 0)
         return False
+    if isinstance(result, RegistrationResult):  # AMQP: services, filters, links, rights
+        changes = len(result.plan.rows()) if result.changed else 0
+        observer.registration("ok" if result.contacted else "skipped", changes)
+    else:  # MQTT: API extensions
+        observer.registration("ok", len(result.steps) if result.changed else 0)
     runtime.dispatcher.learn_right_ids(result.right_aliases())
-    if result.contacted:
+    if isinstance(result, RegistrationResult) and result.contacted:
         _connect_authorizer(runtime)
     for warning in result.warnings:
         log.warning("registration: %s", warning)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -11,7 +12,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from .app import create_runtime
-from .errors import VcdExtError
+from .errors import ConfigError, VcdExtError
 from .operations import Operation
 from .registry import Service
 from .settings import CONFIG_ENV, Settings, load_settings, render_settings
@@ -58,7 +59,32 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not reconcile the registration with vCD at start-up (see `vcdext register`)",
     )
+    _health_arguments(
+        run,
+        "serve /healthz, /readyz and /metrics on this port (overrides "
+        "runtime.health_port; default: none)",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="load the config and plugins, log in to the broker and vCD, print what would be "
+        "served and registered, change nothing, exit 0 (all in order) or 1",
+    )
     run.set_defaults(handler=_run)
+
+    health = sub.add_parser(
+        "health",
+        parents=[common],
+        help="ask a running `vcdext run` whether it is healthy (exit 0) or not (exit 1)",
+        description="GET /healthz from the health port of a `vcdext run` on this host "
+        "(runtime.health_port and runtime.health_host of the same config), print the "
+        "answer, exit 0 when it is healthy and 1 otherwise. For a container's HEALTHCHECK.",
+    )
+    _health_arguments(health, "the health port to ask (overrides runtime.health_port)")
+    health.add_argument(
+        "--ready", action="store_true", help="ask /readyz (serving and registered) instead"
+    )
+    health.set_defaults(handler=_health)
 
     plugins = sub.add_parser(
         "plugins",
@@ -95,9 +121,9 @@ _AddCommands = Callable[[Any, argparse.ArgumentParser], None]
 
 def _command_modules() -> list[_AddCommands]:
     # Commands that live beside the part they drive; each adds parsers with a `handler`.
-    from . import cli_register
+    from . import cli_i18n, cli_register
 
-    found: list[_AddCommands] = [cli_register.add_commands]
+    found: list[_AddCommands] = [cli_register.add_commands, cli_i18n.add_commands]
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
             found.append(entry.load())
@@ -123,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
         else:
-            parser.parse_args([args.command, "-h"])
+            with contextlib.suppress(SystemExit):  # argparse exits 0 after -h; this is a 2
+                parser.parse_args([args.command, "-h"])
         return 2
     try:
         settings = load_settings(getattr(args, "config", None))
@@ -141,19 +168,63 @@ def _config_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.runtime.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
+    from .logs import configure_logging
+
+    configure_logging(settings.runtime.log_level, settings.runtime.log_format)
+
+
+def _health_arguments(parser: argparse.ArgumentParser, port_help: str) -> None:
+    parser.add_argument("--health-port", metavar="PORT", help=port_help)
+    parser.add_argument(
+        "--health-host",
+        metavar="ADDRESS",
+        help="address of the health port (overrides runtime.health_host; default 127.0.0.1)",
     )
 
 
+def _with_health_flags(args: argparse.Namespace, settings: Settings) -> Settings:
+    # Validated (and their source named) like the settings they override.
+    if args.health_port is not None:
+        settings = settings.override(
+            "runtime.health_port", args.health_port, source="--health-port"
+        )
+    if args.health_host is not None:
+        settings = settings.override(
+            "runtime.health_host", args.health_host, source="--health-host"
+        )
+    return settings
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import run
+    from .app import check, run
 
     if args.amqp_url is not None:  # validated (and its source named) like amqp.url
         settings = settings.override("amqp.url", args.amqp_url, source="--amqp-url")
+    settings = _with_health_flags(args, settings)
+    if args.check:
+        return check(settings)
     return run(settings, register=not args.no_register)
+
+
+def _health(args: argparse.Namespace, settings: Settings) -> int:
+    from .health import probe
+
+    settings = _with_health_flags(args, settings)
+    host, port = settings.runtime.health_host, settings.runtime.health_port
+    if not port:
+        raise ConfigError(
+            "runtime.health_port",
+            settings.source_of("runtime.health_port"),
+            "not set; `vcdext health` asks the health port of `vcdext run`",
+        )
+    path = "/readyz" if args.ready else "/healthz"
+    try:
+        status, body = probe(host, port, path)
+    except OSError as exc:
+        print(f"vcdext: unhealthy: nothing answers on {host}:{port}{path} ({exc})")
+        return 1
+    print(body.strip())
+    return 0 if status == 200 else 1
 
 
 def _service_dict(service: Service) -> dict[str, Any]:

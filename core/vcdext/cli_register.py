@@ -65,7 +65,12 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
     runtime = create_runtime(settings)
     try:
         result = register_services(
-            runtime, settings, dry_run=args.dry_run, prune=args.prune, client=client
+            runtime,
+            settings,
+            dry_run=args.dry_run,
+            prune=args.prune,
+            client=client,
+            messages=runtime.bundle_messages(),
         )
     finally:
         client.close()

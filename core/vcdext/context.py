@@ -10,6 +10,7 @@ from types import MappingProxyType, SimpleNamespace
 from typing import Any, Protocol
 
 from .errors import ServiceUnavailable
+from .i18n import Localized, Translator, english
 from .protocol import Request, SecurityContext
 from .tasks import RunningTask, TaskRunner, VcdApi, Work
 from .vcloud.model import Reference
@@ -54,14 +55,17 @@ class Authorizer(Protocol):
 
 
 @dataclass(frozen=True)
-class RequestContext:
-    """What vcdext knows about the request being handled."""
+class RequestContext(Localized):
+    """What vcdext knows about the request being handled; ``gettext``, ``ngettext``,
+    ``pgettext``, ``format_date``/``format_number`` and ``render`` work in :attr:`locale`."""
 
     request: Request
     #: Service (plugin) name the request was routed to.
     plugin: str
     #: Preferred locales from ``Accept-Language``, best first (never the process locale).
     locales: tuple[str, ...] = ()
+    #: The plugin's catalog in the locale negotiated from :attr:`locales` (vcdext.i18n).
+    translator: Translator = field(default_factory=english)
     #: ``time.monotonic()`` after which vCD has given up waiting (its extensibility.timeout).
     deadline: float = field(default_factory=lambda: time.monotonic() + 10.0)
     #: The media type negotiated from the operation's ``produces`` and the ``Accept`` header

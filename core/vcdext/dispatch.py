@@ -37,6 +37,8 @@ from .errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from .i18n import N_, Localization, Translator
+from .observer import NO_OBSERVER, Observer
 from .operations import Operation
 from .paths import PathTemplate
 from .protocol import (
@@ -52,6 +54,7 @@ from .registry import RegisteredService, Registry
 from .tasks import RunningTask, TaskRunner
 from .vcloud.accept import negotiate, preferred_family
 from .vcloud.error import error_document
+from .vcloud.media import H_REQUEST_ID
 from .vcloud.versions import accept_versions
 
 log = logging.getLogger(__name__)
@@ -74,22 +77,22 @@ class _Router:
                 entry[1][op.method.value] = op
         self._routes = sorted(table.values(), key=lambda e: -e[0].literal_length)
 
-    def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+    def route(self, method: str, path: str, tr: Translator) -> tuple[Operation, dict[str, str]]:
         allowed: set[str] = set()
         for template, methods in self._routes:
             params = template.match(path)
             if params is None:
                 continue
             op = methods.get(method)
-            if op is not None:
-                return op, params
+            if op is not None:  # same shape, but the names are those of its own template
+                return op, op.path.match(path) or params
             allowed.update(methods)
         if allowed:
             raise MethodNotAllowed(
-                f"Method {method} is not allowed on {path}",
+                tr.gettext("Method {method} is not allowed on {path}", method=method, path=path),
                 headers={"Allow": ", ".join(sorted(allowed))},
             )
-        raise NotFound(f"No resource at {path}")
+        raise NotFound(tr.gettext("No resource at {path}", path=path))
 
 
 def media_matches(pattern: str, media_type: str) -> bool:
@@ -108,14 +111,26 @@ class Dispatcher:
     :param timeout: vCD's extensibility timeout; a request not started within it is answered
         503 without running its handler, since vCD has stopped waiting.
     :param tasks: runs the vCD tasks handlers start (``current().start_task``).
+    :param observer: told of every answered request (metrics); by default nobody is.
+    :param localization: the catalogs (the core's own only, by default): the core's error
+        messages and each handler's ``RequestContext`` speak the ``Accept-Language`` locale.
     """
 
     def __init__(
-        self, registry: Registry, *, timeout: float = 10.0, tasks: TaskRunner | None = None
+        self,
+        registry: Registry,
+        *,
+        timeout: float = 10.0,
+        tasks: TaskRunner | None = None,
+        observer: Observer | None = None,
+        localization: Localization | None = None,
     ) -> None:
         self.registry = registry
         self.timeout = timeout
         self.tasks = tasks
+        self.observer = observer or NO_OBSERVER
+        self._plugin_by_key = {s.routing_key: s.plugin for s in registry.services.values()}
+        self.localization = localization or Localization()
         self._all = _Router(registry.services.values())
         self._by_key = {s.routing_key: _Router([s]) for s in registry.services.values()}
         self._namespaces = {s.plugin: s.namespace for s in registry.services.values()}
@@ -135,6 +150,10 @@ class Dispatcher:
             for name, ids in aliases.items():
                 merged[name] = frozenset(merged.get(name, frozenset()) | set(ids))
             self._aliases = merged
+
+    def service_of(self, routing_key: str | None) -> str:
+        """The plugin name of the service consuming ``routing_key`` (``""`` if none)."""
+        return self._plugin_by_key.get(routing_key or "", "")
 
     # -- message level --------------------------------------------------------------------
 
@@ -162,6 +181,9 @@ class Dispatcher:
             request_id = request_id_of(body)
             log.warning("undecodable request %s: %s", request_id or "(no id)", exc)
             outcome = self.error_outcome(400, "BAD_REQUEST", f"Malformed request message: {exc}")
+            self.observer.request_done(
+                self.service_of(routing_key), "", 400, time.monotonic() - received
+            )
             return encode_reply(request_id, outcome.status, outcome.headers, outcome.body), False
         outcome, ran = self._dispatch(request, routing_key=routing_key, received=received)
         reply = encode_reply(request.id, outcome.status, outcome.headers, outcome.body)
@@ -182,25 +204,37 @@ class Dispatcher:
         ran: Operation | None = None
         started = time.monotonic()
         received = started if received is None else received
+        op: Operation | None = None
+        locales = parse_accept_language(request.headers.get("Accept-Language", ""))
+        tr = self.localization.translator(None, locales)  # the core's own messages
         try:
             router = self._all if routing_key is None else self._by_key.get(routing_key)
             if router is None:
-                raise NotFound(f"No service is registered with routing key {routing_key!r}")
-            op, params = router.route(request.method, request.path)
+                raise NotFound(
+                    tr.gettext(
+                        "No service is registered with routing key {key}", key=repr(routing_key)
+                    )
+                )
+            op, params = router.route(request.method, request.path, tr)
             request.path_params = params
-            self._authorize(op, request)
-            self._check_body(op, request)
+            self._authorize(op, request, tr)
+            self._check_body(op, request, tr)
             accept = request.headers.get("Accept", "")
             chosen = negotiate(accept, op.produces)
             if chosen is None:
                 raise NotAcceptable(
-                    f"None of the media types this operation produces is acceptable "
-                    f"(Accept: {_quote(accept)}); it produces {', '.join(op.produces)}"
+                    tr.gettext(
+                        "None of the media types this operation produces is acceptable "
+                        "(Accept: {accept}); it produces {produces}",
+                        accept=_quote(accept),
+                        produces=", ".join(op.produces),
+                    )
                 )
             context = RequestContext(
                 request=request,
                 plugin=op.plugin,
-                locales=parse_accept_language(request.headers.get("Accept-Language", "")),
+                locales=locales,
+                translator=self.localization.translator(op.plugin, locales),
                 deadline=received + self.timeout,
                 content_type=chosen,
                 api_version=_api_version(request),
@@ -211,28 +245,66 @@ class Dispatcher:
                 tasks=self.tasks,
             )
             if context.remaining <= 0:
-                raise ServiceUnavailable("The request waited longer than vCD's timeout")
+                self.observer.dropped_late(op.plugin)
+                raise ServiceUnavailable(tr.gettext("The request waited longer than vCD's timeout"))
             ran = op
             outcome = self._run(op, request, context)
         except HTTPError as exc:
-            outcome = self._http_error(exc, request)
+            outcome = self._http_error(exc, request, tr)
         except Exception:  # a handler bug: 500 for the client, traceback for the log
-            log.exception("request %s (%s %s) failed", request.id, request.method, request.path)
-            outcome = self._http_error(
-                InternalServerError(f"Internal error; request id {request.id or '(none)'}"),
-                request,
+            log.exception(
+                "request %s (%s %s) failed",
+                request.id,
+                request.method,
+                request.path,
+                extra={
+                    "vcdext_request": {
+                        "request_id": request.id,
+                        "vcd_request_id": request.headers.get(H_REQUEST_ID, ""),
+                        "service": op.plugin if op is not None else "",
+                        "operation": op.name if op is not None else "",
+                    }
+                },
             )
+            outcome = self._http_error(
+                InternalServerError(
+                    tr.gettext("Internal error; request id {id}", id=request.id or "(none)")
+                ),
+                request,
+                tr,
+            )
+        seconds = time.monotonic() - started
+        service = op.plugin if op is not None else self.service_of(routing_key)
+        self.observer.request_done(service, op.name if op else "", outcome.status, seconds)
+        vcd_request_id = request.headers.get(H_REQUEST_ID, "")
+        if vcd_request_id:  # so that vCD's request id follows the call in both directions
+            headers = {**outcome.headers, H_REQUEST_ID: vcd_request_id}
+            outcome = Outcome(outcome.status, headers, outcome.body)
         log.info(
             "%s %s %s → %d (%.1f ms)",
             request.id,
             request.method,
             request.path,
             outcome.status,
-            (time.monotonic() - started) * 1000,
+            seconds * 1000,
+            extra={
+                "vcdext_request": {
+                    "request_id": request.id,
+                    "vcd_request_id": vcd_request_id,
+                    "service": service,
+                    "operation": op.name if op else "",
+                    "method": request.method,
+                    "path": request.path,
+                    "status": outcome.status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "user": request.security.user,
+                    "org": request.security.org,
+                }
+            },
         )
         return outcome, ran
 
-    def _authorize(self, op: Operation, request: Request) -> None:
+    def _authorize(self, op: Operation, request: Request, tr: Translator) -> None:
         """403 unless the caller holds every right of ``op`` and is in its scope.
 
         A right is held when the security context lists its full name ``{namespace}:Name``
@@ -241,14 +313,16 @@ class Dispatcher:
         """
         security = request.security
         if op.admin_only and not is_system_admin(security):
-            raise Forbidden("This operation is for System administrators only")
+            raise Forbidden(tr.gettext("This operation is for System administrators only"))
         missing = [r for r in op.rights if not self.holds(security.rights, r)]
         if missing:
-            raise Forbidden(f"Missing right(s): {', '.join(missing)}")
+            raise Forbidden(tr.gettext("Missing right(s): {rights}", rights=", ".join(missing)))
         if op.same_org is not None and not is_system_admin(security):
             wanted = request.path_params.get(op.same_org, "")
             if not security.org or org_id(wanted) != org_id(security.org):
-                raise Forbidden("The organization in the path is not the caller's organization")
+                raise Forbidden(
+                    tr.gettext("The organization in the path is not the caller's organization")
+                )
 
     def holds(self, held: Iterable[str], right: str) -> bool:
         """Whether the rights ``held`` (as vCD sent them) include ``right`` (a full name)."""
@@ -258,13 +332,17 @@ class Dispatcher:
         aliases = self._aliases.get(right)
         return aliases is not None and not aliases.isdisjoint(held)
 
-    def _check_body(self, op: Operation, request: Request) -> None:
+    def _check_body(self, op: Operation, request: Request, tr: Translator) -> None:
         if op.consumes and request.body:
             ctype = request.content_type
             if not any(media_matches(p, ctype) for p in op.consumes):
                 accepted = ", ".join(op.consumes)
                 raise UnsupportedMediaType(
-                    f"Content-Type {ctype or '(none)'} is not accepted; use {accepted}"
+                    tr.gettext(
+                        "Content-Type {type} is not accepted; use {accepted}",
+                        type=ctype or "(none)",
+                        accepted=accepted,
+                    )
                 )
 
     def _run(self, op: Operation, request: Request, context: RequestContext) -> Outcome:
@@ -287,6 +365,18 @@ class Dispatcher:
             self.tasks.launch(task)
         headers = dict(response.headers)
         body = response.body_bytes
+        status = response.status
+        if not (
+            isinstance(body, bytes)
+            and isinstance(status, int)
+            and not isinstance(status, bool)
+            and 100 <= status <= 599
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):  # a handler bug: a 500 like any other, not a broken reply
+            raise TypeError(
+                f"handler of {op} returned a Response that is not status 100-599, "
+                "bytes or str body and str headers"
+            )
         if body or response.content_type:
             if response._json and not context.wants_json:
                 default = JSON_TYPE
@@ -323,11 +413,13 @@ class Dispatcher:
             )
         raise TypeError(f"handler of {op} returned {type(result).__name__}, not a Response")
 
-    def _http_error(self, exc: HTTPError, request: Request) -> Outcome:
+    def _http_error(self, exc: HTTPError, request: Request, tr: Translator) -> Outcome:
+        # A handler's `raise NotFound()` says "Resource not found" in the caller's language too.
+        message = tr.gettext(exc.message) if exc.message in _DEFAULT_MESSAGES else exc.message
         outcome = self.error_outcome(
             exc.status,
             exc.minor_code,
-            exc.message,
+            message,
             _api_version(request),
             as_json=preferred_family(request.headers.get("Accept", "")) == "json",
         )
@@ -341,6 +433,23 @@ class Dispatcher:
         JSON form for a client that prefers JSON."""
         ctype, body = error_document(status, minor_code, message, as_json=as_json, version=version)
         return Outcome(status, {"Content-Type": ctype}, body)
+
+
+#: The messages of errors raised without one (``HTTPError.default_message``), for extraction.
+_DEFAULT_MESSAGES = frozenset(
+    (
+        N_("Bad request"),
+        N_("Access to resource is forbidden"),
+        N_("Resource not found"),
+        N_("Method not allowed"),
+        N_("Not acceptable"),
+        N_("Duplicate name"),
+        N_("Unsupported media type"),
+        N_("Internal server error"),
+        N_("Not implemented"),
+        N_("Service unavailable"),
+    )
+)
 
 
 def _quote(value: str) -> str:

@@ -18,6 +18,14 @@ from typing import TYPE_CHECKING, Any
 from .acl import ResourceClass
 from .context import PluginState
 from .errors import DeclarationConflict, PluginError
+from .notifications import (
+    BlockingDeclaration,
+    BlockingHandler,
+    NotificationDeclaration,
+    NotificationHandler,
+    make_blocking,
+    make_notification,
+)
 from .operations import (
     Handler,
     HTTPMethod,
@@ -83,6 +91,8 @@ class Registrar:
         self._links: list[ServiceLink] = []
         self._rights: dict[str, Right] = {}
         self._resource_classes: list[ResourceClass] = []
+        self._notifications: list[NotificationDeclaration] = []
+        self._blocking: list[BlockingDeclaration] = []
         self._closed = False
 
     def _check_open(self) -> None:
@@ -151,6 +161,34 @@ class Registrar:
             self.add_link,
             self.add_resource_class,
         )
+        self._notifications.extend(replace(d, plugin=self.plugin) for d in service._notifications)
+        for declared in service._blocking:
+            self._add_blocking(declared)
+
+    def add_notification(
+        self, type: str, handler: NotificationHandler, *, success: bool | None = None
+    ) -> None:
+        """Handle notifications of ``type`` (see :meth:`vcdext.Service.notification`)."""
+        self._check_open()
+        try:
+            declared = make_notification(type, handler, success=success)
+        except ValueError as exc:
+            raise self._fail(str(exc)) from None
+        self._notifications.append(replace(declared, plugin=self.plugin))
+
+    def add_blocking_task(self, operation: str, handler: BlockingHandler) -> None:
+        """Decide blocked tasks of ``operation`` (see :meth:`vcdext.Service.blocking_task`)."""
+        self._check_open()
+        try:
+            declared = make_blocking(operation, handler)
+        except ValueError as exc:
+            raise self._fail(str(exc)) from None
+        self._add_blocking(declared)
+
+    def _add_blocking(self, declared: BlockingDeclaration) -> None:
+        if any(b.operation == declared.operation for b in self._blocking):
+            raise self._fail(f"blocking task {declared.operation!r} is declared twice")
+        self._blocking.append(replace(declared, plugin=self.plugin))
 
     def add_operations(self, *sources: Any) -> None:
         """Add every ``@operation``-decorated function among ``sources``.
@@ -331,6 +369,9 @@ class Registry:
     services: Mapping[str, RegisteredService] = field(default_factory=dict)
     states: Mapping[str, PluginState] = field(default_factory=dict)
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Every plugin's notification and blocking-task handlers, in load order.
+    notifications: tuple[NotificationDeclaration, ...] = ()
+    blocking_tasks: tuple[BlockingDeclaration, ...] = ()
 
     def state_of(self, plugin: str) -> PluginState:
         """The plugin's state for this runtime (for lifecycle hooks); KeyError if unknown."""
@@ -354,6 +395,8 @@ def build_registry(
     services: dict[str, RegisteredService] = {}
     states: dict[str, PluginState] = {}
     configs: dict[str, Mapping[str, Any]] = {}
+    notifications: list[NotificationDeclaration] = []
+    blocking: dict[str, BlockingDeclaration] = {}
     for plugin, register in plugins:
         registrar = Registrar(plugin, options(plugin))
         try:
@@ -374,10 +417,20 @@ def build_registry(
         if service is not None:
             _check_conflicts(service, services.values())
             services[plugin] = service
+        notifications.extend(registrar._notifications)
+        for declared in registrar._blocking:
+            other = blocking.get(declared.operation)
+            if other is not None:
+                raise DeclarationConflict(
+                    plugin, other.plugin, f"blocking task {declared.operation!r}"
+                )
+            blocking[declared.operation] = declared
     return Registry(
         types.MappingProxyType(services),
         types.MappingProxyType(states),
         types.MappingProxyType(configs),
+        tuple(notifications),
+        tuple(blocking.values()),
     )
 
 

@@ -88,7 +88,10 @@ class Backoff:
             return None
         if self.retries is not None and self._handed_out >= self.retries:
             return None
-        nominal = min(self.cap, self.initial * self.factor**self._handed_out)
+        try:
+            nominal = min(self.cap, self.initial * self.factor**self._handed_out)
+        except OverflowError:  # a long outage: factor**n is past any float, so past the cap
+            nominal = self.cap
         delay = nominal * (1.0 - self.jitter * self._rand())
         if self.deadline is not None and self._clock() + delay > self.deadline:
             return None

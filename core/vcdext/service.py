@@ -25,7 +25,15 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .acl import ResourceAction, ResourceClass
+from .notifications import (
+    BlockingDeclaration,
+    NotificationDeclaration,
+    check_operation,
+    make_blocking,
+    make_notification,
+)
 from .operations import Operation, Right, make_operation
+from .vcloud.notification import check_type
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +72,8 @@ class Service:
         self._rights: list[tuple[str, dict[str, str]]] = []
         self._links: list[dict[str, str | None]] = []
         self._resource_classes: list[ResourceClass] = []
+        self._notifications: list[NotificationDeclaration] = []
+        self._blocking: list[BlockingDeclaration] = []
 
     def __repr__(self) -> str:
         return f"Service({self._info.name!r}, namespace={self._info.namespace!r})"
@@ -120,6 +130,35 @@ class Service:
             self._operations.append(
                 replace(declared, handler=func, name=declared.name or func.__name__)
             )
+            return func
+
+        return decorate
+
+    def notification(
+        self, type: str, *, success: bool | None = None, name: str | None = None
+    ) -> Callable[[F], F]:
+        """Declare that the decorated function handles notifications of ``type``
+        (``com/vmware/vcloud/event/vapp/create``); ``success=True``/``False``: only those of
+        successful/failed operations. It receives a :class:`vcdext.Notification`; the
+        notification is acknowledged once it returns (at-least-once: it may see one twice)."""
+        check_type(type)
+
+        def decorate(func: F) -> F:
+            self._notifications.append(
+                make_notification(type, func, success=success, name=name or "")
+            )
+            return func
+
+        return decorate
+
+    def blocking_task(self, operation: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Declare that the decorated function decides blocked tasks of ``operation``
+        (``vappDeploy``): it receives a :class:`vcdext.BlockingRequest` and returns ``None`` or
+        a :class:`vcdext.Decision` (see :mod:`vcdext.notifications`)."""
+        check_operation(operation)
+
+        def decorate(func: F) -> F:
+            self._blocking.append(make_blocking(operation, func, name=name or ""))
             return func
 
         return decorate

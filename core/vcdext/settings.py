@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import re
 import tomllib
@@ -69,7 +70,8 @@ def setting(
 
     :param default: the value when the key is absent; :data:`REQUIRED` makes it mandatory.
         Choices are a ``Literal[...]`` annotation (matched case-insensitively).
-    :param secret: never shown: ``vcdext config show`` and error messages print a mask.
+    :param secret: never shown: ``vcdext config show`` and error messages print a mask, and
+        the section's ``repr`` leaves it out.
     :param minimum: the smallest number accepted.
     :param check: called with the typed value; returns the value to keep or raises
         :class:`ValueError` with a short problem (which must not contain the value).
@@ -77,10 +79,10 @@ def setting(
     """
     spec = _Spec(description, secret, minimum, check, mask)
     if default is dataclasses.MISSING:
-        return field(metadata={_META: spec})
+        return field(metadata={_META: spec}, repr=not secret)
     if isinstance(default, list | dict | set):
         raise TypeError("a setting's default must be immutable (use a tuple)")
-    return field(default=default, metadata={_META: spec})
+    return field(default=default, metadata={_META: spec}, repr=not secret)  # no secret in reprs
 
 
 def _tables_field() -> Any:
@@ -155,6 +157,12 @@ def check_broker_url(url: str) -> str:
 # -- the sections -------------------------------------------------------------------------
 
 
+def _check_port(port: int) -> int:
+    if port > 65535:
+        raise ValueError("must be a TCP port, at most 65535")
+    return port
+
+
 @dataclass(frozen=True)
 class AmqpSettings:
     """``[amqp]``: the broker vCD publishes extension requests to."""
@@ -202,6 +210,25 @@ class RuntimeSettings:
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
         "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: Literal["text", "json"] = setting(
+        "text",
+        "Log line format: text, or json (one JSON object per line, with each request's ids, "
+        "service, operation, status, duration, user and org).",
+    )
+    health_port: int = setting(
+        0,
+        "Port of the HTTP server for /healthz, /readyz and /metrics (vcdext run); 0: none.",
+        minimum=0,
+        check=_check_port,
+    )
+    health_host: str = setting(
+        "127.0.0.1", "Address the health port listens on (0.0.0.0 for probes from outside)."
+    )
+    transport: Literal["amqp", "mqtt"] = setting(
+        "amqp",
+        "How vCD reaches the services: amqp (an operator's RabbitMQ, [amqp]) or mqtt (vCD "
+        "10.2+'s own message bus, [mqtt]; see docs/running.md).",
     )
 
 
@@ -255,8 +282,57 @@ class VcdSettings:
     timeout: float = setting(30.0, "Seconds to wait for one vCD API call.", minimum=0.1)
 
 
+def _check_mqtt_url(url: str) -> str:
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if url and scheme not in ("ws", "wss"):
+        raise ValueError("must be a ws:// or wss:// URL (MQTT over WebSocket, as vCD serves it)")
+    return url
+
+
+def _check_qos(qos: int) -> int:
+    if qos > 2:
+        raise ValueError("must be 0, 1 or 2")
+    return qos
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """``[mqtt]``: vCD's own message bus (used when ``runtime.transport = "mqtt"``)."""
+
+    url: str = setting(
+        "",
+        "Broker URL, wss://host/messaging/mqtt; empty: vcd.url's host. A user:password in the "
+        "URL replaces the extension token login (brokers other than vCD's).",
+        secret=True,
+        check=_check_mqtt_url,
+        mask=mask_secret,
+    )
+    verify_tls: bool = setting(True, "Verify the broker's TLS certificate.")
+    ca_bundle: str = setting("", "CA bundle (PEM file) for the broker; empty: system CAs.")
+    qos: int = setting(
+        1, "MQTT QoS of subscriptions and replies: 0, 1 or 2.", minimum=0, check=_check_qos
+    )
+    client_id: str = setting(
+        "", "MQTT client id prefix; empty: vcdext-<host>-<pid> (unique per process)."
+    )
+    token_file: str = setting(
+        "~/.vcdext/mqtt-tokens.json",
+        "File (mode 0600) holding each extension's token; written by registration.",
+    )
+    extension_version: str = setting(
+        "1.0.0", "The version of each service's cloudapi extension (vendor/name/version)."
+    )
+    keepalive: int = setting(60, "MQTT keep-alive in seconds.", minimum=5)
+    max_message_bytes: int = setting(
+        2_097_152,
+        "Largest request message accepted; a larger one is answered 413 without being decoded.",
+        minimum=1024,
+    )
+
+
 _BUILTIN: dict[str, type[Any]] = {
     "amqp": AmqpSettings,
+    "mqtt": MqttSettings,
     "runtime": RuntimeSettings,
     "plugins": PluginsSettings,
     "vcd": VcdSettings,
@@ -268,6 +344,7 @@ class Settings:
     """All settings: one attribute per built-in section, contributed sections by name."""
 
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     vcd: VcdSettings = field(default_factory=VcdSettings)
@@ -443,7 +520,9 @@ def _convert(tp: Any, value: Any, from_env: bool) -> Any:
             except ValueError:
                 raise _Invalid(f"expected {what}") from None
         accepted = int if tp is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, accepted) or value != value:
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise _Invalid(f"expected {what}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan, an endless timeout
             raise _Invalid(f"expected {what}")
         return tp(value)
     if get_origin(tp) is Literal:

@@ -50,6 +50,7 @@ from typing import Protocol
 from lxml import etree
 
 from .errors import HTTPError, ServiceUnavailable, VcdExtError
+from .observer import NO_OBSERVER, Observer
 from .protocol import Response
 from .retry import Backoff
 from .vcloud import media
@@ -286,6 +287,8 @@ class TaskRunner:
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._ids = itertools.count(1)
+        #: Told each status a task enters (metrics); by default nobody is.
+        self.observer: Observer = NO_OBSERVER
 
     @property
     def vcd_api(self) -> VcdApi:
@@ -368,6 +371,7 @@ class TaskRunner:
         with self._lock:
             self._active[running._key] = running
         log.info("task %s (%s) created in org %s", running.id, operation_name, org_id)
+        self.observer.task_state("queued")
         return running
 
     def launch(self, task: RunningTask) -> None:
@@ -459,6 +463,7 @@ class TaskRunner:
     def _run(self, task: RunningTask) -> None:
         if not task._change(status="running"):
             return  # aborted while queued
+        self.observer.task_state("running")
         self._flush(task, force=True)  # a status change is never held back
         try:
             result = task._work(task)
@@ -487,6 +492,7 @@ class TaskRunner:
             changes["details"] = details
         if not task._change(**changes):
             return  # ended already (aborted at shutdown, say)
+        self.observer.task_state(status)
         self._send_final(task)
         if task.event:
             self._post_event(task, status)

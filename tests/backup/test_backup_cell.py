@@ -146,7 +146,7 @@ def test_a_backup_is_a_task_that_shows_progress_then_success(stack: Stack) -> No
     created = etree.fromstring(r.content)
     assert created.get("status") == "queued"
     assert created.get("serviceNamespace") == "org.example.vcd.backup"
-    assert created.get("operationName") == "backupVApp"
+    assert created.get("operationName") == "backupInProgress"
     assert created.find("v:Owner", NS).get("name") == "acme-web"
     alice_id = stack.cell.user("alice", "acme").id
     assert created.find("v:User", NS).get("id") == f"urn:vcloud:user:{alice_id}"

@@ -76,7 +76,7 @@ def test_a_backup_runs_as_a_task_and_is_stored(client, vcd, assert_valid_vcd_xml
     assert run.id == task_id
     assert run.statuses == ["queued", "running", "running", "running", "success"]
     assert [s.progress for s in run.states] == [0, 0, 10, 60, 100]
-    assert {s.operation_name for s in run.states} == {"backupVApp"}
+    assert {s.operation_name for s in run.states} == {"backupInProgress"}
     assert run.final.owner is not None and run.final.owner.name == "web"
     (event,) = run.events
     assert event.type == "backupComplete" and event.success is True

@@ -148,3 +148,71 @@ def test_a_non_loopback_host_is_refused_without_a_port_hint(command: str) -> Non
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("vcdext: error:")]
     assert "--allow-remote" in line and "--port 0" not in line, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.integration
+def test_vcdext_cell_with_a_broker_serves_a_runtime_in_another_process_over_mqtt(
+    mqtt_broker: str, tmp_path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCDEXT_")}
+    cell = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "vcdext", "cell", "--port", "0"),
+            *("--amqp-url", "memory://", "--mqtt-url", mqtt_broker),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    runtime = None
+    try:
+        assert cell.stdout is not None
+        lines = []
+        while not lines or not lines[-1].startswith("Press Ctrl-C"):
+            line = cell.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        banner = "".join(lines)
+        assert "MQTT broker ws://guest:********@" in banner
+        url = re.search(r"local vCD cell at (http://\S+)", banner).group(1)
+        runtime_env = {
+            **env,
+            "VCDEXT_PLUGINS_ENABLED": "hello",
+            "VCDEXT_RUNTIME_TRANSPORT": "mqtt",
+            "VCDEXT_MQTT_URL": mqtt_broker,
+            "VCDEXT_MQTT_TOKEN_FILE": str(tmp_path / "tokens.json"),
+            "VCDEXT_VCD_URL": url,
+            "VCDEXT_VCD_USERNAME": "administrator",
+            "VCDEXT_VCD_PASSWORD": "vmware",
+        }
+        runtime = subprocess.Popen(
+            [sys.executable, "-m", "vcdext", "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=runtime_env,
+        )
+        accept = {"Accept": "application/*+xml;version=36.0"}
+        login = requests.post(
+            f"{url}/api/sessions", auth=("alice@acme", "vmware"), headers=accept, timeout=10
+        )
+        headers = {**accept, "x-vcloud-authorization": login.headers["x-vcloud-authorization"]}
+        deadline = time.monotonic() + 30
+        while True:  # until the runtime registered and subscribed
+            r = requests.get(f"{url}/api/hello", headers=headers, timeout=20)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert r.status_code == 200, r.text
+        assert b"<Greeting" in r.content
+        assert (tmp_path / "tokens.json").exists()
+        runtime.send_signal(signal.SIGTERM)
+        _, log = runtime.communicate(timeout=30)
+        assert runtime.returncode == 0, log
+        assert "vmware" not in log
+    finally:
+        for proc in (runtime, cell):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)

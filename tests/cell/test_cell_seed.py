@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,34 @@ def test_a_seed_password_is_never_echoed(tmp_path: Path) -> None:
     assert info.value.key == "orgs[0].users[0].password"
     leaked = "98765" in str(info.value)
     assert not leaked, "a seed password appeared in a config error"
+
+
+@pytest.mark.parametrize("given_by", ["environment", "file", "flag"])
+def test_a_missing_seed_file_names_where_cell_seed_was_set(tmp_path: Path, given_by: str) -> None:
+    from vcdext.cli import _parser
+    from vcdext_cell.command import cell_from_args
+
+    absent = tmp_path / "absent.toml"
+    config = tmp_path / "vcdext.toml"
+    config.write_text(f"[cell]\nseed = {str(absent)!r}\n")
+    args, env = ["cell", "--port", "0"], {"VCDEXT_AMQP_URL": "memory://"}
+    if given_by == "environment":
+        env["VCDEXT_CELL_SEED"] = str(absent)
+        expected = "environment VCDEXT_CELL_SEED"
+    elif given_by == "file":
+        args += ["--config", str(config)]
+        expected = str(config)
+    else:
+        args += ["--seed", str(absent)]
+        expected = "--seed"
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith("VCDEXT_")]:
+            mp.delenv(name)
+        for name, value in env.items():
+            mp.setenv(name, value)
+        parsed = _parser().parse_args(args)  # what `vcdext cell` builds before it serves
+        settings = load_settings(getattr(parsed, "config", None))
+        with pytest.raises(ConfigError) as info:
+            cell_from_args(parsed, settings)
+    assert info.value.source == expected
+    assert info.value.key.startswith("cell.seed") and str(absent) in str(info.value)

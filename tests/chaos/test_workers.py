@@ -101,3 +101,19 @@ def test_replies_over_the_byte_budget_are_evicted_oldest_first():
         cache.finish(key, b"12345")
     assert cache.claim(b"a", redelivered=True) is None
     assert cache.claim(b"c", redelivered=True) is not None
+
+
+def test_two_runs_of_one_request_do_not_shrink_the_byte_budget():
+    # A redelivery that waited past its limit runs the request again while the first run
+    # is still going; both finish. The cache then holds one reply and must count one: a
+    # reply counted twice would be a phantom that evicts every later reply at once.
+    cache = _RecentReplies(max_entries=100, max_bytes=100)
+    for _ in range(3):
+        assert cache.claim(b"slow", redelivered=False) is None  # the first run
+        assert cache.claim(b"slow", redelivered=False) is None  # the second run
+        cache.finish(b"slow", b"a" * 40)
+        cache.finish(b"slow", b"b" * 40)
+    cache.claim(b"next", redelivered=False)
+    cache.finish(b"next", b"c" * 50)
+    kept = cache.claim(b"next", redelivered=True)
+    assert kept is not None and kept.reply == b"c" * 50

@@ -16,13 +16,18 @@ Isolation rules, so tests never depend on (or disturb) the machine's state:
   broker or to a concurrent test run.
 * All state (mnesia, logs, config, Erlang cookie via ``HOME``) lives in one temp
   dir; ``/etc/rabbitmq`` and inherited ``RABBITMQ_*``/``ERL_*`` variables are ignored.
-* No plugins are enabled (no management UI, faster boot).  ``rabbitmqctl`` is
-  not used.
+* Only the MQTT plugins are enabled, and only on request (``start(mqtt=True)``):
+  ``rabbitmq_mqtt`` + ``rabbitmq_web_mqtt`` serve MQTT 3.1.1 over WebSocket at
+  ``/messaging/mqtt``, the path vCD's own broker uses, on another free port. No
+  management UI.  ``rabbitmqctl`` is not used.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -37,6 +42,38 @@ from types import TracebackType
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not the su-wrapper in /usr/sbin
 EPMD = shutil.which("epmd") or "/usr/bin/epmd"
 HOST = "127.0.0.1"
+#: Where vCD's broker serves MQTT over WebSocket; the test node serves it there too.
+MQTT_PATH = "/messaging/mqtt"
+#: A broker user as vCD's broker knows an extension: ``vendor/name/version``, whose password
+#: is its extension token (the MQTT nodes have it, so a test can log in as hello does on vCD).
+EXTENSION_LOGIN = ("vcdext/hello/1.0.0", "test-extension-token")
+
+
+def _password_hash(password: str) -> str:
+    # RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password)).
+    salt = secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def _definitions() -> dict[str, object]:
+    """The users of an MQTT node: guest (as by default) and the extension login."""
+    users = [("guest", "guest", "administrator"), (*EXTENSION_LOGIN, "")]
+    return {
+        "users": [
+            {
+                "name": name,
+                "password_hash": _password_hash(password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": tags,
+            }
+            for name, password, tags in users
+        ],
+        "vhosts": [{"name": "/"}],
+        "permissions": [
+            {"user": name, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+            for name, _, _ in users
+        ],
+    }
 
 
 class RabbitNodeError(RuntimeError):
@@ -85,8 +122,9 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
 class RabbitNode:
     """A private RabbitMQ node; use ``RabbitNode.start()`` (or ``with``)."""
 
-    def __init__(self) -> None:
-        self.port, self.dist_port, self.epmd_port = _free_ports(3)
+    def __init__(self, *, mqtt: bool = False) -> None:
+        self.port, self.dist_port, self.epmd_port, self.mqtt_port, self.ws_port = _free_ports(5)
+        self.mqtt = mqtt
         self.nodename = f"vcdext-test-{os.getpid()}-{secrets.token_hex(4)}@localhost"
         self.tmpdir = Path(tempfile.mkdtemp(prefix="vcdext-rabbitmq-"))
         self.log_file = self.tmpdir / "log" / "rabbit.log"
@@ -100,10 +138,17 @@ class RabbitNode:
     def url(self) -> str:
         return f"amqp://guest:guest@{HOST}:{self.port}//"
 
+    @property
+    def mqtt_url(self) -> str:
+        """MQTT over WebSocket, as vCD serves it (``ws``: the test node has no TLS)."""
+        if not self.mqtt:
+            raise RuntimeError("this node was started without MQTT (start(mqtt=True))")
+        return f"ws://guest:guest@{HOST}:{self.ws_port}{MQTT_PATH}"
+
     # -- lifecycle -----------------------------------------------------------
 
     @classmethod
-    def start(cls, timeout: float = 60, attempts: int = 3) -> RabbitNode:
+    def start(cls, timeout: float = 60, attempts: int = 3, *, mqtt: bool = False) -> RabbitNode:
         """Boot a node and wait until it accepts AMQP logins (at most ``timeout`` s).
 
         If the node dies before the deadline (typically: a port picked as free was
@@ -112,7 +157,7 @@ class RabbitNode:
         """
         deadline = time.monotonic() + timeout
         for attempt in range(1, attempts + 1):
-            node = cls()
+            node = cls(mqtt=mqtt)
             try:
                 node._launch(deadline)
                 node._wait_ready(deadline)
@@ -186,9 +231,21 @@ class RabbitNode:
     def _launch(self, deadline: float) -> None:
         d = self.tmpdir
         (d / "rabbitmq-env.conf").write_text("")
-        (d / "enabled_plugins").write_text("[].\n")
+        plugins = "rabbitmq_mqtt,rabbitmq_web_mqtt" if self.mqtt else ""
+        (d / "enabled_plugins").write_text(f"[{plugins}].\n")
+        if self.mqtt:
+            (d / "definitions.json").write_text(json.dumps(_definitions()))
+        mqtt_conf = (
+            f"load_definitions = {d / 'definitions.json'}\n"
+            f"mqtt.listeners.tcp.default = {HOST}:{self.mqtt_port}\n"
+            f"web_mqtt.tcp.ip = {HOST}\n"
+            f"web_mqtt.tcp.port = {self.ws_port}\n"
+            f"web_mqtt.ws_path = {MQTT_PATH}\n"
+            if self.mqtt
+            else ""
+        )
         (d / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = {HOST}:{self.port}\n"
+            mqtt_conf + f"listeners.tcp.default = {HOST}:{self.port}\n"
             # guest may only log in over loopback, which is all we listen on.
             "loopback_users.guest = true\n"
             # CI disks/memory can be small; never block publishers in tests.
@@ -256,6 +313,8 @@ class RabbitNode:
                 time.sleep(0.2)
                 continue
             conn.close()
+            if self.mqtt:
+                self._wait_port(self.ws_port, self._server, deadline, "web MQTT")
             return
         raise RabbitNodeError(
             self._failure(f"no AMQP login on port {self.port} in time (last error: {last_error!r})")
@@ -264,7 +323,29 @@ class RabbitNode:
     def _failure(self, reason: str) -> str:
         return (
             f"RabbitMQ test node {self.nodename} failed: {reason}\n"
-            f"ports: amqp={self.port} dist={self.dist_port} epmd={self.epmd_port}\n"
+            f"ports: amqp={self.port} dist={self.dist_port} epmd={self.epmd_port} "
+            f"mqtt={self.mqtt_port} ws={self.ws_port}\n"
             f"--- tail of {self.log_file} ---\n{_tail(self.log_file)}\n"
             f"--- tail of {self.stdout_file} ---\n{_tail(self.stdout_file)}"
         )
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.support.rabbitmq CMD...``: run CMD with a throwaway node serving AMQP
+    and MQTT; ``{amqp_url}`` and ``{mqtt_url}`` in CMD become its URLs (``make run-mqtt``)."""
+    with RabbitNode.start(mqtt=True) as node:
+        command = [a.format(amqp_url=node.url, mqtt_url=node.mqtt_url) for a in argv]
+        proc = subprocess.Popen(command)
+        # SIGTERM goes on to the command; the node is removed once the command has ended.
+        signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the command too; let it finish
+                continue
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

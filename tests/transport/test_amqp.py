@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -313,10 +314,20 @@ def test_sigterm_while_the_broker_is_unreachable_exits_promptly(exchange):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = vcdext_run(f"amqp://guest:s3cr3t-pw@127.0.0.1:{port}//", exchange)
-    time.sleep(2.0)
-    assert proc.poll() is None, "it should keep retrying"
+    # Signal only once it is retrying (its signal handlers are installed by then), however
+    # slowly a loaded machine starts it.
+    lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "unreachable" in line:
+            break
+    assert proc.poll() is None, "it should keep retrying: " + "".join(lines)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
+    out = "".join(lines) + out
     assert proc.returncode == 0, out
     assert "unreachable" in out
     assert "s3cr3t-pw" not in out
@@ -404,6 +415,49 @@ def test_a_reply_the_broker_refuses_rejects_the_request_and_serving_goes_on(
             headers={"replyToExchange": "no-such-exchange"},
         )
     time.sleep(1.0)
+    good = vcd.publish_raw(e2("/api/hello", "good"), HELLO_KEY)
+    assert vcd.wait(good)[0].status == 200
+    server.stop()
+    time.sleep(1.0)
+    assert queue_depth(rabbitmq, HELLO_KEY) == 0  # rejected, not requeued or left unacked
+
+
+def test_a_reply_exchange_deleted_after_use_refuses_its_reply_alone(serve, vcd, rabbitmq, caplog):
+    """A reply exchange is checked once, when first seen. Deleted later, the broker closes the
+    publishing channel on the next reply to it: the runtime reopens the channel, refuses that
+    reply (its request rejected, not requeued) and goes on serving."""
+    server = serve()
+    gone = f"vcdext-replies-{uuid.uuid4().hex[:6]}"
+    with Connection(rabbitmq) as conn:
+        channel = conn.default_channel
+        channel.exchange_declare(gone, "direct", durable=False, auto_delete=False)
+        reply_queue, _, _ = channel.queue_declare("", exclusive=True)
+        channel.queue_bind(reply_queue, gone, routing_key=reply_queue)
+
+        def ask(request_id: str) -> None:
+            conn.Producer().publish(
+                e2("/api/hello", request_id),
+                exchange=server.exchange.name,
+                routing_key=HELLO_KEY,
+                correlation_id=request_id,
+                reply_to=reply_queue,
+                headers={"replyToExchange": gone},
+            )
+
+        with caplog.at_level(logging.INFO, logger="vcdext.transport.amqp"):
+            ask("first")
+            deadline = time.monotonic() + 15
+            while (reply := channel.basic_get(reply_queue, no_ack=True)) is None:
+                assert time.monotonic() < deadline, "no reply through the exchange"
+                time.sleep(0.05)
+            assert json.loads(reply.body)["statusCode"] == 200
+            channel.exchange_delete(gone)
+            ask("second")
+            deadline = time.monotonic() + 15
+            while "refused" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+    assert "reply channel was closed by the broker" in caplog.text
+    assert "reply for correlation id second" in caplog.text and "refused" in caplog.text
     good = vcd.publish_raw(e2("/api/hello", "good"), HELLO_KEY)
     assert vcd.wait(good)[0].status == 200
     server.stop()

@@ -32,7 +32,7 @@ def test_an_unreachable_broker_is_reported_by_the_consumer_only(caplog):
         deadline = time.monotonic() + 20
         while "unreachable" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(1.5)  # the publisher's idle ticks come and go
+        time.sleep(1.5)  # the consumer thread's idle turns come and go
         server.stop()
         thread.join(20)
     assert not thread.is_alive()
@@ -43,12 +43,11 @@ def test_an_unreachable_broker_is_reported_by_the_consumer_only(caplog):
 
 def test_a_reply_connection_that_cannot_be_opened_is_not_called_lost(caplog):
     server = server_for(f"amqp://guest:guest@127.0.0.1:{closed_port()}//")
-    server._replies.put(_Reply(1, 7, "ex", "key", "c-1", b"{}", False))
-    server._replies.put(None)  # then stop
+    server._replies.append(_Reply(1, 7, "ex", "key", "c-1", b"{}", False))
     with caplog.at_level(logging.WARNING, logger="vcdext.transport.amqp"):
-        server._publish_until_stopped()
+        server._replier.turn([])  # the consumer thread's turn at the replies
     lines = [r.getMessage() for r in caplog.records if "reply connection" in r.getMessage()]
     assert len(lines) == 1
     assert "could not be opened" in lines[0] and "lost" not in lines[0]
     # The request is given back to the broker (requeued), not acked.
-    assert server._settled.get_nowait() == (1, 7, "requeue")
+    assert list(server._settled) == [(1, 7, "requeue")]

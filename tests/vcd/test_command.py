@@ -9,6 +9,7 @@ import pytest
 
 from tests.vcd.fake_vcd import PASSWORD, FakeVcd
 from vcdext.cli import main
+from vcdext.vcloud.bundle import read_bundle
 
 
 @pytest.fixture
@@ -29,10 +30,16 @@ def test_register_then_register_again(fake, config, capsys):
     assert main(["register", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "io.vcdext.hello  create  service" in out
-    assert out.rstrip().endswith("vCD updated: 7 changes applied to 1 service")
+    assert "io.vcdext.hello  upload  bundle          de_DE, en_US, fr_FR" in out
+    assert out.rstrip().endswith("vCD updated: 8 changes applied to 1 service")
     assert fake.service_by_namespace("io.vcdext.hello") is not None
+    ((_, zipped),) = fake.bundles  # built from hello's catalogs
+    assert (
+        read_bundle(zipped)["de_DE"]["RIGHT_VIEW_ORG_GREETING"] == "Gruß der Organisation anzeigen"
+    )
     assert main(["register", "--config", str(config)]) == 0
     assert capsys.readouterr().out == "vCD is up to date (1 service checked); nothing changed\n"
+    assert len(fake.bundles) == 1  # unchanged catalogs: not uploaded again
 
 
 def test_dry_run_prints_the_table_and_writes_nothing(fake, config, capsys):
@@ -41,7 +48,7 @@ def test_dry_run_prints_the_table_and_writes_nothing(fake, config, capsys):
     lines = out.splitlines()
     assert lines[0].split() == ["SERVICE", "ACTION", "OBJECT", "DETAIL"]
     assert any("api filter" in line and "/api/org/[^/]+/hello" in line for line in lines)
-    assert lines[-1] == "dry run: 7 changes planned for 1 service; nothing was changed"
+    assert lines[-1] == "dry run: 8 changes planned for 1 service; nothing was changed"
     assert fake.writes == [] and not fake.services
 
 

@@ -61,3 +61,11 @@ def test_vcds_recorded_errors_are_read_and_other_documents_are_not_errors():
     )
     assert read_error(parse(tostring(error_element(404, "NOT_FOUND", "x")))) == ("NOT_FOUND", "x")
     assert read_error(parse(recorded("service.xml"))) is None
+
+
+@pytest.mark.parametrize("echoed", ["\x00", "\x01\x1f", "\ud800", "\ufffe"])
+def test_a_message_echoing_characters_xml_cannot_hold_is_still_an_error(echoed):
+    # Messages quote the request (a path, a handler's NotFound of a path parameter): what XML
+    # cannot carry is replaced, so the Error is written instead of raising.
+    doc = parse(error_document(404, "RESOURCE_NOT_FOUND", f"No resource at /api/{echoed}x")[1])
+    assert doc.get("message") == "No resource at /api/" + "\ufffd" * len(echoed) + "x"

@@ -2,18 +2,22 @@
 
 Threads, and who owns what::
 
-    consumer thread  owns the consuming connection: declares the topology, receives
-                     requests, keeps heartbeats going, and is the only one to ack/reject.
-    worker threads   run the dispatcher (handlers); never touch a connection. They are
-                     daemon threads, so a handler stuck past the shutdown grace cannot keep
-                     the process alive (its request is redelivered by the broker).
-    publisher thread owns a second connection (publisher confirms), publishes replies and
-                     reconnects by itself when the broker goes away.
+    consumer thread  owns both broker connections and is the only thread that touches them:
+                     the consuming connection (topology, requests, acks/rejects) and the reply
+                     connection (replies, with publisher confirms). It sleeps in ``select()``
+                     on both sockets and on a wake-up pipe, so a delivery, a confirm or a
+                     finished reply wakes it at once; it never polls.
+    worker threads   run the dispatcher (handlers); never touch a connection. A finished
+                     reply is handed to the consumer thread and the pipe written to wake it.
+                     They are daemon threads, so a handler stuck past the shutdown grace cannot
+                     keep the process alive (its request is redelivered by the broker).
 
 A request is acknowledged only after the broker has confirmed its reply (reply, then ack), so a
-crash between the two makes the broker redeliver the request instead of losing it. Prefetch is
-bounded, so the consumer never holds more requests than the pool can work through, and a slow
-handler can never starve the consumer thread or its heartbeats.
+crash between the two makes the broker redeliver the request instead of losing it. Confirms are
+asynchronous: many replies are in flight at once and the broker confirms them in batches, so
+waiting for the confirm costs no round trip per request. Prefetch is bounded, so the consumer
+never holds more requests than the pool can work through, and a slow handler can never starve
+the consumer thread or its heartbeats.
 """
 
 from __future__ import annotations
@@ -23,12 +27,11 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,21 +39,24 @@ from amqp.exceptions import AccessRefused
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.message import Message
-from kombu.messaging import Consumer, Producer
+from kombu.messaging import Consumer
 
 from ..dispatch import Dispatcher
 from ..errors import VcdExtError
 from ..protocol import encode_reply, request_id_of
 from ..retry import Backoff
 from ..settings import AmqpSettings, mask_secret
+from . import memory
+from .memory import connection_for
+from .wakeup import Wakeup, socket_of
 
 log = logging.getLogger(__name__)
 
-# How long the consumer thread blocks waiting for the broker before it settles finished
-# requests. Acks are issued only by this thread, and with prefetch exhausted no new delivery
-# wakes it, so while requests are in flight it polls often; idle, it can sleep longer.
-_POLL_BUSY = 0.002
-_POLL_IDLE = 0.1
+# The longest the consumer thread sleeps when nothing wakes it (heartbeats, the stop flag).
+_IDLE_WAKE = 1.0
+# The in-memory transport (``memory://``) has no socket to wait on: its puts wake the waiting
+# thread (vcdext.transport.memory); this bounds the wait for transports that do not.
+_MEMORY_POLL = 0.05
 # The cache of recent replies that spares a redelivered request a second run of its handler.
 _RECENT_REPLIES = 4096
 _RECENT_REPLY_BYTES = 32 * 1024 * 1024
@@ -96,6 +102,12 @@ class _Workers:
             self._running.setdefault(service, 0)
             self._cond.notify()
 
+    def counts(self) -> tuple[int, int]:
+        """(requests running, requests waiting for a thread)."""
+        with self._cond:
+            running = sum(self._running.values())
+            return running, sum(len(jobs) for jobs in self._waiting.values())
+
     def _pick(self) -> tuple[str, Callable[[], None]] | None:
         # Called holding the lock, by an idle thread (counted in self._idle).
         reserve = self._count >= len(self._running)
@@ -128,6 +140,8 @@ class _Workers:
                 service, job = picked
                 self._idle -= 1
                 self._running[service] += 1
+                if self._idle and any(self._waiting.values()):
+                    self._cond.notify()  # more work: the next idle thread takes a look
             try:
                 job()
             except BaseException:  # a thread that dies takes its request's answer with it
@@ -136,7 +150,9 @@ class _Workers:
                 with self._cond:
                     self._running[service] -= 1
                     self._idle += 1
-                    self._cond.notify_all()
+                    # This thread looks for its next job itself, and every idle thread would
+                    # judge the waiting lines alike: no one else needs waking (a wake-up per
+                    # finished job for every idle thread cost more than the job's bookkeeping).
 
     def shutdown(self) -> None:
         """Let idle threads end; a thread still in a handler is left to the process exit.
@@ -148,10 +164,34 @@ class _Workers:
             self._cond.notify_all()
 
 
-@dataclass
+class _Done:
+    """An event on a condition shared by the whole cache: 4,096 ``threading.Event`` objects
+    (a lock and a condition each) were most of the cache's memory."""
+
+    __slots__ = ("_cond", "_flag")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
+        self._flag = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:  # called holding the condition's lock
+        self._flag = True
+        self._cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(self.is_set, timeout)
+
+
 class _Entry:
-    done: threading.Event = field(default_factory=threading.Event)
-    reply: bytes | None = None
+    __slots__ = ("done", "reply")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self.done = _Done(cond)
+        self.reply: bytes | None = None
 
 
 class _RecentReplies:
@@ -162,7 +202,7 @@ class _RecentReplies:
     """
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
         self._max_entries = max_entries
@@ -178,7 +218,7 @@ class _RecentReplies:
                 return entry
             if entry is not None and entry.reply is not None:
                 self._bytes -= len(entry.reply)
-            self._entries[key] = _Entry()
+            self._entries[key] = _Entry(self._lock)
             self._entries.move_to_end(key)
             return None
 
@@ -188,6 +228,8 @@ class _RecentReplies:
             entry = self._entries.get(key)
             if entry is None:
                 return
+            if entry.reply is not None:  # a second run of the same request finished first
+                self._bytes -= len(entry.reply)
             if reply is None:
                 del self._entries[key]
             else:
@@ -197,13 +239,20 @@ class _RecentReplies:
             self._evict()
 
     def _evict(self) -> None:
-        for key in list(self._entries):
-            if len(self._entries) <= self._max_entries and self._bytes <= self._max_bytes:
-                return
-            entry = self._entries[key]
+        # Oldest first; without copying the keys, which at 4,096 entries cost more than the
+        # rest of a request's bookkeeping.
+        count, size = len(self._entries), self._bytes
+        victims = []
+        for key, entry in self._entries.items():
+            if count <= self._max_entries and size <= self._max_bytes:
+                break
             if entry.done.is_set():  # running requests stay
-                del self._entries[key]
-                self._bytes -= len(entry.reply or b"")
+                victims.append(key)
+                count -= 1
+                size -= len(entry.reply or b"")
+        for key in victims:
+            del self._entries[key]
+        self._bytes = size
 
 
 def _sent_at(value: object) -> float | None:
@@ -231,9 +280,6 @@ class _Job:
     key: bytes  # identifies a delivery's request across redeliveries
 
 
-_IDLE = object()  # the publisher's "nothing to publish this second" marker
-
-
 @dataclass(frozen=True)
 class _Reply:
     generation: int
@@ -256,6 +302,9 @@ class AmqpServer:
     :param workers: handler threads (``runtime.workers``); prefetch defaults to twice that.
     """
 
+    #: vCD's filters need the exchange to exist: register once it is declared.
+    registers_first = False
+
     def __init__(self, dispatcher: Dispatcher, settings: AmqpSettings, *, workers: int) -> None:
         self.dispatcher = dispatcher
         self.url = settings.url
@@ -272,13 +321,18 @@ class AmqpServer:
         ]
         self.ready = threading.Event()
         self._stopping = threading.Event()
-        self._replies: queue.Queue[_Reply | None] = queue.Queue()
-        self._settled: queue.Queue[tuple[int, int, str]] = queue.Queue()
+        # Handed from the worker threads to the consumer thread (deque appends are atomic);
+        # each hand-over sets _wake.
+        self._replies: deque[_Reply] = deque()
+        self._settled: deque[tuple[int, int, str]] = deque()
+        self._wake = Wakeup()
         self._inflight: dict[int, Message] = {}
+        self._ack_multiple = False
         self._generation = 0
         self._workers: _Workers | None = None
         # Set when shutdown gave up waiting: queued requests are then left to the broker.
         self._abandon = threading.Event()
+        self._replier = _Replier(self)
         self._fatal: TransportError | None = None
         self._recent = _RecentReplies(_RECENT_REPLIES, _RECENT_REPLY_BYTES)
         self._skew_warned = False
@@ -296,6 +350,11 @@ class AmqpServer:
         Safe to call from any thread or a signal handler.
         """
         self._stopping.set()
+        self._wake.set()
+
+    def load(self) -> tuple[int, int]:
+        """(requests in a handler now, requests received and waiting for a worker)."""
+        return self._workers.counts() if self._workers is not None else (0, 0)
 
     def run(self) -> None:
         """Serve until :meth:`stop`; returns once in-flight requests are answered and acked."""
@@ -310,17 +369,12 @@ class AmqpServer:
             self.workers,
         )
         self._workers = _Workers(self.workers, (q.name for q in self.queues))
-        publisher = threading.Thread(
-            target=self._publish_loop, name="vcdext-publisher", daemon=True
-        )
-        publisher.start()
         try:
             self._consume_with_reconnect()
         finally:
             self._abandon.set()
             self._workers.shutdown()
-            self._replies.put(None)
-            publisher.join(timeout=10)
+            self._replier.close()
             self.ready.clear()
             log.info("stopped")
         if self._fatal is not None:
@@ -329,7 +383,7 @@ class AmqpServer:
     # -- consumer thread --------------------------------------------------------------------
 
     def _connection(self, **options: Any) -> Connection:
-        return Connection(self.url, heartbeat=self.heartbeat or None, **options)
+        return connection_for(self.url, heartbeat=self.heartbeat or None, **options)
 
     def _consume_with_reconnect(self) -> None:
         backoff = Backoff(initial=1.0, cap=15.0, jitter=_JITTER, stop=self._stopping)
@@ -350,6 +404,7 @@ class AmqpServer:
                 # requests, so their late replies must not be acked on the new channel.
                 self._inflight.clear()
                 self.ready.clear()
+                self.dispatcher.observer.reconnected("consumer")
                 delay = backoff.next_delay()  # None once stop() was called
                 log.warning(
                     "broker %s unreachable (%s); %s",
@@ -358,7 +413,10 @@ class AmqpServer:
                     "stopping" if delay is None else f"retrying in {delay:.1f} s",
                 )
                 if delay is not None:
-                    backoff.wait(delay)  # a stop() during the wait ends the loop
+                    # Replies computed meanwhile still go out on the reply connection.
+                    until = time.monotonic() + delay
+                    while not self._stopping.is_set() and time.monotonic() < until:
+                        self._turn(None, until - time.monotonic())
             except conn.channel_errors as exc:
                 raise TransportError(f"the broker refused the topology: {exc}") from exc
             finally:
@@ -372,27 +430,55 @@ class AmqpServer:
         consumer = Consumer(channel, self.queues, on_message=self._on_message, auto_declare=False)
         consumer.qos(prefetch_count=self.prefetch)
         self._generation += 1
+        self._ack_multiple = socket_of(conn) is not None
         consumer.consume()
         self.ready.set()
         log.info("serving")
         while not self._stopping.is_set():
-            self._drain(conn)
+            self._turn(conn, _IDLE_WAKE)
         consumer.cancel()
         # Answer what was already taken: keep the connection alive until all is acked.
         grace = time.monotonic() + self.reply_ttl * 3 + 5
-        while self._inflight and time.monotonic() < grace:
-            self._drain(conn)
+        while self._inflight and (now := time.monotonic()) < grace:
+            self._turn(conn, min(_IDLE_WAKE, grace - now))
         if self._inflight:
             log.warning(
                 "%d request(s) not finished at shutdown; the broker will redeliver them",
                 len(self._inflight),
             )
 
-    def _drain(self, conn: Connection) -> None:
-        with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=_POLL_BUSY if self._inflight else _POLL_IDLE)
-        conn.heartbeat_check()
+    def _turn(self, conn: Connection | None, timeout: float) -> None:
+        """One turn of the consumer thread: wait for the broker or a worker (at most
+        ``timeout`` seconds), then read what arrived, publish finished replies and settle."""
+        sockets = [s for s in (socket_of(conn), self._replier.socket()) if s is not None]
+        virtual = conn is not None and socket_of(conn) is None
+        seen = memory.snapshot()
+        if virtual:
+            # The in-memory transport: look at its queues first, then wait for a put.
+            self._drain_virtual(conn)
+            timeout = min(timeout, _MEMORY_POLL)
+        if self._replier.has_work():
+            timeout = 0  # only look at what the broker sent
+        readable = self._wake.wait([] if virtual else sockets, timeout, seen)
+        self._wake.clear()
+        if conn is not None and not virtual and socket_of(conn) in readable:
+            self._drain(conn)
+        elif virtual:
+            self._drain_virtual(conn)
+        self._replier.turn(readable)
         self._settle()
+        if conn is not None:
+            conn.heartbeat_check()
+
+    def _drain(self, conn: Connection) -> None:
+        """Read every frame the consuming connection has ready, without waiting for more."""
+        _drain_ready(conn)
+
+    def _drain_virtual(self, conn: Connection | None) -> None:
+        assert conn is not None
+        with contextlib.suppress(TimeoutError):
+            for _ in range(self.prefetch):
+                conn.drain_events(timeout=0)
 
     def _on_message(self, message: Message) -> None:
         received = time.monotonic()
@@ -411,6 +497,8 @@ class AmqpServer:
         body = message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8")
         routing_key = message.delivery_info.get("routing_key")
         redelivered = bool(message.delivery_info.get("redelivered"))
+        if redelivered:
+            self.dispatcher.observer.redelivered(self.dispatcher.service_of(routing_key))
         oversize = len(body) > self.max_message_bytes
         key = hashlib.sha256(
             f"{routing_key}\0{correlation_id}\0".encode("utf-8", "surrogatepass")
@@ -453,6 +541,9 @@ class AmqpServer:
                 "REQUEST_ENTITY_TOO_LARGE",
                 f"The request message is larger than {self.max_message_bytes} bytes",
             )
+            self.dispatcher.observer.request_done(
+                self.dispatcher.service_of(routing_key), "", 413, 0.0
+            )
             self._reply(job, encode_reply("", outcome.status, outcome.headers, outcome.body))
             return
         assert self._workers is not None
@@ -490,20 +581,34 @@ class AmqpServer:
         return received - waited if waited > 0 else received
 
     def _settle(self) -> None:
-        while True:
-            try:
-                generation, tag, action = self._settled.get_nowait()
-            except queue.Empty:
-                return
+        acks: list[Message] = []
+        while self._settled:
+            generation, tag, action = self._settled.popleft()
             message = self._inflight.pop(tag, None) if generation == self._generation else None
             if message is None:
                 continue
             if action == "ack":
-                message.ack()
+                acks.append(message)
             elif action == "requeue":
                 message.requeue()
             else:
                 message.reject(requeue=False)
+        if not acks:
+            return
+        # Confirms come in batches, so acks do too: when no request older than the newest one
+        # acked here is still open, one ``multiple`` ack settles them all (AMQP only: kombu's
+        # virtual transports ignore ``multiple``).
+        if self._ack_multiple and len(acks) > 1:  # AMQP delivery tags are numbers
+            last = max(acks, key=lambda m: int(m.delivery_tag))
+            if not self._inflight or min(self._inflight) > last.delivery_tag:
+                last.ack(multiple=True)
+                return
+        for message in acks:
+            message.ack()
+
+    def _settle_later(self, generation: int, tag: int, action: str) -> None:
+        self._settled.append((generation, tag, action))
+        self._wake.set()
 
     # -- worker threads ---------------------------------------------------------------------
 
@@ -528,7 +633,7 @@ class AmqpServer:
             reply, reusable = self._answer(job)
         except BaseException:
             self._recent.finish(job.key, None)
-            self._settled.put((job.generation, job.tag, "reject"))  # never left unsettled
+            self._settle_later(job.generation, job.tag, "reject")  # never left unsettled
             raise
         # Idempotent operations run again when redelivered; their replies are not kept.
         self._recent.finish(job.key, reply if reusable else None)
@@ -552,7 +657,7 @@ class AmqpServer:
             return encode_reply(request_id, outcome.status, outcome.headers, outcome.body), False
 
     def _reply(self, job: _Job, body: bytes) -> None:
-        self._replies.put(
+        self._replies.append(
             _Reply(
                 job.generation,
                 job.tag,
@@ -563,110 +668,194 @@ class AmqpServer:
                 job.redelivered,
             )
         )
+        self._wake.set()
 
-    # -- publisher thread -------------------------------------------------------------------
 
-    def _publish_loop(self) -> None:
-        try:
-            self._publish_until_stopped()
-        except Exception as exc:  # a bug here must not leave requests silently unanswered
-            log.exception("the reply publisher failed; stopping")
-            self._fatal = TransportError(f"the reply publisher failed: {exc!r}")
-            self.stop()
-
-    def _publish_until_stopped(self) -> None:
-        conn: Connection | None = None
-        producer: Producer | None = None
-        connected = False  # whether `conn` got as far as a connection
-        # Waits end when run() gives up on the replies still queued (shutdown).
-        backoff = Backoff(initial=0.5, cap=15.0, jitter=_JITTER, stop=self._abandon)
-        try:
-            while True:
-                item: _Reply | object | None
-                try:
-                    item = self._replies.get(timeout=1.0)
-                except queue.Empty:
-                    item = _IDLE
-                if item is None:
-                    return
-                if item is _IDLE and producer is None:
-                    continue  # nothing to keep alive; connect when a reply is ready
-                try:
-                    if conn is None or producer is None:
-                        conn = self._connection(transport_options={"confirm_publish": True})
-                        conn.connect()
-                        connected = True
-                        producer = Producer(conn.channel())
-                    if isinstance(item, _Reply):
-                        self._publish(producer, item)
-                        self._settled.put((item.generation, item.tag, "ack"))
-                    else:
-                        self._keep_alive(conn)
-                    backoff.reset()
-                except Exception as exc:
-                    refused = isinstance(exc, conn.channel_errors if conn else ()) and not (
-                        isinstance(exc, conn.connection_errors if conn else ())
-                    )
-                    if isinstance(item, _Reply):
-                        self._publish_failed(item, exc, refused)
-                    if refused and conn is not None:
-                        # py-amqp reopens a channel the broker closed under the same id:
-                        # close it, or every refusal leaks a channel id until none is left.
-                        if producer is not None:
-                            with contextlib.suppress(Exception):
-                                producer.channel.close()
-                        producer = Producer(conn.channel())
-                        continue
-                    if conn is not None:
-                        conn.release()
-                    conn = producer = None
-                    delay = backoff.next_delay()  # None once shutdown gave up on the replies
-                    log.warning(
-                        "reply connection to %s %s (%s); %s",
-                        mask_secret(self.url),
-                        "lost" if connected else "could not be opened",
-                        exc,
-                        "giving up" if delay is None else f"retrying in {delay:.1f} s",
-                    )
-                    connected = False
-                    if delay is None or not backoff.wait(delay):
-                        return
-        finally:
-            if conn is not None:
-                conn.release()
-
-    def _keep_alive(self, conn: Connection) -> None:
-        # Read what the broker sent (its heartbeats) and send ours; a dead connection raises.
-        with contextlib.suppress(TimeoutError):
+def _drain_ready(conn: Connection) -> None:
+    """Handle every frame ``conn`` has ready. With a zero timeout py-amqp reads without
+    blocking and raises ``TimeoutError`` when no frame has begun to arrive (the rest of a frame
+    that has begun is read to its end, as the broker sends it whole)."""
+    with contextlib.suppress(TimeoutError):
+        while True:
             conn.drain_events(timeout=0)
-        conn.heartbeat_check()
 
-    def _publish(self, producer: Producer, item: _Reply) -> None:
-        producer.publish(
-            item.body,
-            exchange=item.exchange,
-            routing_key=item.routing_key,
-            correlation_id=item.correlation_id,
-            content_type="application/json",
-            content_encoding="utf-8",
-            expiration=self.reply_ttl,
-            confirm_timeout=self.reply_ttl,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+
+class _Replier:
+    """The reply connection, driven by the consumer thread.
+
+    Replies are published with publisher confirms, many at once: the broker confirms them
+    asynchronously (often several with one ``basic.ack``), and only a confirmed reply lets the
+    consumer thread ack its request. A reply exchange seen for the first time is checked with a
+    passive declare on a channel of its own, so that a missing one refuses that reply alone
+    instead of closing the publishing channel under the replies in flight. Over the in-memory
+    transport a publish is a put into a queue of this process: it counts as confirmed at once.
+    """
+
+    def __init__(self, server: AmqpServer) -> None:
+        self._server = server
+        self._conn: Connection | None = None
+        self._channel: Any = None
+        self._check: Any = None
+        self._confirms = False
+        self._seq = 0
+        self._unconfirmed: dict[int, _Reply] = {}
+        self._exchanges: set[str] = set()
+        self._connected = False  # whether `_conn` got as far as a connection
+        # Waits end when run() gives up on the replies still queued (shutdown).
+        self._backoff = Backoff(initial=0.5, cap=15.0, jitter=_JITTER, stop=server._abandon)
+        self._retry_at = 0.0
+
+    def socket(self) -> Any | None:
+        return socket_of(self._conn) if self._conn is not None else None
+
+    def has_work(self) -> bool:
+        """Replies wait and the connection is up (or may be retried now)."""
+        return bool(self._server._replies) and (
+            self._channel is not None or time.monotonic() >= self._retry_at
         )
 
-    def _publish_failed(self, item: _Reply, exc: Exception, refused: bool) -> None:
-        if refused:
-            # For example the reply exchange does not exist: retrying cannot help.
-            log.error(
-                "reply for correlation id %s to exchange %r refused: %s",
-                item.correlation_id,
-                item.exchange,
-                exc,
-            )
-            self._settled.put((item.generation, item.tag, "reject"))
-            return
+    def turn(self, readable: list[Any]) -> None:
+        """Read confirms, publish the replies handed over, keep the connection alive."""
+        server = self._server
+        conn = self._conn
+        in_hand: _Reply | None = None
+        try:
+            if conn is not None and socket_of(conn) in readable:
+                _drain_ready(conn)
+            while server._replies:
+                if self._channel is None and time.monotonic() < self._retry_at:
+                    return  # reconnecting later; the replies wait
+                in_hand = server._replies.popleft()
+                if self._channel is None:
+                    self._open()
+                self._publish(in_hand)
+                in_hand = None
+            if self._conn is not None:
+                self._conn.heartbeat_check()
+            self._backoff.reset()
+        except Exception as exc:
+            self._failed(exc, in_hand)
+
+    def _open(self) -> None:
+        conn = self._server._connection()
+        self._conn = conn
+        conn.connect()
+        self._connected = True
+        self._channel = conn.channel()
+        self._confirms = socket_of(conn) is not None
+        if self._confirms:
+            self._channel.events["basic_ack"].add(self._on_ack)
+            self._channel.events["basic_nack"].add(self._on_nack)
+            self._confirm_select()
+            self._check = conn.channel()
+
+    def _confirm_select(self) -> None:
+        self._channel.confirm_select()
+        self._seq = 0
+
+    def _publish(self, item: _Reply) -> None:
+        if self._confirms and item.exchange and item.exchange not in self._exchanges:
+            try:
+                # py-amqp reopens a channel the broker closed under the same id.
+                self._check.exchange_declare(item.exchange, "direct", passive=True)
+            except self._conn.channel_errors as exc:  # type: ignore[union-attr]
+                self._refused(item, exc)
+                return
+            self._exchanges.add(item.exchange)
+        message = self._channel.prepare_message(
+            item.body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            properties={
+                "correlation_id": item.correlation_id,
+                "delivery_mode": 2,
+                "expiration": str(int(self._server.reply_ttl * 1000)),
+            },
+        )
+        self._channel.basic_publish(message, exchange=item.exchange, routing_key=item.routing_key)
+        if self._confirms:
+            self._seq += 1
+            self._unconfirmed[self._seq] = item
+        else:
+            self._server._settle_later(item.generation, item.tag, "ack")
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        for item in self._confirmed(tag, multiple):
+            self._server._settle_later(item.generation, item.tag, "ack")
+            self._server.dispatcher.observer.replied()
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        for item in self._confirmed(tag, multiple):
+            self._lost(item, "the broker could not take it (nack)")
+
+    def _confirmed(self, tag: int, multiple: bool) -> list[_Reply]:
+        if not multiple:
+            item = self._unconfirmed.pop(tag, None)
+            return [] if item is None else [item]
+        done = [seq for seq in self._unconfirmed if seq <= tag]
+        return [self._unconfirmed.pop(seq) for seq in done]
+
+    def _refused(self, item: _Reply, exc: Exception) -> None:
+        # For example the reply exchange does not exist: retrying cannot help.
+        log.error(
+            "reply for correlation id %s to exchange %r refused: %s",
+            item.correlation_id,
+            item.exchange,
+            exc,
+        )
+        self._server._settle_later(item.generation, item.tag, "reject")
+
+    def _lost(self, item: _Reply, reason: object) -> None:
         # Give the request back once so that another attempt (or instance) can answer it.
-        log.error("could not publish reply for correlation id %s: %s", item.correlation_id, exc)
+        log.error("could not publish reply for correlation id %s: %s", item.correlation_id, reason)
         action = "reject" if item.redelivered else "requeue"
-        self._settled.put((item.generation, item.tag, action))
+        self._server._settle_later(item.generation, item.tag, action)
+
+    def _failed(self, exc: Exception, in_hand: _Reply | None) -> None:
+        conn = self._conn
+        refused = (
+            conn is not None
+            and isinstance(exc, conn.channel_errors)
+            and not isinstance(exc, conn.connection_errors)
+        )
+        if refused and self._channel is not None:
+            # The broker closed the publishing channel (an exchange deleted after its check):
+            # py-amqp reopened it, without confirms. The replies it had not confirmed are
+            # published again, each exchange checked again; vCD ignores a second reply.
+            log.warning("the reply channel was closed by the broker (%s); reopening it", exc)
+            self._exchanges.clear()
+            if in_hand is not None:
+                self._server._replies.appendleft(in_hand)
+            self._server._replies.extendleft(reversed(list(self._unconfirmed.values())))
+            self._unconfirmed.clear()
+            try:
+                self._confirm_select()
+                self._server._wake.set()
+                return
+            except Exception as again:
+                exc = again
+        # The reply that could not be published, and those the broker had not confirmed when
+        # the connection went: their requests are given back (the broker may redeliver them).
+        for item in ([in_hand] if in_hand is not None else []) + list(self._unconfirmed.values()):
+            self._lost(item, exc)
+        self._unconfirmed.clear()
+        self.close()
+        if self._connected:
+            self._server.dispatcher.observer.reconnected("publisher")
+        delay = self._backoff.next_delay()  # None once shutdown gave up on the replies
+        log.warning(
+            "reply connection to %s %s (%s); %s",
+            mask_secret(self._server.url),
+            "lost" if self._connected else "could not be opened",
+            exc,
+            "giving up" if delay is None else f"retrying in {delay:.1f} s",
+        )
+        self._connected = False
+        self._retry_at = time.monotonic() + (delay or 0.0)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.release()
+        self._conn = self._channel = self._check = None
+        self._exchanges.clear()

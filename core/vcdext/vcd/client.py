@@ -22,11 +22,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -519,6 +520,36 @@ class VcdClient:
         url = self.resolve(href)
         response = self._call(method, url, body=data, content_type=content_type)
         return self._parse(method, url, response)
+
+    def cloudapi(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Any, Mapping[str, str]]:
+        """A JSON call below ``/cloudapi/`` (``path`` like ``1.0.0/extensions/api``): the
+        decoded answer (``None`` when empty) and the response headers.
+
+        :raises VcdError: an error status or an answer that is not JSON.
+        """
+        url = f"{self.base_url}/cloudapi/{path.lstrip('/')}"
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        response = self._call(
+            method,
+            url,
+            accept=f"application/json;version={self.api_version}",
+            body=data,
+            content_type="application/json" if data is not None else None,
+            params=params,
+        )
+        if not response.content.strip():
+            return None, response.headers
+        try:
+            return response.json(), response.headers
+        except ValueError:
+            raise VcdError(f"{method} {url}: vCD answered with unreadable JSON") from None
 
     def records(
         self, href: str, *, params: Mapping[str, str] | None = None

@@ -28,6 +28,7 @@ from ..vcloud.query import (
     read_api_filter_record,
     read_right_record,
     read_service_link_record,
+    read_service_record,
 )
 from .client import VcdClient
 from .errors import VcdApiError, VcdError
@@ -97,11 +98,11 @@ class Observer:
             params["filter"] = f"namespace=={namespace}"
         query_url = self._session_link(media.QUERY_LIST, "/api/query")
         try:
-            return [
-                r.get("href", "")
-                for r in self.client.records(query_url, params=params)
-                if r.get("href")
-                and (namespace is None or r.get("namespace", namespace) == namespace)
+            records = map(read_service_record, self.client.records(query_url, params=params))
+            return [  # a record without its namespace stays a candidate: find() reads it
+                r.href
+                for r in records
+                if r is not None and (namespace is None or r.value.namespace in ("", namespace))
             ]
         except VcdApiError as exc:
             if exc.status >= 500:

@@ -12,9 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..notifications import NotificationSettings
 from ..registry import Service
 from ..settings import Settings
 from .apply import Applier, CreateConflict
+from .blocking import configure_reactions
 from .client import VcdClient
 from .errors import VcdError
 from .model import DesiredService, desired_service
@@ -23,6 +25,7 @@ from .plan import DeleteService, Plan, ServicePlan, UpdateRight, plan_prune, pla
 
 if TYPE_CHECKING:  # what register_services needs of the runtime (which imports this module)
     from ..hookspecs import RuntimeView
+    from .extensions import ExtensionRegistration
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,13 @@ class RegistrationResult:
     #: Namespaces checked in vCD.
     checked: list[str] = field(default_factory=list)
     skipped_reason: str = ""
+    #: Changes to vCD's notification and blocking task settings (:mod:`.blocking`).
+    reactions: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         """Whether vCD was changed (never in a dry run)."""
-        return not self.dry_run and not self.plan.is_empty
+        return not self.dry_run and (not self.plan.is_empty or bool(self.reactions))
 
     def right_aliases(self) -> dict[str, tuple[str, ...]]:
         """For ``runtime.dispatcher.learn_right_ids``: name → (URN, bare UUID)."""
@@ -64,6 +69,10 @@ class RegistrationResult:
         count = len(self.checked)
         services = f"{count} service{'s' if count != 1 else ''}"
         changes = len(self.plan.rows())
+        if self.plan.is_empty and self.reactions:
+            verb = "planned" if self.dry_run else "applied"
+            settings = f"{len(self.reactions)} settings change(s) {verb}"
+            return f"services up to date ({services} checked); {settings}"
         if self.plan.is_empty:
             return f"vCD is up to date ({services} checked); nothing changed"
         noun = f"{changes} change{'s' if changes != 1 else ''}"
@@ -76,6 +85,8 @@ class RegistrationResult:
         parts = [self.plan.table()] if not self.plan.is_empty else []
         parts += [f"note: {n}" for n in self.plan.notes]
         parts += [f"warning: {w}" for w in self.warnings]
+        verb = "planned" if self.dry_run else "applied"
+        parts += [f"settings {verb}: {r}" for r in self.reactions]
         parts.append(self.summary())
         return "\n".join(p for p in parts if p)
 
@@ -202,8 +213,9 @@ def register_services(
     prune: bool = False,
     messages: Messages | None = None,
     client: VcdClient | None = None,
-) -> RegistrationResult:
-    """Register every enabled plugin's service with the vCD of ``settings.vcd``.
+) -> RegistrationResult | ExtensionRegistration:
+    """Register every enabled plugin's service with the vCD of ``settings.vcd`` (as MQTT API
+    extensions over cloudapi when ``runtime.transport`` is ``mqtt``).
 
     Without ``vcd.url`` nothing is registered (the result says why). Call
     ``runtime.dispatcher.learn_right_ids(result.right_aliases())`` afterwards.
@@ -226,13 +238,35 @@ def register_services(
     try:
         if not vcd.connected:
             vcd.connect()
-        return reconcile(
+        if settings.runtime.transport == "mqtt":  # cloudapi extensions, filters and tokens
+            from .extensions import register_extensions
+
+            services = runtime.registry.services.values()
+            mqtt = register_extensions(vcd, services, settings, dry_run=dry_run)
+            if prune:
+                mqtt.warnings.append("--prune is not supported for MQTT extensions yet")
+            if runtime.registry.notifications or runtime.registry.blocking_tasks:
+                mqtt.warnings.append(
+                    "vCD's notification and blocking task settings are managed only with "
+                    'runtime.transport = "amqp"'
+                )
+            return mqtt
+        result = reconcile(
             vcd,
             desired,
             dry_run=dry_run,
             prune=prune,
             other_rights=foreign_rights(runtime.registry.services.values()),
         )
+        if settings.section(NotificationSettings).manage_vcd:
+            registry = runtime.registry
+            result.reactions = configure_reactions(
+                vcd,
+                operations=[b.operation for b in registry.blocking_tasks],
+                notifications=bool(registry.notifications or registry.blocking_tasks),
+                dry_run=dry_run,
+            )
+        return result
     finally:
         if own:
             vcd.close()

@@ -12,6 +12,7 @@ either reads it. ``docs/protocol.md`` (Errors) records the choice. Pure: no I/O.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from lxml import etree
@@ -25,8 +26,16 @@ from .model import TaskError
 ERROR_XML = ERROR
 
 
+# Characters XML 1.0 cannot hold (controls, surrogates, U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def error_element(status: int, minor_code: str, message: str) -> etree._Element:
-    """A ``vcloud:Error`` element, as vCD itself sends it (append it, or serialise it)."""
+    """A ``vcloud:Error`` element, as vCD itself sends it (append it, or serialise it).
+
+    A message quoting the request (a path) may hold characters XML cannot: each becomes U+FFFD.
+    """
+    message = _NOT_XML.sub("\ufffd", message)
     return element(
         VCLOUD_NS, "Error", majorErrorCode=str(status), minorErrorCode=minor_code, message=message
     )

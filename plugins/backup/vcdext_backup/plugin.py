@@ -41,6 +41,7 @@ from vcdext import (
     hookimpl,
 )
 from vcdext.acl import SYSTEM
+from vcdext.i18n import bundle_key
 from vcdext.settings import parse_table
 from vcdext.tasks import RunningTask, VcdApi
 from vcdext.vcd.errors import VcdApiError, VcdError
@@ -64,18 +65,15 @@ BACKUPS_TYPE = "application/vnd.org.example.vcd.backup.backups+xml"
 CREATE_PARAMS_TYPE = "application/vnd.vmware.vcloud.createBackupParams+xml"
 
 #: The task's operationName: a localization key. vCD shows the ``_PROGRESS`` text while the
-#: task runs and the plain one once it has ended.
-OPERATION = "backupVApp"
+#: task runs and the plain one once it has ended. ``bundle_key`` marks each key's English text
+#: (parameters: the task's or event's Owner); translators translate it in
+#: ``locales/<lang>/LC_MESSAGES/vcdext_backup.po``; registration uploads the bundle.
+OPERATION = bundle_key("backupInProgress", "Backed up vApp {resourceName}")
+bundle_key("backupInProgress_PROGRESS", "Backing up vApp {resourceName}")
 #: The event posted when a backup task ends (``FAILED.`` + it when it did not succeed).
-EVENT = "backupComplete"
-#: English texts of the localization keys (parameters: the task's or event's Owner).
-MESSAGES = {
-    NAMESPACE: "vApp Backup Service",
-    OPERATION: "Backed up vApp {resourceName}",
-    f"{OPERATION}_PROGRESS": "Backing up vApp {resourceName}",
-    EVENT: "Backup of vApp {resourceName} complete",
-    f"FAILED.{EVENT}": "Backup of vApp {resourceName} failed",
-}
+EVENT = bundle_key("backupComplete", "Backup of vApp {resourceName} complete")
+bundle_key("FAILED.backupComplete", "Backup of vApp {resourceName} failed")
+bundle_key("org.example.vcd.backup", "vApp Backup Service")  # the service's name
 
 service = Service(
     "backup",

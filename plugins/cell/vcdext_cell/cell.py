@@ -12,8 +12,11 @@ from types import TracebackType
 from vcdext.errors import VcdExtError
 from vcdext.settings import Settings, mask_secret
 
+from .cloudext import CloudExtensions
 from .forwarder import REPLY_EXCHANGE, Forwarder, ForwardError
 from .model import Event, Forwarded, Right, Service, Task
+from .mqtt import MqttForwarder
+from .reactions import Blocking, Notifier, ReactionRoutes
 from .seed import RIGHTS_FORMATS, Org, Seed, User, load_seed
 from .server import App, CellHTTPServer, is_loopback
 from .settings import CellSettings
@@ -83,8 +86,11 @@ class Cell:
         seed: Seed | str | Path | None = None,
         rights_format: str | None = None,
         allow_remote: bool = False,
+        mqtt_url: str | None = None,
     ) -> None:
-        """:param allow_remote: listen on non-loopback addresses and answer any ``Host``."""
+        """:param allow_remote: listen on non-loopback addresses and answer any ``Host``.
+        :param mqtt_url: an MQTT broker (``ws://user:password@host:port/messaging/mqtt``) to
+            reach MQTT API extensions through, as vCD 10.2+ does; ``None``: none."""
         settings = settings or Settings()
         cell = settings.section(CellSettings)
         self.allow_remote = allow_remote
@@ -92,14 +98,24 @@ class Cell:
         self.port = cell.port if port is None else port
         self.timeout = cell.timeout if timeout is None else timeout
         self.amqp_url = amqp_url or settings.amqp.url
-        self.seed = (
-            seed if isinstance(seed, Seed) else load_seed(seed if seed is not None else cell.seed)
-        )
+        if isinstance(seed, Seed):
+            self.seed = seed
+        elif seed is not None:
+            self.seed = load_seed(seed)
+        else:
+            self.seed = load_seed(cell.seed, source=settings.source_of("cell.seed"))
         self.rights_format = rights_format or self.seed.rights_format
         if self.rights_format not in RIGHTS_FORMATS:
             raise CellError(f"rights_format must be one of {', '.join(RIGHTS_FORMATS)}")
         self.state = State(self.seed)
         self._forwarder = Forwarder(self.amqp_url, heartbeat=settings.amqp.heartbeat)
+        self.mqtt_url = mqtt_url
+        self._mqtt = MqttForwarder(mqtt_url) if mqtt_url else None
+        self.extensions = CloudExtensions(self.state, self._mqtt)
+        #: Notifications, blocking tasks and the mutable demo inventory (reactions.py).
+        self.notifier = Notifier(self.amqp_url)
+        self.blocking = Blocking(self.notifier)
+        self.reactions = ReactionRoutes(self.state, self.notifier, self.blocking)
         self._server: CellHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -117,7 +133,10 @@ class Cell:
             )
         try:
             self._forwarder.start()
+            if self._mqtt is not None:
+                self._mqtt.start()
         except ForwardError as exc:
+            self._forwarder.stop()
             raise CellError(str(exc)) from None
         app = App(
             self.state,
@@ -125,11 +144,20 @@ class Cell:
             timeout=self.timeout,
             rights_format=self.rights_format,
             allow_remote=self.allow_remote,
+            extensions=self.extensions,
+            reactions=self.reactions,
         )
+        try:
+            self.notifier.start()
+        except Exception as exc:
+            self._forwarder.stop()
+            raise CellError(f"cannot publish notifications: {exc}") from None
         try:
             self._server = CellHTTPServer((self.host, self.port), app)
         except OSError as exc:
             self._forwarder.stop()
+            if self._mqtt is not None:
+                self._mqtt.stop()
             raise CellError(
                 f"cannot listen on {self.host}:{self.port}: {exc.strerror}",
                 port_in_use=exc.errno == errno.EADDRINUSE,
@@ -159,6 +187,9 @@ class Cell:
             self._thread.join(timeout=5)
             self._thread = None
         self._forwarder.stop()
+        if self._mqtt is not None:
+            self._mqtt.stop()
+        self.notifier.stop()
 
     def __enter__(self) -> Cell:
         self.start()

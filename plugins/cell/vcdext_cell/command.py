@@ -50,6 +50,12 @@ def add_commands(
         "--amqp-url", metavar="URL", help="broker URL (default amqp.url; must be a real broker)"
     )
     cell.add_argument(
+        "--mqtt-url",
+        metavar="URL",
+        help="also reach MQTT API extensions through this broker "
+        "(ws://user:password@host:port/messaging/mqtt)",
+    )
+    cell.add_argument(
         "--rights-format",
         choices=RIGHTS_FORMATS,
         help="how forwarded security contexts list rights (default: the seed's, else urn)",
@@ -86,13 +92,14 @@ def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -
         raise ConfigError("--timeout", "command line", "must be positive")
     if args.amqp_url is not None:  # validated (and its source named) like amqp.url
         settings = settings.override("amqp.url", args.amqp_url, source="--amqp-url")
+    if args.seed is not None:  # a seed file that cannot be read is reported against --seed
+        settings = settings.override("cell.seed", args.seed, source="--seed")
     return Cell(
         settings,
         amqp_url=args.amqp_url,
         host=args.host,
         port=args.port,
         timeout=args.timeout,
-        seed=args.seed,
         allow_remote=args.allow_remote,
         **extra,
     )
@@ -100,7 +107,9 @@ def cell_from_args(args: argparse.Namespace, settings: Settings, **extra: Any) -
 
 def run_cell(args: argparse.Namespace, settings: Settings) -> int:
     """Start the cell, print where it is and who can log in, serve until a signal."""
-    cell = cell_from_args(args, settings, rights_format=args.rights_format)
+    cell = cell_from_args(
+        args, settings, rights_format=args.rights_format, mqtt_url=args.mqtt_url or None
+    )
     if not start_cell(cell):
         return 1
     try:
@@ -153,6 +162,11 @@ def banner(cell: Cell, services: Mapping[str, Service] | None = None) -> str:
         f"broker {mask_secret(cell.amqp_url)}, reply exchange {cell.reply_exchange!r}, "
         f"timeout {cell.timeout:g} s, rights sent as {cell.rights_format}s",
     ]
+    if cell.mqtt_url:
+        lines.append(
+            f"MQTT broker {mask_secret(cell.mqtt_url)}: services register as cloudapi API "
+            "extensions and get vCD's MQTT envelopes"
+        )
     if services is None and cell.amqp_url.startswith("memory://"):
         lines.append("note: memory:// reaches no runtime outside this process; use a real broker")
     if services is not None:

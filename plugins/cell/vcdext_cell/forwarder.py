@@ -38,6 +38,8 @@ from kombu.exceptions import OperationalError
 from vcdext.errors import ProtocolError, VcdExtError
 from vcdext.retry import Backoff
 from vcdext.settings import mask_secret
+from vcdext.transport import memory
+from vcdext.transport.wakeup import Wakeup, socket_of
 from vcdext.vcloud.message import Reply, decode_reply
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,10 @@ Producer: Any = _messaging.Producer
 
 #: The cell's reply exchange (shared by every cell on a broker, like vCD's).
 REPLY_EXCHANGE = "vcdext.cell.replies"
-_POLL = 0.02  # seconds between looking at the outgoing queue
+# The longest the owner thread sleeps when nothing wakes it: a reply arriving, or a request
+# handed over by send(), wakes it at once (heartbeats and stop() need no more than this).
+_IDLE_WAKE = 1.0
+_FRAME_WAIT = 0.05  # reading one frame once select() said the socket is readable
 
 
 class ForwardError(VcdExtError):
@@ -113,6 +118,7 @@ class Forwarder:
         self.reply_exchange = Exchange(REPLY_EXCHANGE, type="direct", durable=True)
         self.reply_queue_name = f"vcdext.cell.{uuid.uuid4().hex[:12]}"
         self._outgoing: queue.Queue[_Outgoing] = queue.Queue()
+        self._wake = Wakeup()
         self._waiting: dict[str, Future[Delivery]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -135,6 +141,7 @@ class Forwarder:
     def stop(self) -> None:
         """Stop the thread; requests still waiting fail at once."""
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self._fail_all(ForwardError("the cell is stopping"))
@@ -201,6 +208,7 @@ class Forwarder:
                 dict(properties or {}),
             )
         )
+        self._wake.set()
         return future
 
     def forget(self, correlation_id: str) -> None:
@@ -211,12 +219,7 @@ class Forwarder:
     # -- owner thread ---------------------------------------------------------------------
 
     def _connection(self) -> Any:
-        return Connection(
-            self.url,
-            heartbeat=self.heartbeat or None,
-            connect_timeout=5,
-            transport_options={"polling_interval": _POLL},
-        )
+        return memory.connection_for(self.url, heartbeat=self.heartbeat or None, connect_timeout=5)
 
     def _run(self) -> None:
         backoff = Backoff(initial=1.0, cap=15.0, jitter=0.2, stop=self._stopping)
@@ -273,10 +276,19 @@ class Forwarder:
             REPLY_EXCHANGE,
             self.reply_queue_name,
         )
+        sock = socket_of(conn)
         while not self._stopping.is_set():
+            seen = memory.snapshot()
+            self._wake.clear()
             publish_channel = self._publish_pending(conn, publish_channel)
-            with contextlib.suppress(TimeoutError, socket.timeout):
-                conn.drain_events(timeout=_POLL)
+            if sock is None:  # the in-memory transport: wait for a put (or a wake-up)
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    conn.drain_events(timeout=0)
+                    continue
+                self._wake.wait([], _IDLE_WAKE, seen)
+            elif self._wake.wait([sock], _IDLE_WAKE):
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    conn.drain_events(timeout=_FRAME_WAIT)
             conn.heartbeat_check()
         with contextlib.suppress(Exception):
             consumer.cancel()

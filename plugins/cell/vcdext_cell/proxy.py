@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 
 from vcdext.errors import HTTPError, InternalServerError
-from vcdext.vcloud.message import encode_request
+from vcdext.vcloud.message import Reply, encode_request
 
 from .forwarder import Forwarder, ForwardError, ForwardTimeout
 from .http import Answer, Call, error_answer
@@ -102,17 +102,7 @@ def forward(
             )
         )
     else:
-        content_type = reply.headers.get("Content-Type")
-        if content_type is not None and not _header_safe("Content-Type", content_type):
-            content_type = None
-        headers = {
-            k: str(v)
-            for k, v in reply.headers.items()
-            if k.lower() not in _REPLY_SKIP
-            and k.lower() != "content-type"
-            and _header_safe(k, str(v))
-        }
-        answer = Answer(reply.status, reply.body, content_type, headers, versioned=False)
+        answer = reply_answer(reply)
     state.record_forwarded(
         Forwarded(
             call.method,
@@ -124,6 +114,20 @@ def forward(
         )
     )
     return answer
+
+
+def reply_answer(reply: Reply) -> Answer:
+    """The HTTP answer for a service's reply (over AMQP or MQTT): its status, its headers
+    that are safe to copy, its body."""
+    content_type = reply.headers.get("Content-Type")
+    if content_type is not None and not _header_safe("Content-Type", content_type):
+        content_type = None
+    headers = {
+        k: str(v)
+        for k, v in reply.headers.items()
+        if k.lower() not in _REPLY_SKIP and k.lower() != "content-type" and _header_safe(k, str(v))
+    }
+    return Answer(reply.status, reply.body, content_type, headers, versioned=False)
 
 
 def _header_safe(name: str, value: str) -> bool:

@@ -15,6 +15,7 @@ import base64
 import binascii
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from vcdext.errors import Forbidden, HTTPError, NotFound
@@ -40,6 +41,7 @@ from .model import Event, Session, Task, new_id, now, stored
 from .query import QueryParams, query_list, run_query
 from .routes_extension import read_body
 from .state import State
+from .views import Urls
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class ApiRoutes:
 
     def __init__(self, state: State) -> None:
         self.state = state
+        #: Called with each task created or updated here (the cell's notifications).
+        self.on_task: Callable[[Urls, Task, str], None] | None = None
 
     def register(self, router: Router) -> None:
         """Add every route of this class to ``router``."""
@@ -253,6 +257,8 @@ class ApiRoutes:
         task = _finish(dataclasses.replace(task, start_time=now(), cancel_requested=False))
         self.state.add_task(task)
         log.info("task %s created (%s, %s)", task.id, task.operation_name, task.status)
+        if self.on_task is not None:
+            self.on_task(call.urls, task, "create")
         return self._task_answer(call, task)
 
     def _task_for(self, call: Call, task_id: str) -> Task:
@@ -272,6 +278,8 @@ class ApiRoutes:
         changes = {f: getattr(sent, f) for f in _TASK_FIELDS}
         task = self.state.replace_task(_finish(dataclasses.replace(current, **changes)))
         log.info("task %s updated (%s)", task.id, task.status)
+        if self.on_task is not None:
+            self.on_task(call.urls, task, "update")
         return self._task_answer(call, task)
 
     def cancel_task(self, call: Call, id: str) -> Answer:

@@ -206,11 +206,16 @@ def demo_seed() -> Seed:
     return parse_seed(tomllib.loads(DEMO_SEED_TOML), source="demo")
 
 
-def load_seed(path: str | Path | None) -> Seed:
-    """Read a seed file; ``None`` or ``""`` gives the demo seed. Raises :class:`ConfigError`."""
+def load_seed(path: str | Path | None, *, source: str | None = None) -> Seed:
+    """Read a seed file; ``None`` or ``""`` gives the demo seed. Raises :class:`ConfigError`.
+
+    :param source: where ``path`` was given (a config file, ``environment VCDEXT_CELL_SEED``,
+        ``--seed``): a file that cannot be read is reported against it.
+    """
     if not path:
         return demo_seed()
-    return parse_seed(read_toml(path, "cell.seed"), source=str(path))
+    key = f"cell.seed ({path})" if source else "cell.seed"
+    return parse_seed(read_toml(path, key, source=source, syntax_key="cell.seed"), source=str(path))
 
 
 # -- the file's declared shape: one setting() per key, read by vcdext's settings validator --

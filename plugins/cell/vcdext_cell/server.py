@@ -47,10 +47,12 @@ from vcdext.errors import (
 from vcdext.protocol import Headers
 
 from .acl import Caller, is_authorized
+from .cloudext import CloudExtensions
 from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session
 from .proxy import forward
+from .reactions import ReactionRoutes
 from .routes_authorization import AuthorizationRoutes
 from .routes_extension import ExtensionRoutes
 from .routes_tenant import ApiRoutes, unauthorized
@@ -94,8 +96,12 @@ class App:
         timeout: float,
         rights_format: str,
         allow_remote: bool = False,
+        extensions: CloudExtensions | None = None,
+        reactions: ReactionRoutes | None = None,
     ) -> None:
         self.allow_remote = allow_remote
+        #: MQTT API extensions (cloudapi) and their forwarder.
+        self.extensions = extensions or CloudExtensions(state, None)
         self.state = state
         self.forwarder = forwarder
         self.timeout = timeout
@@ -107,6 +113,9 @@ class App:
         self.api.register(self.router)
         self.authorization.register(self.router)
         self.extension.register(self.router)
+        if reactions is not None:  # notifications, blocking tasks, the mutable inventory
+            reactions.register(self.router)
+            self.api.on_task = reactions.on_task
 
     def handle(self, call: Call) -> Answer:
         """The answer to ``call``; never raises."""
@@ -141,6 +150,12 @@ class App:
                 raise MethodNotAllowed("Use POST to log in", headers={"Allow": "POST"})
             call.version = requested_version(call.headers.get("Accept", ""))
             return self.api.cloudapi_login(call, provider=bool(m.group("provider")))
+        if self.extensions.handles(path):
+            call.version = requested_version(call.headers.get("Accept", ""))
+            call.session = self._authenticate(call)
+            if call.session is None:
+                raise unauthorized("This request needs a session (log in with POST /api/sessions)")
+            return self.extensions.answer(call)
         m = _TRANSFER.fullmatch(path)
         if m is not None:
             if call.method != "PUT":
@@ -161,6 +176,15 @@ class App:
         if call.session is None:
             raise unauthorized("This request needs a session (log in with POST /api/sessions)")
         service = None if _BUILTIN.fullmatch(path) else self.state.match(path)
+        extension = (
+            self.extensions.match(path)
+            if service is None and not _BUILTIN.fullmatch(path)
+            else None
+        )
+        if extension is not None:
+            return self.extensions.forward(
+                call, extension, timeout=self.timeout, rights_format=self.rights_format
+            )
         if service is not None:
             if service.authorization_enabled and not is_authorized(
                 self.state, [service.id], Caller.of(call.session.user), call.method, path

@@ -91,6 +91,7 @@ class State:
         self._bundles: dict[str, dict[str, dict[str, str]]] = {}
         self._uploads: dict[str, _Upload] = {}
         self._forwarded: list[Forwarded] = []
+        self._vapps: dict[str, VApp] = {}  # composed in the cell (reactions.py), by id
         self._order = 0
         for name in seed.right_names:
             right = Right(name, category="Seed", id=derived_id("right", name))
@@ -119,13 +120,28 @@ class State:
         raise NotFound(f"No VDC with id {vdc_id}")
 
     def vapp(self, vapp_id: str) -> VApp:
-        """The vApp with this id; 404 if none."""
+        """The vApp with this id (of the seed, or composed since); 404 if none."""
+        with self._lock:
+            composed = self._vapps.get(uuid_of(vapp_id))
+        if composed is not None:
+            return composed
         for org in self.seed.orgs:
             for vdc in org.vdcs:
                 for vapp in vdc.vapps:
                     if vapp.id == uuid_of(vapp_id):
                         return vapp
         raise NotFound(f"No vApp with id vapp-{vapp_id}")
+
+    def add_vapp(self, vapp: VApp) -> None:
+        """Add a composed vApp to the inventory (its VDC must exist)."""
+        self.vdc(vapp.vdc_id)
+        with self._lock:
+            self._vapps[vapp.id] = vapp
+
+    def remove_vapp(self, vapp_id: str) -> bool:
+        """Remove a composed vApp; ``False`` for one of the seed (which stays)."""
+        with self._lock:
+            return self._vapps.pop(uuid_of(vapp_id), None) is not None
 
     def vm(self, vm_id: str) -> Vm:
         """The VM with this id (UUID, ``vm-{uuid}`` or URN); 404 if none."""

@@ -3,12 +3,17 @@
 Copy this file to start a service. It declares one vCD extension service with three
 operations, one right and one service link, each once, on a :class:`vcdext.Service`; the
 ``vcdext_register`` hook hands that service to the runtime.
+
+It speaks the caller's language (``Accept-Language``: English, German, French): its catalogs
+are ``vcdext_hello/locales/<lang>/LC_MESSAGES/vcdext_hello.po``, its XML is rendered from
+``vcdext_hello/templates/greeting.xml``, and :func:`vcdext.i18n.bundle_key` marks the texts
+of the localization bundle vcdext uploads to vCD (docs/translating.md).
 """
 
 from __future__ import annotations
 
 from vcdext import Registrar, Request, Response, Service, current, hookimpl
-from vcdext.xml import element
+from vcdext.i18n import bundle_key
 
 #: Unique across vCD; prefixes our rights ({io.vcdext.hello}:...) and names our bundle.
 NAMESPACE = "io.vcdext.hello"
@@ -18,6 +23,9 @@ GREETING_TYPE = "application/vnd.io.vcdext.hello.greeting+xml"
 GREETING_JSON = "application/vnd.io.vcdext.hello.greeting+json"
 #: The XML namespace of our documents.
 XMLNS = "urn:io.vcdext.hello"
+
+# The service's name in vCD's own UI, in each language (key = the namespace).
+bundle_key("io.vcdext.hello", "Hello World Service")
 
 service = Service(
     "hello",
@@ -30,7 +38,7 @@ VIEW_ORG_GREETING = service.right(
     "View Org Greeting",
     description="Read the greeting of an organization",
     category="Hello",
-    bundle_key="RIGHT_VIEW_ORG_GREETING",
+    bundle_key=bundle_key("RIGHT_VIEW_ORG_GREETING", "View Org Greeting"),
 )
 
 # vCD adds this link to every organization it returns, expanding {baseUri} and
@@ -43,18 +51,15 @@ service.link(
 )
 
 
-def _greeting(text: str, **attributes: str) -> Response:
-    """The greeting in the form the client negotiated: XML by default, JSON on request."""
-    if current().wants_json:
-        return Response.json({"text": text, **attributes})
-    return Response.xml(element(XMLNS, "Greeting", text, **attributes))
-
-
 @service.operation("GET", "/api/hello", produces=[GREETING_TYPE, GREETING_JSON])
 def hello(request: Request) -> Response:
-    """Greet the caller by the user URN vCD put in the security context."""
+    """Greet the caller by the user URN vCD put in the security context, in the caller's
+    language: JSON through ``current().gettext``, XML through the template."""
+    ctx = current()
     user = request.security.user or "anonymous"
-    return _greeting(f"Hello, {user}!", user=user)
+    if ctx.wants_json:
+        return Response.json({"text": ctx.gettext("Hello, {user}!", user=user), "user": user})
+    return Response(ctx.render("greeting.xml", lang=ctx.locale, user=user))
 
 
 @service.operation("POST", "/api/hello/echo", produces=["*/*"])
@@ -76,7 +81,11 @@ def echo(request: Request) -> Response:
 )
 def org_hello(request: Request, org_id: str) -> Response:
     """Greet an organization; path parameters arrive as keyword arguments."""
-    return _greeting(f"Hello, organization {org_id}!", org=org_id)
+    ctx = current()
+    if ctx.wants_json:
+        text = ctx.gettext("Hello, organization {org}!", org=org_id)
+        return Response.json({"text": text, "org": org_id})
+    return Response(ctx.render("greeting.xml", lang=ctx.locale, org=org_id))
 
 
 @hookimpl

@@ -1,0 +1,357 @@
+"""The notification consumer (kombu): vCD's notifications to the plugins' handlers, blocked tasks
+to their deciders.
+
+Threads, and who owns what::
+
+    consumer thread  owns the connection: declares the topic exchange (``[notifications]
+                     exchange``, vCD's ``AmqpExchange``), the durable queue and its bindings
+                     (one routing key per declaration), receives, and is the only one to
+                     ack or reject.
+    worker threads   run the handlers (``notifications.workers``); never touch the connection.
+
+At-least-once: a notification is acknowledged only after every handler it matched has
+returned. A handler that raises gets the notification once more (requeued); a second failure
+drops it (rejected, dead-lettered where the queue has a DLX) so that one bad message cannot
+loop forever. A notification that cannot be read is dropped at once.
+
+A ``blockingtask/create`` notification whose task name a plugin declared with
+``@blocking_task`` is decided here: the ``BlockingTask`` is fetched from vCD, the handler's
+:class:`~vcdext.notifications.Decision` posted to its ``resume``/``abort``/``fail`` action. A
+task that is no longer ``active`` (a redelivery after the decision) is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from amqp.exceptions import AccessRefused
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue, binding
+from kombu.message import Message
+from kombu.messaging import Consumer
+
+from ..errors import BadRequest
+from ..notifications import (
+    BlockingDeclaration,
+    BlockingRequest,
+    Decision,
+    NotificationDeclaration,
+    NotificationSettings,
+    Refused,
+    fail,
+    resume,
+)
+from ..registry import Registry
+from ..retry import Backoff
+from ..settings import Settings, mask_secret
+from ..vcloud.notification import (
+    BLOCKING_TASK_CREATE,
+    BLOCKING_TASK_OPERATION_PARAMS,
+    BLOCKING_TASK_UPDATE_PROGRESS,
+    Notification,
+    binding_key,
+    read_blocking_task,
+    read_notification,
+    write_operation_params,
+)
+from .amqp import TransportError
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.05
+#: The state of a blocking task that still waits for a decision [inferred: vCD's value].
+ACTIVE = "active"
+
+
+class NotificationConsumer:
+    """Consumes the notification exchange for the handlers of ``registry`` until :meth:`stop`.
+
+    :param vcd: returns a connected vCD client (one per worker thread); needed for blocking
+        tasks only.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        settings: NotificationSettings,
+        *,
+        url: str,
+        heartbeat: int = 60,
+        vcd: Callable[[], Any] | None = None,
+    ) -> None:
+        self.url = settings.url or url
+        self.heartbeat = heartbeat
+        self.notifications: tuple[NotificationDeclaration, ...] = registry.notifications
+        self.blocking = {b.operation: b for b in registry.blocking_tasks}
+        self.configs = registry.configs
+        self.workers = settings.workers
+        self.exchange = Exchange(settings.exchange, type="topic", durable=True)
+        keys = {binding_key(d.type, success=d.success) for d in self.notifications}
+        keys |= {binding_key(BLOCKING_TASK_CREATE, task_name=op) for op in self.blocking}
+        self.routing_keys = tuple(sorted(keys))
+        self.queue = Queue(
+            settings.queue,
+            bindings=[binding(self.exchange, routing_key=k) for k in self.routing_keys],
+            durable=True,
+        )
+        self.ready = threading.Event()
+        self._vcd = vcd
+        self._local = threading.local()
+        self._stopping = threading.Event()
+        self._settled: queue.Queue[tuple[int, int, str]] = queue.Queue()
+        self._inflight: dict[int, Message] = {}
+        self._generation = 0
+        self._fatal: TransportError | None = None
+
+    @property
+    def wanted(self) -> bool:
+        """Whether any plugin declared a notification or blocking-task handler."""
+        return bool(self.routing_keys)
+
+    def stop(self) -> None:
+        """Stop taking notifications; those being handled are finished and acked first."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`."""
+        log.info(
+            "notifications: consuming %s on %s (exchange %r, keys %s)",
+            self.queue.name,
+            mask_secret(self.url),
+            self.exchange.name,
+            ", ".join(self.routing_keys),
+        )
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vcdext-notify")
+        try:
+            self._with_reconnect(pool)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.ready.clear()
+        if self._fatal is not None:
+            raise self._fatal
+
+    # -- consumer thread --------------------------------------------------------------------
+
+    def _with_reconnect(self, pool: ThreadPoolExecutor) -> None:
+        backoff = Backoff(initial=1.0, cap=15.0, jitter=0.2, stop=self._stopping)
+        while not self._stopping.is_set():
+            conn = Connection(self.url, heartbeat=self.heartbeat or None)
+            try:
+                try:
+                    conn.connect()
+                except AccessRefused as exc:
+                    raise TransportError(
+                        f"the broker at {mask_secret(self.url)} refused the login: {exc}"
+                    ) from None
+                backoff.reset()
+                self._consume(conn, pool)
+                return
+            except conn.connection_errors as exc:
+                self._inflight.clear()
+                self.ready.clear()
+                delay = backoff.next_delay()
+                log.warning("notifications: broker unreachable (%s); retrying", exc)
+                if delay is not None:
+                    backoff.wait(delay)
+            except conn.channel_errors as exc:
+                self._fatal = TransportError(
+                    f"the broker refused the notification queue or exchange: {exc}"
+                )
+                return
+            finally:
+                conn.release()
+
+    def _consume(self, conn: Connection, pool: ThreadPoolExecutor) -> None:
+        channel = conn.channel()
+        self.exchange(channel).declare()
+        self.queue(channel).declare()
+        self._generation += 1
+        generation = self._generation
+
+        def on_message(message: Message) -> None:
+            self._inflight[message.delivery_tag] = message
+            pool.submit(self._work, generation, message.delivery_tag, message)
+
+        consumer = Consumer(channel, [self.queue], on_message=on_message, auto_declare=False)
+        consumer.qos(prefetch_count=2 * self.workers)
+        consumer.consume()
+        self.ready.set()
+        while not self._stopping.is_set():
+            self._drain(conn)
+        consumer.cancel()
+        grace = 30.0
+        while self._inflight and grace > 0:
+            self._drain(conn)
+            grace -= _POLL
+
+    def _drain(self, conn: Connection) -> None:
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=_POLL)
+        conn.heartbeat_check()
+        while True:
+            try:
+                generation, tag, action = self._settled.get_nowait()
+            except queue.Empty:
+                return
+            message = self._inflight.pop(tag, None) if generation == self._generation else None
+            if message is None:
+                continue
+            if action == "ack":
+                message.ack()
+            elif action == "requeue":
+                message.requeue()
+            else:
+                message.reject(requeue=False)
+
+    # -- worker threads ---------------------------------------------------------------------
+
+    def _work(self, generation: int, tag: int, message: Message) -> None:
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        try:
+            self.handle(body)
+        except BadRequest as exc:
+            log.error("notifications: dropped an unreadable notification: %s", exc)
+            action = "reject"
+        except Exception:
+            log.exception("notifications: a handler failed (%s)", _describe(body))
+            action = "reject" if redelivered else "requeue"
+        else:
+            action = "ack"
+        self._settled.put((generation, tag, action))
+
+    def handle(self, body: bytes) -> Notification:
+        """Run every handler ``body`` matches (and decide a blocked task); raises what a
+        handler raised, after the others ran."""
+        note = read_notification(body)
+        failure: BaseException | None = None
+        entity = note.entity
+        if note.type == BLOCKING_TASK_CREATE and entity is not None:
+            declared = self.blocking.get(entity.name)
+            if declared is not None:
+                try:
+                    self._decide(note, declared)
+                except Exception as exc:
+                    failure = exc
+        for declaration in self.notifications:
+            if declaration.matches(note):
+                try:
+                    declaration.handler(note)
+                except Exception as exc:
+                    log.exception(
+                        "notification handler %s of plugin %r failed",
+                        declaration.name,
+                        declaration.plugin,
+                    )
+                    failure = exc
+        if failure is not None:
+            raise failure
+        return note
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self._vcd is None:
+                raise TransportError(
+                    "a blocking task arrived but no [vcd] is configured to decide it with"
+                )
+            client = self._local.client = self._vcd()
+        return client
+
+    def _decide(self, note: Notification, declared: BlockingDeclaration) -> None:
+        assert note.entity is not None
+        client = self._client()
+        href = f"/api/admin/extension/blockingTask/{note.entity.uuid}"
+        task = client.read(href, read_blocking_task)
+        if task.status != ACTIVE:
+            log.info("blocking task %s is %s already; nothing to decide", href, task.status)
+            return
+
+        def extend(timeout_ms: int, message: str) -> None:
+            target = task.action_href("updateProgress") or f"{href}/action/updateProgress"
+            params = write_operation_params(message, timeout_ms=timeout_ms)
+            client.post(target, params, BLOCKING_TASK_UPDATE_PROGRESS)
+
+        request = BlockingRequest(
+            operation=declared.operation,
+            task=task,
+            notification=note,
+            vcd=client,
+            config=self.configs.get(declared.plugin, {}),
+            _extend=extend,
+        )
+        decision: Decision
+        try:
+            outcome = declared.handler(request)
+        except Refused as exc:
+            decision = fail(str(exc))
+        except Exception:
+            log.exception("blocking task handler %s of %r failed", declared.name, declared.plugin)
+            decision = fail(f"The {declared.plugin} service could not decide on this task")
+        else:
+            decision = outcome if isinstance(outcome, Decision) else resume()
+        message = decision.message or f"{decision.action} by {declared.plugin}"
+        target = task.action_href(decision.action) or f"{href}/action/{decision.action}"
+        client.post(target, write_operation_params(message), BLOCKING_TASK_OPERATION_PARAMS)
+        log.info("blocking task %s (%s): %s", href, task.name, decision.action)
+
+
+def _describe(body: bytes) -> str:
+    try:
+        note = read_notification(body)
+    except Exception:
+        return "unreadable"
+    return f"{note.type}, event {note.event_id}"
+
+
+__all__ = ["NotificationConsumer"]
+
+
+def start_notifications(
+    registry: Registry, settings: Settings, *, amqp_url: str
+) -> Callable[[], None]:
+    """Start a :class:`NotificationConsumer` on its own thread when ``registry`` declares a
+    handler (``[notifications]``; the broker of ``amqp_url`` unless ``notifications.url``);
+    returns the function that stops it and waits for it. Nothing declared: nothing started."""
+    consumer = NotificationConsumer(
+        registry,
+        settings.section(NotificationSettings),
+        url=amqp_url,
+        heartbeat=settings.amqp.heartbeat,
+        vcd=_client_factory(settings) if settings.vcd.url else None,
+    )
+    if not consumer.wanted:
+        return lambda: None
+
+    def run() -> None:
+        try:
+            consumer.run()
+        except Exception:
+            log.exception("the notification consumer failed")
+
+    thread = threading.Thread(target=run, name="vcdext-notifications", daemon=True)
+    thread.start()
+    consumer.ready.wait(10)
+
+    def stop() -> None:
+        consumer.stop()
+        thread.join(timeout=40)
+
+    return stop
+
+
+def _client_factory(settings: Settings) -> Callable[[], Any]:
+    def connect() -> Any:
+        from ..vcd import VcdClient
+
+        client = VcdClient.from_settings(settings)
+        client.connect()
+        return client
+
+    return connect

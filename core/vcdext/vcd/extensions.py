@@ -1,0 +1,312 @@
+"""Registering services as MQTT API extensions over cloudapi (``runtime.transport = "mqtt"``).
+
+Per service, idempotently (protocol notes §2 "MQTT variant", docs/protocol.md "MQTT"):
+
+1. the extension ``POST /cloudapi/1.0.0/extensions/api`` (vendor/name/version; updated with
+   ``PUT`` when its priority, description or enabled flag differ);
+2. its API filters, one per path template: ``/cloudapi/1.0.0/apiFilters`` with
+   ``externalSystem`` = the extension and ``urlScope: EXT_API`` from API 37.3, else the legacy
+   ``/api/admin/extension/service/<uuid>/apifilters``; stale ones are removed;
+3. its extension token ``POST /cloudapi/1.0.0/tokens``, created only when
+   ``mqtt.token_file`` has none for the extension or vCD lists no token of the extension any
+   more; stored in that file (mode 0600), never logged.
+
+A dry run observes and plans only; a second run plans nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..registry import RegisteredService
+from ..settings import Settings
+from ..vcloud import media
+from ..vcloud import mqtt as names
+from ..vcloud.extension import write_api_filter
+from ..vcloud.model import ApiFilter
+from ..vcloud.query import read_api_filter_record
+from ..vcloud.versions import at_least
+from .client import VcdClient
+from .errors import VcdError
+from .tokens import TokenFile
+
+log = logging.getLogger(__name__)
+
+#: From this API version on, API filters are cloudapi ``apiFilters``.
+CLOUDAPI_FILTERS = "37.3"
+_EXTENSIONS = "1.0.0/extensions/api"
+_FILTERS = "1.0.0/apiFilters"
+_TOKENS = "1.0.0/tokens"
+_LEGACY_ID = re.compile(r"/extension/service/([^/>;\s]+)")
+
+
+@dataclass(frozen=True)
+class DesiredExtension:
+    """What vCD should hold for one service served over MQTT."""
+
+    namespace: str
+    vendor: str
+    name: str
+    version: str
+    priority: int
+    description: str
+    filters: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return names.extension_id(self.vendor, self.name, self.version)
+
+    @property
+    def owner(self) -> str:
+        return names.broker_username(self.vendor, self.name, self.version)
+
+    def body(self) -> dict[str, Any]:
+        """The cloudapi ``ExternalSystem`` of the extension, as POSTed and PUT."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "vendor": self.vendor,
+            "priority": self.priority,
+            "enabled": True,
+            "authorizationEnabled": False,
+            "description": self.description,
+        }
+
+
+def desired_extension(service: RegisteredService, version: str) -> DesiredExtension:
+    """The extension that serves ``service`` (vendor: the service's, else its namespace)."""
+    return DesiredExtension(
+        namespace=service.namespace,
+        vendor=service.vendor or service.namespace,
+        name=service.name,
+        version=version,
+        priority=service.priority,
+        description=service.description,
+        filters=service.api_filters,
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned change."""
+
+    verb: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class ExtensionRegistration:
+    """The outcome of one MQTT registration run (the same report as the AMQP one's)."""
+
+    steps: list[tuple[str, Step]] = field(default_factory=list)
+    dry_run: bool = False
+    checked: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return not self.dry_run and bool(self.steps)
+
+    def right_aliases(self) -> dict[str, tuple[str, ...]]:
+        """Rights are not registered for MQTT extensions (see docs/registration.md)."""
+        return {}
+
+    def table(self) -> str:
+        rows = [("EXTENSION", "ACTION", "OBJECT", "DETAIL")]
+        rows += [(ext, s.verb, s.subject, s.detail) for ext, s in self.steps]
+        if len(rows) == 1:
+            return ""
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        return "\n".join(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+            for row in rows
+        )
+
+    def summary(self) -> str:
+        count = len(self.checked)
+        what = f"{count} MQTT extension{'s' if count != 1 else ''}"
+        changes = len(self.steps)
+        if not changes:
+            return f"vCD is up to date ({what} checked); nothing changed"
+        noun = f"{changes} change{'s' if changes != 1 else ''}"
+        if self.dry_run:
+            return f"dry run: {noun} planned for {what}; nothing was changed"
+        return f"vCD updated: {noun} applied to {what}"
+
+    def report(self) -> str:
+        parts = [self.table()] + [f"warning: {w}" for w in self.warnings] + [self.summary()]
+        return "\n".join(p for p in parts if p)
+
+
+def register_extensions(
+    client: VcdClient,
+    services: Iterable[RegisteredService],
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+) -> ExtensionRegistration:
+    """Make vCD's MQTT extensions, filters and tokens match ``services``.
+
+    :raises VcdError: vCD refused a call, or is older than API 35.0 (no MQTT extensions).
+    :raises ConfigError: ``mqtt.token_file`` cannot be read or written.
+    """
+    version = client.api_version or ""
+    if not at_least(version, "35.0"):
+        raise VcdError(
+            f"vCD API {version or '?'} has no MQTT extensions (API 35.0, vCD 10.2, and later); "
+            'use runtime.transport = "amqp"'
+        )
+    tokens = TokenFile(settings.mqtt.token_file)
+    result = ExtensionRegistration(dry_run=dry_run)
+    existing = {_key(e): e for e in _list(client, _EXTENSIONS)}
+    for service in services:
+        desired = desired_extension(service, settings.mqtt.extension_version)
+        result.checked.append(desired.id)
+        _Reconcile(client, desired, tokens, result, dry_run).run(existing.get(_key(desired.body())))
+    return result
+
+
+def _key(doc: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(doc.get("vendor")), str(doc.get("name")), str(doc.get("version")))
+
+
+def _list(client: VcdClient, path: str, params: Mapping[str, str] | None = None) -> list[Any]:
+    """Every ``values`` entry of a cloudapi list, page by page."""
+    found: list[Any] = []
+    page = 1
+    while True:
+        doc, _ = client.cloudapi(
+            "GET", path, params={**(params or {}), "page": str(page), "pageSize": "128"}
+        )
+        values = doc.get("values") if isinstance(doc, dict) else None
+        if not isinstance(values, list):
+            raise VcdError(f"GET /cloudapi/{path}: the answer has no 'values' list")
+        found += [v for v in values if isinstance(v, dict)]
+        count = doc.get("pageCount")
+        if not isinstance(count, int) or page >= count or not values:
+            return found
+        page += 1
+
+
+class _Reconcile:
+    def __init__(
+        self,
+        client: VcdClient,
+        desired: DesiredExtension,
+        tokens: TokenFile,
+        result: ExtensionRegistration,
+        dry_run: bool,
+    ) -> None:
+        self.client = client
+        self.desired = desired
+        self.tokens = tokens
+        self.result = result
+        self.dry_run = dry_run
+
+    def plan(self, verb: str, subject: str, detail: str) -> bool:
+        """Record a step; whether to carry it out."""
+        self.result.steps.append((self.desired.id, Step(verb, subject, detail)))
+        return not self.dry_run
+
+    def run(self, actual: Mapping[str, Any] | None) -> None:
+        d = self.desired
+        if actual is None:
+            topics = names.topics_of(d.vendor, d.name, d.version)
+            if not self.plan("create", "extension", f"{d.owner} (topic {topics.monitor})"):
+                for pattern in d.filters:
+                    self.plan("add", "api filter", pattern)
+                self.plan("create", "token", f"stored in {self.tokens.path}")
+                return
+            actual, _ = self.client.cloudapi("POST", _EXTENSIONS, d.body())
+            if not isinstance(actual, dict):
+                raise VcdError(f"POST /cloudapi/{_EXTENSIONS}: vCD returned no extension")
+        else:
+            changes = [
+                f"{k}: {actual.get(k)!r} → {v!r}"
+                for k, v in d.body().items()
+                if k in ("priority", "enabled", "description") and actual.get(k) != v
+            ]
+            if changes and self.plan("update", "extension", "; ".join(changes)):
+                self.client.cloudapi("PUT", f"{_EXTENSIONS}/{actual['id']}", d.body())
+        ext_id = str(actual.get("id") or d.id)
+        self._filters(ext_id)
+        self._token(ext_id)
+
+    # -- API filters ---------------------------------------------------------------------------
+
+    def _filters(self, ext_id: str) -> None:
+        if at_least(self.client.api_version or "", CLOUDAPI_FILTERS):
+            have = {
+                str((f.get("urlMatcher") or {}).get("urlPattern")): str(f.get("id"))
+                for f in _list(self.client, _FILTERS, {"filter": f"externalSystem.id=={ext_id}"})
+            }
+            add, remove = self._diff(have)
+            for pattern in add:
+                if self.plan("add", "api filter", pattern):
+                    body = {
+                        "externalSystem": {"id": ext_id, "name": self.desired.name},
+                        "urlMatcher": {"urlPattern": pattern, "urlScope": "EXT_API"},
+                    }
+                    self.client.cloudapi("POST", _FILTERS, body)
+            for pattern, filter_id in remove:
+                if self.plan("remove", "api filter", pattern):
+                    self.client.cloudapi("DELETE", f"{_FILTERS}/{filter_id}")
+            return
+        filters_url = self._legacy_filters_url(ext_id)
+        have = {}
+        for record in self.client.records(filters_url):
+            held = read_api_filter_record(record)
+            if held is not None and held.value.url_pattern is not None:
+                have[held.value.url_pattern] = held.href
+        add, remove = self._diff(have)
+        for pattern in add:
+            if self.plan("add", "api filter", pattern):
+                self.client.post(
+                    filters_url, write_api_filter(ApiFilter(pattern)), media.API_FILTER
+                )
+        for pattern, href in remove:
+            if self.plan("remove", "api filter", pattern):
+                self.client.delete(href)
+
+    def _diff(self, have: Mapping[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
+        add = [p for p in self.desired.filters if p not in have]
+        remove = [(p, ref) for p, ref in have.items() if p not in self.desired.filters]
+        return add, remove
+
+    def _legacy_filters_url(self, ext_id: str) -> str:
+        """``/api/admin/extension/service/<uuid>/apifilters``; the uuid is in the ``Link``
+        header of the extension (what CSE reads)."""
+        _, headers = self.client.cloudapi("GET", f"{_EXTENSIONS}/{ext_id}")
+        found = _LEGACY_ID.search(headers.get("Link", ""))
+        if found is None:
+            raise VcdError(f"vCD named no legacy service for extension {ext_id} (no Link header)")
+        return f"/api/admin/extension/service/{found.group(1)}/apifilters"
+
+    # -- the token -----------------------------------------------------------------------------
+
+    def _token(self, ext_id: str) -> None:
+        stored = self.tokens.read().get(ext_id)
+        if stored:
+            owned = _list(self.client, _TOKENS, {"filter": "type==EXTENSION"})
+            if any((t.get("owner") or {}).get("name") == self.desired.owner for t in owned):
+                return
+            reason = "vCD lists no token of the extension"
+        else:
+            reason = f"none in {self.tokens.path}"
+        if not self.plan("create", "token", f"{reason}; stored in {self.tokens.path}"):
+            return
+        doc, _ = self.client.cloudapi(
+            "POST",
+            _TOKENS,
+            {"name": f"vcdext-{self.desired.name}", "type": "EXTENSION", "extensionId": ext_id},
+        )
+        token = doc.get("token") if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not token:
+            raise VcdError(f"POST /cloudapi/{_TOKENS}: vCD returned no token for {ext_id}")
+        self.tokens.store(ext_id, token)
+        log.info("stored the extension token of %s in %s", ext_id, self.tokens.path)

@@ -1,0 +1,1 @@
+"""vcdext-policy: refuse vApp deployments that break the organization's rules."""

@@ -1,0 +1,101 @@
+"""The cell's cloudapi MQTT extension endpoints: who may use them and what they refuse."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from vcdext_cell import Cell
+
+ACCEPT = "application/json;version=38.0"
+
+
+def bearer(cell: Cell, login: str) -> dict[str, str]:
+    r = requests.post(
+        f"{cell.url}/cloudapi/1.0.0/sessions",
+        auth=(login, "vmware"),
+        headers={"Accept": ACCEPT},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    token = r.headers["X-VMWARE-VCLOUD-ACCESS-TOKEN"]
+    return {"Accept": ACCEPT, "Authorization": f"Bearer {token}"}
+
+
+def post(cell: Cell, path: str, doc: object, headers: dict[str, str]) -> requests.Response:
+    return requests.post(
+        f"{cell.url}/cloudapi/1.0.0/{path}",
+        data=json.dumps(doc),
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
+EXT = {"name": "hello", "vendor": "acme", "version": "1.0.0", "priority": 50, "enabled": True}
+
+
+def test_only_system_administrators_manage_extensions(cell: Cell) -> None:
+    anonymous = requests.get(
+        f"{cell.url}/cloudapi/1.0.0/extensions/api", headers={"Accept": ACCEPT}, timeout=10
+    )
+    assert anonymous.status_code == 401
+    tenant = post(cell, "extensions/api", EXT, bearer(cell, "alice@acme"))
+    assert tenant.status_code == 403
+    assert cell.extensions.extensions() == []
+
+
+def test_an_extension_gets_its_topics_filters_and_a_token_shown_once(cell: Cell) -> None:
+    admin = bearer(cell, "administrator@System")
+    created = post(cell, "extensions/api", EXT, admin)
+    assert created.status_code == 201
+    doc = created.json()
+    assert doc["id"] == "urn:vcloud:extension-api:acme:hello:1.0.0"
+    assert doc["mqttTopics"] == {
+        "monitor": "topic/extension/acme/hello/1.0.0/ext",
+        "respond": "topic/extension/acme/hello/1.0.0/vcd",
+    }
+    assert post(cell, "extensions/api", EXT, admin).status_code == 400  # the trio is unique
+    one = requests.get(f"{cell.url}/cloudapi/1.0.0/extensions/api/{doc['id']}", headers=admin)
+    assert "/api/admin/extension/service/" in one.headers["Link"]
+    matcher = {"urlPattern": "/api/acme/.*", "urlScope": "EXT_API"}
+    system = {"id": doc["id"], "name": "hello"}
+    assert post(cell, "apiFilters", {"externalSystem": system, "urlMatcher": matcher}, admin).ok
+    wrong = {"externalSystem": system, "urlMatcher": {**matcher, "urlScope": "EXT_UI_TENANT"}}
+    assert post(cell, "apiFilters", wrong, admin).status_code == 400
+    token = post(
+        cell, "tokens", {"name": "t", "type": "EXTENSION", "extensionId": doc["id"]}, admin
+    )
+    assert token.ok and len(token.json()["token"]) > 20
+    listed = requests.get(f"{cell.url}/cloudapi/1.0.0/tokens", headers=admin, timeout=10).json()
+    assert [(t["token"], t["owner"]["name"]) for t in listed["values"]] == [
+        (None, "acme/hello/1.0.0")
+    ]
+
+
+def test_a_matching_request_without_a_broker_is_vcds_500(cell: Cell) -> None:
+    admin = bearer(cell, "administrator@System")
+    ext = post(cell, "extensions/api", EXT, admin).json()
+    matcher = {"urlPattern": "/api/acme/.*", "urlScope": "EXT_API"}
+    post(cell, "apiFilters", {"externalSystem": {"id": ext["id"]}, "urlMatcher": matcher}, admin)
+    r = requests.get(f"{cell.url}/api/acme/x", headers=admin, timeout=10)
+    assert r.status_code == 500
+    assert "Cannot send message to extension" in r.text
+
+
+def test_filters_are_listed_per_extension(cell: Cell) -> None:
+    admin = bearer(cell, "administrator@System")
+    ids = [
+        post(cell, "extensions/api", {**EXT, "name": name}, admin).json()["id"]
+        for name in ("one", "two")
+    ]
+    for ext_id, pattern in zip(ids, ("/api/one", "/api/two"), strict=True):
+        matcher = {"urlPattern": pattern, "urlScope": "EXT_API"}
+        post(cell, "apiFilters", {"externalSystem": {"id": ext_id}, "urlMatcher": matcher}, admin)
+    listed = requests.get(
+        f"{cell.url}/cloudapi/1.0.0/apiFilters",
+        params={"filter": f"externalSystem.id=={ids[1]}", "page": "1"},
+        headers=admin,
+        timeout=10,
+    ).json()["values"]
+    assert [f["urlMatcher"]["urlPattern"] for f in listed] == ["/api/two"]

@@ -1,0 +1,197 @@
+"""Notification and blocking-task declarations: recorded by Service, collected by the registry,
+bound and dispatched by the notification consumer (its broker side is tested in
+tests/cell/test_cell_notifications.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vcdext import DeclarationConflict, PluginError, Registrar, Service, hookimpl
+from vcdext.notifications import (
+    BlockingRequest,
+    Decision,
+    Notification,
+    NotificationSettings,
+    Refused,
+    fail,
+)
+from vcdext.testing import make_runtime
+from vcdext.transport.notifications import NotificationConsumer
+from vcdext.vcloud import notification as n
+from vcdext.vcloud.model import Link, Reference
+from vcdext.xml import tostring
+
+CREATE = "com/vmware/vcloud/event/vapp/create"
+DELETE = "com/vmware/vcloud/event/vapp/delete"
+
+
+def note(type: str, *, success: bool = True, entity_name: str = "web") -> bytes:
+    entity_type = "vcloud:blockingTask" if "blockingtask" in type else "vcloud:vapp"
+    return tostring(
+        n.write_notification(
+            n.Notification(
+                type=type,
+                event_id="e",
+                success=success,
+                timestamp="2026-01-01T00:00:00Z",
+                entity_links=(
+                    n.EntityLink("entity", "urn:vcloud:x:1", entity_type, entity_name),
+                    n.EntityLink("up", "urn:vcloud:org:2", "vcloud:org", "acme"),
+                ),
+            )
+        )
+    )
+
+
+def runtime_with(service: Service) -> Any:
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.add_service(service)
+
+    return make_runtime(p=Plugin())
+
+
+def test_declarations_reach_the_registry_and_derive_the_bindings() -> None:
+    service = Service("s", namespace="io.example.s")
+    seen: list[Notification] = []
+
+    @service.notification(CREATE, success=True)
+    def created(note: Notification) -> None:
+        seen.append(note)
+
+    @service.blocking_task("vappDeploy")
+    def deploy(request: BlockingRequest) -> None:
+        return None
+
+    registry = runtime_with(service).registry
+    assert [(d.type, d.success, d.plugin) for d in registry.notifications] == [(CREATE, True, "p")]
+    assert [(b.operation, b.plugin) for b in registry.blocking_tasks] == [("vappDeploy", "p")]
+    consumer = NotificationConsumer(registry, NotificationSettings(), url="memory://")
+    assert consumer.routing_keys == (
+        "*.*.*.*.com.vmware.vcloud.event.blockingtask.create.vappDeploy",
+        "true.*.*.*.com.vmware.vcloud.event.vapp.create.#",
+    )
+    consumer.handle(note(CREATE))
+    consumer.handle(note(CREATE, success=False))
+    consumer.handle(note(DELETE))
+    assert [(s.type, s.success) for s in seen] == [(CREATE, True)]
+
+
+def test_bad_declarations_fail_at_import_or_registration() -> None:
+    service = Service("s", namespace="io.example.s")
+    with pytest.raises(ValueError, match="notification type"):
+        service.notification("vapp/create")
+    with pytest.raises(ValueError, match="vappDeploy"):
+        service.blocking_task("vapp deploy")
+    service.blocking_task("vappDeploy")(lambda r: None)
+    service.blocking_task("vappDeploy")(lambda r: None)
+    with pytest.raises(PluginError, match="declared twice"):
+        runtime_with(service)
+
+
+def test_two_plugins_cannot_both_decide_one_operation() -> None:
+    class Plugin:
+        def __init__(self, ns: str) -> None:
+            self.ns = ns
+
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.add_blocking_task("vappDeploy", lambda r: None)
+
+    from vcdext import create_runtime
+
+    with pytest.raises(DeclarationConflict, match="vappDeploy"):
+        create_runtime(plugins=[("a", Plugin("a")), ("b", Plugin("b"))], autoload=False)
+
+
+def test_a_failing_handler_does_not_keep_the_others_from_running() -> None:
+    service = Service("s", namespace="io.example.s")
+    ran: list[str] = []
+
+    @service.notification(CREATE)
+    def broken(note: Notification) -> None:
+        ran.append("broken")
+        raise RuntimeError("boom")
+
+    @service.notification(CREATE)
+    def fine(note: Notification) -> None:
+        ran.append("fine")
+
+    consumer = NotificationConsumer(runtime_with(service).registry, NotificationSettings(), url="")
+    with pytest.raises(RuntimeError, match="boom"):
+        consumer.handle(note(CREATE))
+    assert ran == ["broken", "fine"]
+
+
+class FakeVcd:
+    """Answers the BlockingTask GET and records the action POSTs."""
+
+    def __init__(self, status: str = "active") -> None:
+        self.status = status
+        self.posted: list[tuple[str, bytes, str]] = []
+
+    def read(self, href: str, reader: Any) -> Any:
+        base = "https://h/api/admin/extension/blockingTask/1"
+        return n.BlockingTask(
+            name="vappDeploy",
+            status=self.status,
+            created_time="2026-01-01T00:00:00Z",
+            timeout_date="2026-01-01T00:01:00Z",
+            timeout_action="abort",
+            organization=Reference("https://h/api/org/2", name="acme"),
+            task_owner=Reference("https://h/api/vApp/vapp-3", name="web"),
+            href=base,
+            links=tuple(Link(a, f"{base}/action/{a}") for a in ("resume", "abort", "fail")),
+        )
+
+    def post(self, href: str, body: Any, media_type: str) -> None:
+        self.posted.append((href, tostring(body), media_type))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "action", "message"),
+    [
+        (None, "resume", "resume by p"),
+        (fail("no cost centre"), "fail", "no cost centre"),
+        (Decision("abort", "replaced"), "abort", "replaced"),
+        (Refused("over quota"), "fail", "over quota"),
+        (RuntimeError("secret detail"), "fail", "The p service could not decide on this task"),
+    ],
+)
+def test_a_blocking_handlers_outcome_is_posted_to_the_tasks_action(
+    outcome: Any, action: str, message: str
+) -> None:
+    service = Service("s", namespace="io.example.s")
+    got: list[BlockingRequest] = []
+
+    @service.blocking_task("vappDeploy")
+    def decide(request: BlockingRequest) -> Decision | None:
+        got.append(request)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    vcd = FakeVcd()
+    consumer = NotificationConsumer(
+        runtime_with(service).registry, NotificationSettings(), url="", vcd=lambda: vcd
+    )
+    consumer.handle(note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"))
+    assert got[0].task.task_owner is not None and got[0].task.task_owner.name == "web"
+    [(href, body, media_type)] = vcd.posted
+    assert href.endswith(f"/action/{action}")
+    assert n.read_operation_params(body).message == message
+    assert media_type == n.BLOCKING_TASK_OPERATION_PARAMS
+
+
+def test_a_task_decided_already_is_left_alone() -> None:
+    service = Service("s", namespace="io.example.s")
+    service.blocking_task("vappDeploy")(lambda r: pytest.fail("must not run"))
+    vcd = FakeVcd(status="resumed")
+    consumer = NotificationConsumer(
+        runtime_with(service).registry, NotificationSettings(), url="", vcd=lambda: vcd
+    )
+    consumer.handle(note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"))
+    assert vcd.posted == []

@@ -1,0 +1,69 @@
+"""Waiting without polling: the wake-up pipe and the in-memory transport woken by puts."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+
+from kombu import Consumer, Exchange, Producer, Queue
+
+from vcdext.transport import memory
+from vcdext.transport.wakeup import Wakeup
+
+
+def test_wait_returns_the_readable_socket_and_nothing_for_a_wakeup():
+    wake = Wakeup()
+    left, right = socket.socketpair()
+    try:
+        assert wake.wait([left], 0) == []  # nothing ready, no wait
+        threading.Timer(0.1, wake.set).start()
+        assert wake.wait([left], 30) == []  # woken by set(), long before the 30 s
+        assert wake.pending
+        wake.clear()
+        assert not wake.pending
+        right.send(b"x")
+        assert wake.wait([left], 30) == [left]
+    finally:
+        left.close()
+        right.close()
+        wake.close()
+
+
+def test_a_wakeup_ends_a_wait_on_the_in_memory_transport():
+    wake = Wakeup()
+    seen = memory.snapshot()
+    threading.Timer(0.1, wake.set).start()
+    started = time.monotonic()
+    assert wake.wait([], 30, seen) == []
+    assert time.monotonic() - started < 10  # woken, not timed out
+
+
+def test_a_put_wakes_a_consumer_of_the_in_memory_transport_at_once():
+    """kombu's memory transport sleeps ``polling_interval`` between looks at its queues (here
+    60 s); vcdext's is woken by the put itself."""
+    name = f"wake-{uuid.uuid4().hex[:6]}"
+    exchange = Exchange(name, type="direct")
+    queue = Queue(name, exchange, routing_key=name)
+    got: list[bytes] = []
+    with (
+        memory.connection_for(
+            "memory://", transport_options={"polling_interval": 60}
+        ) as consumer_conn,
+        memory.connection_for("memory://") as producer_conn,
+    ):
+        channel = consumer_conn.channel()
+        Consumer(
+            channel, [queue], on_message=lambda m: (got.append(m.body), m.ack()), accept=None
+        ).consume()
+        producer = Producer(producer_conn.channel())
+
+        def put() -> None:
+            producer.publish(b"hi", exchange=exchange, routing_key=name, declare=[queue])
+
+        threading.Timer(0.2, put).start()
+        started = time.monotonic()
+        consumer_conn.drain_events(timeout=30)
+        assert time.monotonic() - started < 10  # not the 30 s timeout, nor the 60 s poll
+    assert got == [b"hi"]

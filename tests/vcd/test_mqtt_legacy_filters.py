@@ -1,0 +1,83 @@
+"""MQTT registration before API 37.3: API filters through the extension's legacy admin
+service, found in the Link header of the extension (what CSE does). A recording stand-in
+for the client: the local cell speaks the cloudapi filters only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+import vcdext_hello.plugin as hello
+from vcdext.settings import load_settings
+from vcdext.testing import make_runtime
+from vcdext.vcd.extensions import register_extensions
+from vcdext.vcloud import media
+from vcdext.vcloud.mqtt import extension_id
+
+EXT = extension_id("vcdext", "hello", "1.0.0")
+UUID = "5d1e5a4c-0b8e-4c8a-9d0f-8f0b0f7e2a11"
+SERVICE = f"https://vcd.example.com/api/admin/extension/service/{UUID}"
+
+
+class Recorder:
+    api_version = "36.0"
+
+    def __init__(self, patterns: list[str], description: str) -> None:
+        self.patterns = patterns
+        self.description = description
+        self.calls: list[tuple[str, str]] = []
+
+    def cloudapi(self, method: str, path: str, body: Any = None, **kw: Any):
+        self.calls.append((method, path))
+        if path == "1.0.0/extensions/api" and method == "GET":
+            doc = {"vendor": "vcdext", "name": "hello", "version": "1.0.0", "id": EXT}
+            doc |= {"priority": 50, "enabled": True, "description": self.description}
+            return {"values": [doc], "pageCount": 1}, {}
+        if path == f"1.0.0/extensions/api/{EXT}":
+            return {}, {"Link": f'<{SERVICE}>;rel="alternate";type="application/xml"'}
+        if path == "1.0.0/tokens":
+            return {"values": [{"owner": {"name": "vcdext/hello/1.0.0"}}], "pageCount": 1}, {}
+        raise AssertionError(f"unexpected {method} {path}")
+
+    def records(self, href: str):
+        self.calls.append(("GET", href))
+        for i, pattern in enumerate(self.patterns):
+            yield etree.Element(
+                "ApiFilterRecord",
+                urlPattern=pattern,
+                href=f"{SERVICE}/apifilter/{i}",
+                id=f"urn:vcloud:apiFilter:{i}",
+            )
+
+    def post(self, href: str, body: etree._Element, media_type: str) -> None:
+        self.calls.append(("POST", href))
+        assert media_type == media.API_FILTER
+        self.patterns.append(body.findtext(f"{{{media.VMEXT_NS}}}UrlPattern"))
+
+    def delete(self, href: str) -> None:
+        self.calls.append(("DELETE", href))
+
+
+def test_legacy_filters_are_added_and_removed_through_the_admin_service(tmp_path) -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "VCDEXT_RUNTIME_TRANSPORT": "mqtt",
+            "VCDEXT_MQTT_TOKEN_FILE": str(tmp_path / "t.json"),
+        },
+    )
+    (tmp_path / "t.json").write_text(f'{{"{EXT}": "tok"}}')
+    services = make_runtime(hello=hello, settings=settings).registry.services.values()
+    service = next(iter(services))
+    wanted = service.api_filters
+    client = Recorder([wanted[0], "/api/stale"], service.description)
+    result = register_extensions(client, services, settings)  # type: ignore[arg-type]
+    steps = [(s.verb, s.subject, s.detail) for _, s in result.steps]
+    assert steps == [
+        *(("add", "api filter", p) for p in wanted[1:]),
+        ("remove", "api filter", "/api/stale"),
+    ]
+    assert ("POST", f"/api/admin/extension/service/{UUID}/apifilters") in client.calls
+    assert ("DELETE", f"{SERVICE}/apifilter/1") in client.calls
+    assert not any(path == "1.0.0/apiFilters" for _, path in client.calls)

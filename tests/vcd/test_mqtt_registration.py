@@ -1,0 +1,123 @@
+"""MQTT registration (runtime.transport = "mqtt") against the local cell's cloudapi: the
+extension, its API filters and its token; --dry-run; idempotence; the token file."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import vcdext_hello.plugin as hello
+from vcdext.cli import main
+from vcdext.errors import VcdExtError
+from vcdext.settings import load_settings
+from vcdext.testing import make_runtime
+from vcdext.vcd import VcdClient
+from vcdext.vcd.extensions import register_extensions
+from vcdext_cell import Cell
+
+HELLO = "urn:vcloud:extension-api:vcdext:hello:1.0.0"
+
+
+@pytest.fixture
+def cell() -> Iterator[Cell]:
+    with Cell(amqp_url="memory://", host="127.0.0.1", port=0) as c:
+        yield c
+
+
+def config(cell: Cell, tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "vcdext.toml"
+    path.write_text(
+        f'[runtime]\ntransport = "mqtt"\n'
+        f'[mqtt]\ntoken_file = "{tmp_path / "secret" / "tokens.json"}"\n{extra}'
+        f'[vcd]\nurl = "{cell.url}"\nusername = "administrator"\npassword = "vmware"\n'
+        f'[plugins]\nenabled = ["hello"]\n'
+    )
+    return path
+
+
+def register(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["register", "--config", str(path), *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp_path, capsys):
+    out = register(config(cell, tmp_path), capsys, "--dry-run")
+    assert "create  extension   vcdext/hello/1.0.0" in out
+    for pattern in ("/api/hello", "/api/hello/echo", "/api/org/"):
+        assert any(
+            line.split()[1:3] == ["add", "api"] and pattern in line for line in out.splitlines()
+        ), out
+    assert "create  token" in out
+    assert "dry run: 5 changes planned for 1 MQTT extension; nothing was changed" in out
+    assert cell.extensions.extensions() == []
+    assert not (tmp_path / "secret" / "tokens.json").exists()
+
+
+def test_registration_then_a_second_run_plans_nothing(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    first = register(path, capsys)
+    assert "vCD updated: 5 changes applied to 1 MQTT extension" in first
+    (ext,) = cell.extensions.extensions()
+    assert (ext.id, ext.enabled, ext.authorization_enabled) == (HELLO, True, False)
+    assert ext.description.startswith("Greets vCloud Director users")
+    patterns = sorted(f.pattern for f in cell.extensions.filters(HELLO))
+    assert len(patterns) == 3
+    assert cell.extensions.match("/api/hello") == ext
+    assert cell.extensions.match("/api/org/0b1c/hello") == ext
+    (token,) = cell.extensions.tokens()
+    assert token.owner == "vcdext/hello/1.0.0"
+    token_file = tmp_path / "secret" / "tokens.json"
+    assert json.loads(token_file.read_text()) == {HELLO: token.secret}
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    assert token.secret not in first
+    again = register(path, capsys, "--dry-run")
+    assert "vCD is up to date (1 MQTT extension checked); nothing changed" in again
+    assert register(path, capsys).strip().endswith("nothing changed")
+    assert len(cell.extensions.tokens()) == 1
+
+
+def test_a_lost_token_file_or_a_revoked_token_gets_a_new_token(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    (tmp_path / "secret" / "tokens.json").unlink()
+    out = register(path, capsys, "--dry-run")
+    assert "create  token" in out and "1 change planned" in out
+    register(path, capsys)
+    assert len(cell.extensions.tokens()) == 2
+    stored = json.loads((tmp_path / "secret" / "tokens.json").read_text())[HELLO]
+    assert stored == cell.extensions.tokens()[-1].secret
+
+
+def test_changed_operations_and_description_are_the_minimal_change(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    stale = cell.extensions.filters(HELLO)[0]
+    cell.extensions._filters.pop(stale.id)  # vCD lost one filter
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        services = make_runtime(hello=hello, settings=settings).registry.services.values()
+        result = register_extensions(client, services, settings)
+    assert [(s.verb, s.subject, s.detail) for _, s in result.steps] == [
+        ("add", "api filter", stale.pattern)
+    ]
+
+
+def test_vcd_before_api_35_has_no_mqtt_extensions(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    text = path.read_text().replace(
+        'password = "vmware"', 'password = "vmware"\napi_version = "33.0"'
+    )
+    path.write_text(text)
+    assert main(["register", "--config", str(path)]) != 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("vcdext: error:") and "API 35.0, vCD 10.2" in line
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        client.connect()
+        with pytest.raises(VcdExtError, match="API 35.0, vCD 10.2"):
+            register_extensions(client, [], settings)
