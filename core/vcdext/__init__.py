@@ -19,6 +19,7 @@ Importing this package connects to nothing and loads no plugin.
 
 from __future__ import annotations
 
+from .acl import Acl, ResourceAction, ResourceClass
 from .app import Runtime, create_runtime
 from .context import PluginState, RequestContext, current
 from .errors import (
@@ -47,6 +48,7 @@ from .service import Service
 from .settings import Settings, load_settings
 
 __all__ = [
+    "Acl",
     "BadRequest",
     "ConfigError",
     "Conflict",
@@ -68,6 +70,8 @@ __all__ = [
     "Registry",
     "Request",
     "RequestContext",
+    "ResourceAction",
+    "ResourceClass",
     "Response",
     "Runtime",
     "SecurityContext",

@@ -398,6 +398,9 @@ def _serve(
             consumer.join(timeout=runtime.settings.runtime.timeout * 3 + 15)
         for task in runtime.tasks.shutdown():  # tasks still running after the drain: aborted
             log.warning("task %s aborted: vcdext stopped before it finished", task.id)
+        close = getattr(runtime.dispatcher.authorizer, "close", None)
+        if close is not None:
+            close()
         runtime.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -432,7 +435,28 @@ def _register_with_vcd(runtime: Runtime) -> bool:
     else:  # MQTT: API extensions
         observer.registration("ok", len(result.steps) if result.changed else 0)
     runtime.dispatcher.learn_right_ids(result.right_aliases())
+    if isinstance(result, RegistrationResult) and result.contacted:
+        _connect_authorizer(runtime)
     for warning in result.warnings:
         log.warning("registration: %s", warning)
     log.info("registration: %s", result.summary())
     return True
+
+
+def _connect_authorizer(runtime: Runtime) -> None:
+    """Give handlers vCD's authorization framework (``ctx.authorize``, service resources)
+    through a client of its own, when some service declares resource classes."""
+    from .vcd import VcdClient, VcdError
+    from .vcd.authorization import VcdAuthorizer
+
+    services = runtime.registry.services
+    if not runtime.settings.vcd.url or not any(s.resource_classes for s in services.values()):
+        return
+    client = VcdClient.from_settings(runtime.settings)
+    try:
+        client.connect()
+    except VcdError as exc:
+        log.error("vCD's authorization check is not available: %s", exc)
+        return
+    namespaces = {plugin: s.namespace for plugin, s in services.items()}
+    runtime.dispatcher.authorizer = VcdAuthorizer(client, namespaces)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .app import create_runtime
 from .errors import ConfigError, VcdExtError
+from .operations import Operation
 from .registry import Service
 from .settings import CONFIG_ENV, Settings, load_settings, render_settings
 
@@ -239,6 +240,9 @@ def _service_dict(service: Service) -> dict[str, Any]:
                 "path": op.path.template,
                 "name": op.name,
                 "rights": list(op.rights),
+                "admin_only": op.admin_only,
+                "same_org": op.same_org,
+                "open": op.is_open,
                 "consumes": list(op.consumes),
                 "produces": list(op.produces),
             }
@@ -264,7 +268,43 @@ def _service_dict(service: Service) -> dict[str, Any]:
             }
             for r in service.rights
         ],
+        "resource_classes": [
+            {
+                "name": c.name,
+                "mime_type": c.mime_type,
+                "actions": [
+                    {
+                        "name": a.name,
+                        "method": a.method,
+                        "url_pattern": a.url_pattern,
+                        "acl": [
+                            {
+                                "name": rule.name,
+                                "principal": rule.principal,
+                                "organization": rule.organization,
+                                "resource": rule.resource,
+                            }
+                            for rule in a.acl
+                        ],
+                    }
+                    for a in c.actions
+                ],
+            }
+            for c in service.resource_classes
+        ],
     }
+
+
+def _access(op: Operation) -> str:
+    """Who may call ``op``, for the operations table."""
+    if op.is_open:
+        return "  open: any authenticated caller"
+    parts = ["System administrators only"] if op.admin_only else []
+    if op.rights:
+        parts.append(f"rights: {', '.join(op.rights)}")
+    if op.same_org is not None:
+        parts.append(f"own org {{{op.same_org}}} (or System)")
+    return "  " + "; ".join(parts)
 
 
 def _plugins(args: argparse.Namespace, settings: Settings) -> int:
@@ -302,7 +342,7 @@ def _plugins(args: argparse.Namespace, settings: Settings) -> int:
         print("  operations")
         width = max((len(op.path.template) for op in s.operations), default=0)
         for op in s.operations:
-            extra = f"  rights: {', '.join(op.rights)}" if op.rights else ""
+            extra = _access(op)
             print(f"    {op.method.value:<7} {op.path.template:<{width}}  {op.name}{extra}")
         print("  API filters (UrlPattern)")
         for pattern in s.api_filters:
@@ -315,6 +355,13 @@ def _plugins(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"    {right.full_name}" + (f"  — {right.description}" if right.description else "")
             )
+        if s.resource_classes:
+            print("  resource classes (vCD authorization framework)")
+        for c in s.resource_classes:
+            print(f"    {c.name}")
+            for a in c.actions:
+                rules = "; ".join(f"{r.name}: {r.principal} in {r.organization} org" for r in a.acl)
+                print(f"      {a.method:<7} {a.url_pattern}  {a.name}  ({rules})")
     if runtime.failures:
         print("failed to load (skipped):")
         for f in runtime.failures:

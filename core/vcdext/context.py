@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ServiceUnavailable
 from .i18n import Localized, Translator, english
@@ -39,6 +39,21 @@ def is_system_admin(security: SecurityContext) -> bool:
     return org_id(security.org) == SYSTEM_ORG_ID
 
 
+class Authorizer(Protocol):
+    """vCD's authorization framework as handlers reach it (:mod:`vcdext.vcd.authorization`
+    implements it against vCD once the runtime has registered)."""
+
+    def is_authorized(self, plugin: str, user: str, method: str, url: str) -> bool:
+        """vCD's authorization check for ``user`` (URN) sending ``method url``."""
+        ...  # pragma: no cover - a protocol
+
+    def add_resource(
+        self, plugin: str, resource_class: str, name: str, *, org: str, external_id: str
+    ) -> str:
+        """Register a service resource of the plugin's ``resource_class``; its href."""
+        ...  # pragma: no cover - a protocol
+
+
 @dataclass(frozen=True)
 class RequestContext(Localized):
     """What vcdext knows about the request being handled; ``gettext``, ``ngettext``,
@@ -62,6 +77,8 @@ class RequestContext(Localized):
     state: PluginState = field(default_factory=PluginState)
     #: The plugin's ``[plugins.<name>]`` config table (read-only).
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: vCD's authorization framework (``None`` until the runtime registered with vCD).
+    authorizer: Authorizer | None = field(default=None, repr=False, compare=False)
     #: The namespace of the service the request was routed to (its tasks' and events').
     namespace: str = ""
     #: The runtime's task runner (``None``: this context cannot start tasks).
@@ -76,9 +93,52 @@ class RequestContext(Localized):
         return sub == "json" or sub.endswith("+json")
 
     @property
+    def user(self) -> str:
+        """The caller's user URN (``urn:vcloud:user:<uuid>``), as vCD sent it."""
+        return self.request.security.user
+
+    @property
+    def org(self) -> str:
+        """The caller's organization URN (``urn:vcloud:org:<uuid>``), as vCD sent it."""
+        return self.request.security.org
+
+    @property
+    def rights(self) -> frozenset[str]:
+        """The caller's rights as vCD listed them (right URNs or full names)."""
+        return self.request.security.rights
+
+    @property
     def is_system_admin(self) -> bool:
         """Whether the caller is a System administrator (a user of the ``System`` org)."""
         return is_system_admin(self.request.security)
+
+    def _authorizer(self) -> Authorizer:
+        if self.authorizer is None:
+            raise ServiceUnavailable(
+                "vCD's authorization framework is not available (the runtime has not "
+                "registered with vCD)"
+            )
+        return self.authorizer
+
+    def authorize(self, method: str, url: str) -> bool:
+        """Whether vCD's authorization check lets the caller send ``method`` to ``url`` (a
+        path such as ``/api/backup/42``), by the ACL rules of the plugin's resource classes.
+        Answers are cached for a few seconds; 503 when vCD cannot be asked."""
+        return self._authorizer().is_authorized(self.plugin, self.user, method.upper(), url)
+
+    def add_service_resource(
+        self, resource_class: str, name: str, *, external_id: str = "", org: str = ""
+    ) -> str:
+        """Register a service resource of the plugin's ``resource_class`` (owned by ``org``,
+        default the caller's org; ``external_id`` is what the action patterns' ``(?<id>…)``
+        captures, default ``name``). Returns its href."""
+        return self._authorizer().add_resource(
+            self.plugin,
+            resource_class,
+            name,
+            org=org or self.org,
+            external_id=external_id or name,
+        )
 
     @property
     def remaining(self) -> float:

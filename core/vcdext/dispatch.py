@@ -18,6 +18,7 @@ from types import MappingProxyType
 from lxml import etree
 
 from .context import (
+    Authorizer,
     PluginState,
     RequestContext,
     _current,
@@ -135,6 +136,9 @@ class Dispatcher:
         self._namespaces = {s.plugin: s.namespace for s in registry.services.values()}
         self._lock = threading.Lock()
         self._aliases: Mapping[str, frozenset[str]] = {}
+        #: vCD's authorization framework for handlers (``ctx.authorize``); set once the
+        #: runtime registered with vCD.
+        self.authorizer: Authorizer | None = None
 
     def learn_right_ids(self, aliases: Mapping[str, Iterable[str]]) -> None:
         """Accept other spellings of rights (their vCD URNs, learned at registration).
@@ -236,6 +240,7 @@ class Dispatcher:
                 api_version=_api_version(request),
                 state=self.registry.states.get(op.plugin) or PluginState(),
                 config=self.registry.configs.get(op.plugin) or MappingProxyType({}),
+                authorizer=self.authorizer,
                 namespace=self._namespaces.get(op.plugin, ""),
                 tasks=self.tasks,
             )
@@ -300,18 +305,32 @@ class Dispatcher:
         return outcome, ran
 
     def _authorize(self, op: Operation, request: Request, tr: Translator) -> None:
-        held = request.security.rights
-        missing = [
-            r for r in op.rights if r not in held and not (self._aliases.get(r, set()) & held)
-        ]
+        """403 unless the caller holds every right of ``op`` and is in its scope.
+
+        A right is held when the security context lists its full name ``{namespace}:Name``
+        or one of the identifiers learned for it at registration (URN, bare UUID), whichever
+        vCD sends.
+        """
+        security = request.security
+        if op.admin_only and not is_system_admin(security):
+            raise Forbidden(tr.gettext("This operation is for System administrators only"))
+        missing = [r for r in op.rights if not self.holds(security.rights, r)]
         if missing:
             raise Forbidden(tr.gettext("Missing right(s): {rights}", rights=", ".join(missing)))
-        if op.same_org is not None and not is_system_admin(request.security):
+        if op.same_org is not None and not is_system_admin(security):
             wanted = request.path_params.get(op.same_org, "")
-            if not request.security.org or org_id(wanted) != org_id(request.security.org):
+            if not security.org or org_id(wanted) != org_id(security.org):
                 raise Forbidden(
                     tr.gettext("The organization in the path is not the caller's organization")
                 )
+
+    def holds(self, held: Iterable[str], right: str) -> bool:
+        """Whether the rights ``held`` (as vCD sent them) include ``right`` (a full name)."""
+        held = held if isinstance(held, frozenset | set) else frozenset(held)
+        if right in held:
+            return True
+        aliases = self._aliases.get(right)
+        return aliases is not None and not aliases.isdisjoint(held)
 
     def _check_body(self, op: Operation, request: Request, tr: Translator) -> None:
         if op.consumes and request.body:

@@ -45,6 +45,7 @@ class Operation:
 
     ``same_org`` names a path parameter that must be the caller's own organization (its id or
     URN); anyone else but a System administrator is refused 403 before the handler runs.
+    ``admin_only`` refuses (403) every caller outside vCD's ``System`` organization.
     """
 
     method: HTTPMethod
@@ -59,6 +60,8 @@ class Operation:
     name: str = ""
     #: Path parameter that must name the caller's organization (tenant isolation).
     same_org: str | None = None
+    #: Only System administrators (callers of vCD's ``System`` org) may call it.
+    admin_only: bool = False
     #: Running it twice does no harm, so a redelivered request simply runs again (its reply
     #: is not kept for reuse). Default: ``True`` for GET and HEAD, ``False`` otherwise.
     idempotent: bool = False
@@ -67,6 +70,11 @@ class Operation:
 
     def __str__(self) -> str:
         return f"{self.method} {self.path.template}"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether any authenticated caller may call it (no right, no scope required)."""
+        return not self.rights and not self.admin_only and self.same_org is None
 
 
 def make_operation(
@@ -79,6 +87,7 @@ def make_operation(
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
     same_org: str | None = None,
+    admin_only: bool = False,
     idempotent: bool | None = None,
 ) -> Operation:
     """Validate the parts of an operation; raises :class:`ValueError` naming the problem."""
@@ -112,6 +121,7 @@ def make_operation(
         produces=tuple(produces),
         name=name or default_name,
         same_org=same_org,
+        admin_only=bool(admin_only),
         idempotent=verb in (HTTPMethod.GET, HTTPMethod.HEAD) if idempotent is None else idempotent,
     )
 
@@ -165,6 +175,7 @@ def operation(
     produces: tuple[str, ...] | list[str] = ("application/xml",),
     name: str | None = None,
     same_org: str | None = None,
+    admin_only: bool = False,
     idempotent: bool | None = None,
 ) -> Callable[[F], F]:
     """Declare that the decorated function answers ``method path`` (the explicit form: list
@@ -185,6 +196,7 @@ def operation(
         produces=produces,
         name=name,
         same_org=same_org,
+        admin_only=admin_only,
         idempotent=idempotent,
     )
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from .acl import ResourceClass
 from .context import PluginState
 from .errors import DeclarationConflict, PluginError
 from .notifications import (
@@ -59,6 +60,8 @@ class RegisteredService:
     operations: tuple[Operation, ...] = ()
     links: tuple[ServiceLink, ...] = ()
     rights: tuple[Right, ...] = ()
+    #: vCD authorization framework resource classes (ACL principals as full right names).
+    resource_classes: tuple[ResourceClass, ...] = ()
 
     @property
     def api_filters(self) -> tuple[str, ...]:
@@ -87,6 +90,7 @@ class Registrar:
         self._operations: list[Operation] = []
         self._links: list[ServiceLink] = []
         self._rights: dict[str, Right] = {}
+        self._resource_classes: list[ResourceClass] = []
         self._notifications: list[NotificationDeclaration] = []
         self._blocking: list[BlockingDeclaration] = []
         self._closed = False
@@ -150,7 +154,13 @@ class Registrar:
     def add_service(self, service: ServiceDeclaration) -> None:
         """Declare the service, rights, operations and links a :class:`vcdext.Service` recorded."""
         self._check_open()
-        service._replay(self.service, self.add_right, self._add_declared, self.add_link)
+        service._replay(
+            self.service,
+            self.add_right,
+            self._add_declared,
+            self.add_link,
+            self.add_resource_class,
+        )
         self._notifications.extend(replace(d, plugin=self.plugin) for d in service._notifications)
         for declared in service._blocking:
             self._add_blocking(declared)
@@ -217,6 +227,7 @@ class Registrar:
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
         same_org: str | None = None,
+        admin_only: bool = False,
         idempotent: bool | None = None,
     ) -> None:
         """Add one operation without the decorator (same arguments as ``@operation``)."""
@@ -232,6 +243,7 @@ class Registrar:
                 produces=produces,
                 name=name,
                 same_org=same_org,
+                admin_only=admin_only,
                 idempotent=idempotent,
             )
         except ValueError as exc:
@@ -293,10 +305,20 @@ class Registrar:
         self._rights[name] = right
         return right.full_name
 
+    def add_resource_class(self, resource_class: ResourceClass) -> None:
+        """Declare a resource class of vCD's authorization framework (:mod:`vcdext.acl`).
+
+        An ACL rule's principal right given short must be one this plugin declares."""
+        self._check_open()
+        self._namespace()
+        if any(c.name == resource_class.name for c in self._resource_classes):
+            raise self._fail(f"resource class {resource_class.name!r} is declared twice")
+        self._resource_classes.append(resource_class)
+
     def _build(self) -> RegisteredService | None:
         self._closed = True
         if self._service is None:
-            if self._operations or self._links or self._rights:
+            if self._operations or self._links or self._rights or self._resource_classes:
                 raise self._fail("declares operations but no service")
             return None
         operations = tuple(
@@ -308,7 +330,21 @@ class Registrar:
             operations=operations,
             links=tuple(self._links),
             rights=tuple(self._rights.values()),
+            resource_classes=tuple(
+                c.expand_rights(self._acl_right) for c in self._resource_classes
+            ),
             **self._service,
+        )
+
+    def _acl_right(self, right: str) -> str:
+        if right in self._rights:
+            return self._rights[right].full_name
+        if ":" in right:
+            return right
+        declared = ", ".join(repr(r) for r in self._rights) or "none"
+        raise self._fail(
+            f"an ACL rule names right {right!r}, which this plugin does not declare "
+            f"(declared: {declared}); declare it or give its full name '{{namespace}}:Name'"
         )
 
     def _full_right(self, op: Operation, right: str) -> str:

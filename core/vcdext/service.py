@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from .acl import ResourceAction, ResourceClass
 from .notifications import (
     BlockingDeclaration,
     NotificationDeclaration,
@@ -70,6 +71,7 @@ class Service:
         self._operations: list[Operation] = []
         self._rights: list[tuple[str, dict[str, str]]] = []
         self._links: list[dict[str, str | None]] = []
+        self._resource_classes: list[ResourceClass] = []
         self._notifications: list[NotificationDeclaration] = []
         self._blocking: list[BlockingDeclaration] = []
 
@@ -101,13 +103,15 @@ class Service:
         produces: tuple[str, ...] | list[str] = ("application/xml",),
         name: str | None = None,
         same_org: str | None = None,
+        admin_only: bool = False,
         idempotent: bool | None = None,
     ) -> Callable[[F], F]:
         """Declare that the decorated function answers ``method path`` for this service.
 
         Same arguments as :func:`vcdext.operation`; the function is returned unchanged.
         ``same_org="org_id"`` refuses (403) callers whose organization is not the one in
-        the ``{org_id}`` path segment, unless they are System administrators.
+        the ``{org_id}`` path segment, unless they are System administrators;
+        ``admin_only=True`` refuses everyone but System administrators.
         """
 
         declared = make_operation(
@@ -118,6 +122,7 @@ class Service:
             produces=produces,
             name=name,
             same_org=same_org,
+            admin_only=admin_only,
             idempotent=idempotent,
         )
 
@@ -196,12 +201,32 @@ class Service:
             }
         )
 
+    def resource_class(
+        self,
+        name: str,
+        *,
+        actions: list[ResourceAction] | tuple[ResourceAction, ...],
+        mime_type: str = "",
+        url_template: str = "",
+        nid: str = "",
+        urn_pattern: str = "",
+    ) -> ResourceClass:
+        """Declare a resource class of vCD's authorization framework, with its actions and
+        their ACL rules (see :mod:`vcdext.acl`). Registration creates it and turns the
+        service's ``AuthorizationEnabled`` on."""
+        declared = ResourceClass(name, mime_type, url_template, nid, urn_pattern, tuple(actions))
+        if any(c.name == name for c in self._resource_classes):
+            raise ValueError(f"resource class {name!r} is declared twice")
+        self._resource_classes.append(declared)
+        return declared
+
     def _replay(
         self,
         declare_service: Callable[..., None],
         add_right: Callable[..., str],
         add: Callable[[Operation], None],
         add_link: Callable[..., None],
+        add_resource_class: Callable[[ResourceClass], None] | None = None,
     ) -> None:
         info = self._info
         declare_service(
@@ -218,6 +243,10 @@ class Service:
             add(op)
         for link in self._links:
             add_link(**link)
+        for resource_class in self._resource_classes:
+            if add_resource_class is None:  # pragma: no cover - the registrar always passes it
+                raise ValueError("this registrar does not take resource classes")
+            add_resource_class(resource_class)
 
 
 __all__ = ["Service"]

@@ -106,11 +106,14 @@ def test_description_vendor_and_authorization_are_compared():
     plan = plan_service(
         want, in_sync(want, description="old text", vendor="", authorization_enabled=False)
     )
-    (update,) = plan.actions
-    assert isinstance(update, UpdateService)
+    # Authorization is switched on last, once the classes and rules are in place.
+    update, enable = plan.actions
+    assert isinstance(update, UpdateService) and isinstance(enable, UpdateService)
     assert "description: 'old text' → 'A demo service'" in update.changes
     assert "vendor: '' → Example" in update.changes
-    assert "authorization enabled: false → true" in update.changes
+    assert not any("authorization" in c for c in update.changes)
+    assert enable.changes == ("authorization enabled: false → true",)
+    assert enable.desired.authorization_enabled
 
 
 def test_a_service_registered_outside_vcdext_is_adopted_and_marked():

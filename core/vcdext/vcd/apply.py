@@ -11,9 +11,23 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from lxml import etree
+
+from ..acl import SYSTEM, Acl, ResourceAction
+from ..context import SYSTEM_ORG_ID
 from ..vcloud import media
+from ..vcloud.authorization import (
+    read_acl_rule,
+    read_resource_class,
+    read_resource_class_action,
+    write_acl_rule,
+    write_resource_class,
+    write_resource_class_action,
+)
 from ..vcloud.extension import (
     read_bundle_upload_socket,
     read_right,
@@ -24,26 +38,40 @@ from ..vcloud.extension import (
     write_service,
     write_service_link,
 )
-from ..vcloud.model import ApiFilter, right_urn
+from ..vcloud.model import (
+    AclAccess,
+    AclRule,
+    ApiFilter,
+    Reference,
+    ResourceClassAction,
+    right_urn,
+)
 from .client import VcdClient, readable
 from .errors import VcdApiError, VcdError
 from .model import ActualService, DesiredService, compose_description
 from .observe import Observer, service_link
 from .plan import (
     Action,
+    AddAclRule,
     AddApiDefinition,
     AddFilter,
     AddLink,
+    AddResourceAction,
+    AddResourceClass,
     AddRight,
     CreateService,
     DeleteService,
+    RemoveAclRule,
     RemoveApiDefinition,
     RemoveFilter,
     RemoveLink,
+    RemoveResourceAction,
+    RemoveResourceClass,
     ServicePlan,
     UpdateRight,
     UpdateService,
     UploadBundle,
+    resource_value,
 )
 
 log = logging.getLogger(__name__)
@@ -83,6 +111,7 @@ class Applier:
     def __init__(self, client: VcdClient, observer: Observer) -> None:
         self.client = client
         self.observer = observer
+        self._right_refs: dict[str, Reference] = {}
 
     def apply(self, plan: ServicePlan) -> Applied:
         """Carry out every action of ``plan`` in order.
@@ -124,8 +153,22 @@ class Applier:
         elif isinstance(action, AddApiDefinition):
             url = service_link(service, media.REL_ADD, media.API_DEFINITION, "apidefinitions")
             client.post(url, write_api_definition(action.definition), media.API_DEFINITION)
-        elif isinstance(action, RemoveFilter | RemoveLink | RemoveApiDefinition):
+        elif isinstance(
+            action,
+            RemoveFilter
+            | RemoveLink
+            | RemoveApiDefinition
+            | RemoveResourceClass
+            | RemoveResourceAction
+            | RemoveAclRule,
+        ):
             client.delete(action.href)
+        elif isinstance(action, AddResourceClass):
+            self._add_class(service, action)
+        elif isinstance(action, AddResourceAction):
+            self._add_action(service, action.class_href, action.action)
+        elif isinstance(action, AddAclRule):
+            self._add_rule(service, action.action_href, action.rule)
         elif isinstance(action, AddRight):
             url = service_link(service, media.REL_RIGHTS, None, "rights")
             right = action.right
@@ -149,6 +192,71 @@ class Applier:
                 )
         else:  # pragma: no cover - every action type is handled above
             raise VcdError(f"unknown action {action!r}")
+
+    # -- resource classes, actions, ACL rules ---------------------------------------------------
+
+    def _created_href(
+        self, created: etree._Element | None, url: str, reader: Callable[[etree._Element], Any]
+    ) -> str:
+        href = readable(reader, created, url).href if created is not None else ""
+        if not href:
+            raise VcdError(f"{url}: vCD did not say where the new object is")
+        return str(href)
+
+    def _add_class(self, service: ActualService, action: AddResourceClass) -> None:
+        url = service_link(service, media.REL_ADD, media.RESOURCE_CLASS, "resourceclasses")
+        body = write_resource_class(resource_value(action.resource_class))
+        created = self.client.post(url, body, media.RESOURCE_CLASS)
+        href = self._created_href(created, url, read_resource_class)
+        for declared in action.resource_class.actions:
+            self._add_action(service, href, declared)
+
+    def _add_action(
+        self, service: ActualService, class_href: str, declared: ResourceAction
+    ) -> None:
+        url = f"{class_href.rstrip('/')}/resourceclassactions"
+        value = ResourceClassAction(declared.name, declared.method, declared.url_pattern)
+        created = self.client.post(
+            url, write_resource_class_action(value), media.RESOURCE_CLASS_ACTION
+        )
+        href = self._created_href(created, url, lambda el: read_resource_class_action(el)[0])
+        for rule in declared.acl:
+            self._add_rule(service, href, rule)
+
+    def _add_rule(self, service: ActualService, action_href: str, rule: Acl) -> None:
+        url = f"{action_href.rstrip('/')}/aclrules"
+        principal = AclAccess("Shared")
+        if rule.principal_right is not None:
+            principal = AclAccess("Entity", self._right_reference(service, rule.principal_right))
+        organization = AclAccess(rule.organization)
+        if rule.organization == SYSTEM:
+            system = Reference(f"{self.client.base_url}/api/org/{SYSTEM_ORG_ID}", media.ORG)
+            organization = AclAccess("Entity", system)
+        value = AclRule(
+            rule.name,
+            service_resource=AclAccess(rule.resource),
+            organization=organization,
+            principal=principal,
+            description=rule.description,
+        )
+        created = self.client.post(url, write_acl_rule(value), media.ACL_RULE)
+        self._created_href(created, url, read_acl_rule)
+
+    def _right_reference(self, service: ActualService, name: str) -> Reference:
+        """The reference of right ``name``: the service's own, else found by name in vCD."""
+        if name not in self._right_refs:
+            for right in self.observer.rights(service):
+                self._right_refs[right.value.name] = Reference(
+                    right.href, media.RIGHT, right.value.name, right.id
+                )
+        if name not in self._right_refs:
+            urn = self.observer.right_ids([name]).get(name)
+            if urn:
+                href = f"{self.client.base_url}/api/admin/right/{urn.rsplit(':', 1)[-1]}"
+                self._right_refs[name] = Reference(href, media.RIGHT, name, urn)
+        if name not in self._right_refs:
+            raise VcdError(f"an ACL rule names right {name!r}, which vCD does not know")
+        return self._right_refs[name]
 
     # -- the service itself --------------------------------------------------------------------
 

@@ -20,7 +20,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import registry
-from ..vcloud.model import ApiDefinition, ApiFilter, Held, Link, Right, Service, ServiceLink
+from ..acl import SYSTEM
+from ..acl import ResourceClass as DeclaredResourceClass
+from ..context import SYSTEM_ORG_ID
+from ..vcloud.model import (
+    AclRule,
+    ApiDefinition,
+    ApiFilter,
+    Held,
+    Link,
+    ResourceClass,
+    ResourceClassAction,
+    Right,
+    Service,
+    ServiceLink,
+)
 from .bundle import LocalizationBundle, make_bundle
 
 MARKER = "managed by vcdext"
@@ -84,6 +98,8 @@ class DesiredService:
     rights: tuple[RightSpec, ...] = ()
     api_definitions: tuple[ApiDefinition, ...] = ()
     bundle: LocalizationBundle | None = None
+    #: vCD authorization framework classes (with actions and ACL rules) to create.
+    resource_classes: tuple[DeclaredResourceClass, ...] = ()
 
     def service(self, description: str) -> Service:
         """The service to send, with ``description`` (the plugin's text and the marker)."""
@@ -98,6 +114,52 @@ class DesiredService:
             vendor=self.vendor,
             description=description,
         )
+
+
+@dataclass(frozen=True)
+class ActualRule:
+    """An ACL rule as vCD holds it; ``principal_right`` is the name of the right its
+    ``PrincipalAccess`` entity names (``None`` when it names none, or a user)."""
+
+    held: Held[AclRule]
+    principal_right: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """What identifies a rule when comparing with a declared one."""
+        rule = self.held.value
+        principal = rule.principal
+        who = self.principal_right or (
+            principal.entity.href if principal is not None and principal.entity else ""
+        )
+        org = rule.organization
+        org_access = org.access if org else ""
+        if org is not None and org.entity is not None:
+            tail = org.entity.href.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            org_access = SYSTEM if tail.lower() == SYSTEM_ORG_ID else f"Entity {org.entity.href}"
+        return (
+            rule.name,
+            rule.service_resource.access if rule.service_resource else "",
+            org_access,
+            principal.access if principal else "",
+            who,
+        )
+
+
+@dataclass(frozen=True)
+class ActualAction:
+    """A resource class action as vCD holds it, with its ACL rules."""
+
+    held: Held[ResourceClassAction]
+    rules: tuple[ActualRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActualResourceClass:
+    """A resource class as vCD holds it, with its actions."""
+
+    held: Held[ResourceClass]
+    actions: tuple[ActualAction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +178,7 @@ class ActualService:
     service_links: tuple[Held[ServiceLink], ...] = ()
     api_definitions: tuple[Held[ApiDefinition], ...] = ()
     rights: tuple[Held[Right], ...] = ()
+    resource_classes: tuple[ActualResourceClass, ...] = ()
 
     @classmethod
     def of(cls, held: Held[Service]) -> ActualService:
@@ -257,9 +320,10 @@ def desired_service(
         vendor=service.vendor,
         priority=service.priority,
         # vcdext enforces each operation's rights itself, from the security context vCD
-        # sends. vCD's own framework needs resource classes and ACL rules, which vcdext does
-        # not register, so enabling it would lock every caller out.
-        authorization_enabled=False,
+        # sends. vCD's own framework needs resource classes and ACL rules: it is enabled only
+        # for a service that declares them (enabling it without would lock every caller out).
+        authorization_enabled=bool(service.resource_classes),
+        resource_classes=service.resource_classes,
         filters=service.api_filters,
         links=links,
         rights=rights,

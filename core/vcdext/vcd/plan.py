@@ -11,18 +11,25 @@ services vcdext registered earlier and no longer serves. :class:`Plan` renders a
 * service links and API definitions likewise (a changed one is removed and added again);
 * rights are added when missing and updated when their description, category or bundle key
   differ; rights no longer declared are left in vCD (roles may hold them) and reported;
-* the bundle is uploaded when its digest differs from the one in the service's description.
+* the bundle is uploaded when its digest differs from the one in the service's description;
+* resource classes (vCD's authorization framework) are compared by name and fields, their
+  actions by name, method and pattern, their ACL rules by name and accesses: what differs is
+  removed and added again (vCD edits none of them), after the rights an ACL rule may name.
+  ``AuthorizationEnabled`` is switched on last, once the classes, actions and rules exist,
+  and off first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from ..vcloud.model import ApiDefinition, Held, Right, ServiceLink
+from ..acl import Acl, ResourceAction
+from ..acl import ResourceClass as DeclaredResourceClass
+from ..vcloud.model import ApiDefinition, Held, ResourceClass, Right, ServiceLink
 from .bundle import LocalizationBundle
-from .model import ActualService, DesiredService, RightSpec
+from .model import ActualAction, ActualResourceClass, ActualService, DesiredService, RightSpec
 
 D = TypeVar("D")
 R = TypeVar("R")
@@ -200,6 +207,140 @@ class UploadBundle:
         return f"{', '.join(self.bundle.locales)} (sha256 {self.bundle.digest})"
 
 
+def _class_text(c: DeclaredResourceClass | ResourceClass) -> str:
+    return c.name + (f" ({c.mime_type})" if c.mime_type else "")
+
+
+def _action_text(class_name: str, name: str, method: str, pattern: str) -> str:
+    return f"{class_name}: {name} = {method} {pattern}"
+
+
+def _rule_text(class_name: str, action: str, rule: Acl) -> str:
+    who = "any user" if rule.principal_right is None else f"holders of {rule.principal_right}"
+    return (
+        f"{class_name}/{action}: {rule.name} = {who}, organization {rule.organization}, "
+        f"resources {rule.resource}"
+    )
+
+
+def resource_value(c: DeclaredResourceClass) -> ResourceClass:
+    """The ``ResourceClass`` to send for a declared class (without its actions)."""
+    return ResourceClass(c.name, c.mime_type, c.url_template, c.nid, c.urn_pattern)
+
+
+def rule_key(rule: Acl) -> tuple[str, str, str, str, str]:
+    """The key of a declared rule, comparable with :attr:`ActualRule.key`."""
+    principal = rule.principal_right
+    return (
+        rule.name,
+        rule.resource,
+        rule.organization,
+        "Shared" if principal is None else "Entity",
+        principal or "",
+    )
+
+
+@dataclass(frozen=True)
+class AddResourceClass:
+    """POST a ``ResourceClass``, then each of its actions and their ACL rules."""
+
+    resource_class: DeclaredResourceClass
+    verb = "add"
+    subject = "resource class"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return _class_text(self.resource_class)
+
+
+@dataclass(frozen=True)
+class RemoveResourceClass:
+    """DELETE a resource class (with its actions, rules and service resources)."""
+
+    resource_class: ResourceClass
+    href: str
+    verb = "remove"
+    subject = "resource class"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return _class_text(self.resource_class)
+
+
+@dataclass(frozen=True)
+class AddResourceAction:
+    """POST a ``ResourceClassAction`` (then its ACL rules) to an existing class."""
+
+    class_name: str
+    class_href: str
+    action: ResourceAction
+    verb = "add"
+    subject = "resource class action"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        a = self.action
+        return _action_text(self.class_name, a.name, a.method, a.url_pattern)
+
+
+@dataclass(frozen=True)
+class RemoveResourceAction:
+    """DELETE a resource class action (with its ACL rules)."""
+
+    class_name: str
+    action: ActualAction
+    verb = "remove"
+    subject = "resource class action"
+
+    @property
+    def href(self) -> str:
+        """Where the action is."""
+        return self.action.held.href
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        a = self.action.held.value
+        return _action_text(self.class_name, a.name, a.http_method, a.url_pattern)
+
+
+@dataclass(frozen=True)
+class AddAclRule:
+    """POST an ``AclRule`` to an existing action."""
+
+    class_name: str
+    action_name: str
+    action_href: str
+    rule: Acl
+    verb = "add"
+    subject = "acl rule"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return _rule_text(self.class_name, self.action_name, self.rule)
+
+
+@dataclass(frozen=True)
+class RemoveAclRule:
+    """DELETE an ACL rule."""
+
+    class_name: str
+    action_name: str
+    name: str
+    href: str
+    verb = "remove"
+    subject = "acl rule"
+
+    @property
+    def detail(self) -> str:
+        """One line for the plan table."""
+        return f"{self.class_name}/{self.action_name}: {self.name}"
+
+
 @dataclass(frozen=True)
 class DeleteService:
     """Disable, then DELETE a service (``--prune``)."""
@@ -226,6 +367,12 @@ Action = (
     | AddRight
     | UpdateRight
     | UploadBundle
+    | AddResourceClass
+    | RemoveResourceClass
+    | AddResourceAction
+    | RemoveResourceAction
+    | AddAclRule
+    | RemoveAclRule
     | DeleteService
 )
 
@@ -280,6 +427,20 @@ class Plan:
             if isinstance(action, CreateService):
                 rows += [(ns, "add", "api filter", p) for p in action.desired.filters]
                 rows += [(ns, "add", "service link", _link_text(x)) for x in action.desired.links]
+            actions: Sequence[ResourceAction] = ()
+            class_name = ""
+            if isinstance(action, AddResourceClass):
+                actions, class_name = action.resource_class.actions, action.resource_class.name
+            elif isinstance(action, AddResourceAction):
+                class_name = action.class_name
+            for a in actions:
+                detail = _action_text(class_name, a.name, a.method, a.url_pattern)
+                rows.append((ns, "add", "resource class action", detail))
+            if isinstance(action, AddResourceAction):
+                actions = (action.action,)
+            for a in actions:
+                for rule in a.acl:
+                    rows.append((ns, "add", "acl rule", _rule_text(class_name, a.name, rule)))
         return rows
 
     def table(self) -> str:
@@ -377,22 +538,103 @@ def _diff_rights(
     return actions, notes
 
 
+def _diff_actions(
+    declared: DeclaredResourceClass, actual: ActualResourceClass
+) -> list[RemoveResourceAction | AddResourceAction | AddAclRule | RemoveAclRule]:
+    name = declared.name
+    wanted = {(a.name, a.method, a.url_pattern): a for a in declared.actions}
+    seen: dict[tuple[str, str, str], ActualAction] = {}
+    changes: list[RemoveResourceAction | AddResourceAction | AddAclRule | RemoveAclRule] = []
+    for remote in actual.actions:
+        v = remote.held.value
+        key = (v.name, v.http_method, v.url_pattern)
+        if key in wanted and key not in seen:
+            seen[key] = remote
+        else:
+            changes.append(RemoveResourceAction(name, remote))
+    for key, action in wanted.items():
+        remote_action = seen.get(key)
+        if remote_action is None:
+            changes.append(AddResourceAction(name, actual.held.href, action))
+            continue
+        changes += _diff_rules(name, action, remote_action)
+    return changes
+
+
+def _diff_rules(
+    class_name: str, action: ResourceAction, remote: ActualAction
+) -> list[AddAclRule | RemoveAclRule]:
+    adds, removes = _diff_keyed(
+        action.acl,
+        remote.rules,
+        rule_key,
+        lambda r: r.key,
+        lambda rule: AddAclRule(class_name, action.name, remote.held.href, rule),
+        lambda r: RemoveAclRule(class_name, action.name, r.held.value.name, r.held.href),
+    )
+    return [*removes, *adds]
+
+
+def _diff_classes(
+    desired: tuple[DeclaredResourceClass, ...], actual: tuple[ActualResourceClass, ...]
+) -> list[Action]:
+    """Resource classes by name; a class whose own fields changed is removed and added."""
+    removes: list[Action] = []
+    adds: list[Action] = []
+    kept: dict[str, ActualResourceClass] = {}
+    wanted = {c.name: c for c in desired}
+    for remote in actual:
+        declared = wanted.get(remote.held.value.name)
+        if (
+            declared is None
+            or remote.held.value.name in kept
+            or resource_value(declared) != remote.held.value
+        ):
+            removes.append(RemoveResourceClass(remote.held.value, remote.held.href))
+        else:
+            kept[declared.name] = remote
+    for declared in desired:
+        if declared.name in kept:
+            adds += _diff_actions(declared, kept[declared.name])
+        else:
+            adds.append(AddResourceClass(declared))
+    return removes + adds
+
+
+def _enable_last(desired: DesiredService, actual_enabled: bool) -> DesiredService:
+    """``desired`` as the service is to be sent before its classes exist: authorization
+    stays as vCD has it until the classes, actions and rules are in place."""
+    if desired.authorization_enabled and not actual_enabled:
+        return replace(desired, authorization_enabled=False)
+    return desired
+
+
 def plan_service(desired: DesiredService, actual: ActualService | None) -> ServicePlan:
     """The changes that make vCD's ``actual`` service what ``desired`` says."""
+    staged = _enable_last(desired, actual is not None and actual.authorization_enabled)
+    enable: list[Action] = []
+    if staged is not desired:
+        enable.append(
+            UpdateService(
+                desired, actual.href if actual else "", ("authorization enabled: false → true",)
+            )
+        )
     if actual is None:
-        create: list[Action] = [CreateService(desired)]
+        create: list[Action] = [CreateService(staged)]
         create += [AddApiDefinition(d) for d in desired.api_definitions]
         create += [AddRight(r) for r in desired.rights]
+        create += [AddResourceClass(c) for c in desired.resource_classes]
         if desired.bundle is not None:
             create.append(UploadBundle(desired.bundle))
-        return ServicePlan(desired.namespace, desired, None, tuple(create))
+        create += enable
+        return ServicePlan(desired.namespace, staged, None, tuple(create))
     actions: list[Action] = []
     notes: list[str] = []
     if not actual.managed:
         notes.append(f"{desired.namespace} was registered outside vcdext; vcdext adopts it")
-    changes = service_changes(desired, actual)
+    changes = service_changes(staged, actual)
     if changes:
-        actions.append(UpdateService(desired, actual.href, changes))
+        actions.append(UpdateService(staged, actual.href, changes))
     if desired.bundle is not None and desired.bundle.digest != actual.bundle_digest:
         actions.append(UploadBundle(desired.bundle))
     filter_adds, filter_removes = _diff_keyed(
@@ -430,7 +672,9 @@ def plan_service(desired: DesiredService, actual: ActualService | None) -> Servi
     right_actions, right_notes = _diff_rights(desired.rights, actual.rights)
     actions += right_actions
     notes += right_notes
-    return ServicePlan(desired.namespace, desired, actual, tuple(actions), tuple(notes))
+    actions += _diff_classes(desired.resource_classes, actual.resource_classes)
+    actions += enable
+    return ServicePlan(desired.namespace, staged, actual, tuple(actions), tuple(notes))
 
 
 def plan_prune(managed: Iterable[ActualService], keep: Iterable[str]) -> list[ServicePlan]:

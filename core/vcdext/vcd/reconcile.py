@@ -104,17 +104,29 @@ def desired_services(
     ]
 
 
+def foreign_rights(services: Iterable[Service]) -> set[str]:
+    """The rights operations require that none of ``services`` declares (vCD's own, such as
+    ``vApp: View``, or another service's): their URNs are looked up at registration."""
+    services = list(services)
+    declared = {r.full_name for s in services for r in s.rights}
+    required = {r for s in services for op in s.operations for r in op.rights}
+    return {r for r in required - declared if not r.startswith("urn:")}
+
+
 def reconcile(
     client: VcdClient,
     desired: Iterable[DesiredService],
     *,
     dry_run: bool = False,
     prune: bool = False,
+    other_rights: Iterable[str] = (),
 ) -> RegistrationResult:
     """Make vCD match ``desired`` through a logged-in ``client``.
 
     :param dry_run: read only; the result's plan says what would change.
     :param prune: also delete services vcdext registered earlier that are not in ``desired``.
+    :param other_rights: names of rights vcdext does not register whose URNs the result
+        should carry too (see :func:`foreign_rights`).
     :raises VcdError: vCD refused a change; the changes before it stay (the next run resumes).
     """
     observer = Observer(client)
@@ -124,7 +136,9 @@ def reconcile(
     wanted = list(desired)
     for want in wanted:
         result.checked.append(want.namespace)
-        sp = plan_service(want, observer.find(want.namespace))
+        sp = plan_service(
+            want, observer.find(want.namespace, authorization=bool(want.resource_classes))
+        )
         if dry_run or not sp.actions:
             executed.append(sp)
             if sp.actual is not None:
@@ -138,6 +152,7 @@ def reconcile(
             if not dry_run:
                 applier.apply(sp)
     result.plan = Plan(tuple(executed))
+    result.right_ids.update(observer.right_ids(other_rights))
     return result  # the caller reports result.summary(): `vcdext register` prints it, run logs it
 
 
@@ -159,7 +174,7 @@ def _apply(
     try:
         applied = applier.apply(sp)
     except CreateConflict as conflict:
-        actual = observer.find(want.namespace)
+        actual = observer.find(want.namespace, authorization=bool(want.resource_classes))
         if actual is None:
             raise conflict.cause from None
         log.info("vCD %s: created meanwhile (another instance?); updating it", want.namespace)
@@ -169,7 +184,7 @@ def _apply(
     result.warnings += applied.warnings
     service = applied.service
     if sp.creates:
-        service = observer.find(want.namespace)
+        service = observer.find(want.namespace, authorization=bool(want.resource_classes))
         if service is None:
             raise VcdError(f"vCD does not list service {want.namespace} after creating it")
         # Only structure is re-applied: a right vCD would not update stays as it is.
@@ -236,7 +251,13 @@ def register_services(
                     'runtime.transport = "amqp"'
                 )
             return mqtt
-        result = reconcile(vcd, desired, dry_run=dry_run, prune=prune)
+        result = reconcile(
+            vcd,
+            desired,
+            dry_run=dry_run,
+            prune=prune,
+            other_rights=foreign_rights(runtime.registry.services.values()),
+        )
         if settings.section(NotificationSettings).manage_vcd:
             registry = runtime.registry
             result.reactions = configure_reactions(

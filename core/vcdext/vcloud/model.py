@@ -160,6 +160,72 @@ def right_urn(href: str) -> str:
     return f"urn:vcloud:right:{tail}" if tail else ""
 
 
+# -- authorization: resource classes, actions, ACL rules, service resources -----------------
+
+#: The values of an ACL rule's ``Access``.
+ACL_ACCESS = ("Shared", "Published", "Entity")
+#: The methods a resource class action may name.
+ACTION_METHODS = ("GET", "PUT", "POST", "DELETE")
+
+
+@dataclass(frozen=True)
+class AclAccess:
+    """One part of an ACL rule: ``Shared``, ``Published`` or ``Entity`` (with its entity)."""
+
+    access: str
+    entity: Reference | None = None
+
+
+@dataclass(frozen=True)
+class AclRule:
+    """An ACL rule of a resource class action; a missing part restricts nothing."""
+
+    name: str
+    service_resource: AclAccess | None = None
+    organization: AclAccess | None = None
+    principal: AclAccess | None = None
+    description: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class ResourceClassAction:
+    """An action on a resource class: an HTTP method on a URL pattern (``(?<id>…)`` names
+    the resource)."""
+
+    name: str
+    http_method: str
+    url_pattern: str
+
+
+@dataclass(frozen=True)
+class ResourceClass:
+    """A resource class an extension service defines."""
+
+    name: str
+    mime_type: str = ""
+    url_template: str = ""
+    nid: str = ""
+    urn_pattern: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceResource:
+    """An instance of a resource class, owned by an organization."""
+
+    name: str
+    org: Reference | None = None
+    external_object_id: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizationCheck:
+    """``AuthorizationCheckParams``: may ``user`` send ``http_method`` to ``url``?"""
+
+    user: Reference | None
+    http_method: str
+    url: str
+
+
 # -- tasks and events -------------------------------------------------------------------------
 
 #: Task statuses of ``vcloud:TaskType`` (``task.xsd``).

@@ -7,6 +7,12 @@
   ``FAILED.backupComplete``), or ``canceled`` when a user cancels it.
 * ``GET /api/org/{org_id}/backups``, ``GET /api/backup/{backup_id}`` (with the captured
   configuration) and ``DELETE /api/backup/{backup_id}``.
+* Who may: listing needs ``View Backups``, creating ``Create Backup``, deleting ``Delete
+  Backup`` (vcdext refuses the others 403 before a handler runs), and a user sees only their
+  organization's backups unless a System administrator. Backups are also a resource class of
+  vCD's authorization framework: each is registered as a service resource of its vApp's
+  organization, and ACL rules let holders of the right in that organization (and System
+  administrators) read or delete it, so vCD can refuse other tenants itself.
 
 The core owns the task: this module never builds Task XML, never ``PUT``\\ s a task and never
 retries; it calls ``current().start_task`` and ``task.progress``.
@@ -14,21 +20,27 @@ retries; it calls ``current().start_task`` and ``task.progress``.
 
 from __future__ import annotations
 
+import logging
+
 from lxml import etree
 
 from vcdext import (
+    Acl,
     BadRequest,
     ConfigError,
     Forbidden,
     NotFound,
     Registrar,
     Request,
+    RequestContext,
+    ResourceAction,
     Response,
     Service,
     ServiceUnavailable,
     current,
     hookimpl,
 )
+from vcdext.acl import SYSTEM
 from vcdext.i18n import bundle_key
 from vcdext.settings import parse_table
 from vcdext.tasks import RunningTask, VcdApi
@@ -40,6 +52,8 @@ from vcdext.xml import element, parse, tostring
 
 from .settings import BackupSettings
 from .store import Backup, BackupStore
+
+log = logging.getLogger(__name__)
 
 #: Unique across vCD; prefixes the rights and the tasks' and events' serviceNamespace.
 NAMESPACE = "org.example.vcd.backup"
@@ -71,6 +85,29 @@ service = Service(
 VIEW = service.right("View Backups", description="List and read backups", category="Backup")
 CREATE = service.right("Create Backup", description="Back up a vApp", category="Backup")
 DELETE = service.right("Delete Backup", description="Delete a backup", category="Backup")
+
+#: The resource class of vCD's authorization framework whose resources are the backups.
+RESOURCE_CLASS = "Backup"
+_ONE_BACKUP = "/api/backup/(?<id>[^/]+)"
+_ADMINS = Acl("system administrators", organization=SYSTEM)
+service.resource_class(
+    RESOURCE_CLASS,
+    mime_type=BACKUP_TYPE,
+    url_template="{baseUri}backup/{resourceId}",
+    nid="backup",
+    urn_pattern="(?<id>.+)",
+    actions=[
+        ResourceAction(
+            "view", "GET", _ONE_BACKUP, acl=[Acl("viewers", principal="View Backups"), _ADMINS]
+        ),
+        ResourceAction(
+            "delete",
+            "DELETE",
+            _ONE_BACKUP,
+            acl=[Acl("deleters", principal="Delete Backup"), _ADMINS],
+        ),
+    ],
+)
 
 service.link(
     rel="down",
@@ -164,6 +201,20 @@ def _params(request: Request) -> tuple[str, str]:
     return params.get("name", ""), description
 
 
+def _register_resource(ctx: RequestContext, backup: Backup) -> None:
+    """Make the backup a service resource of its organization, when the runtime has vCD's
+    authorization framework (under ``vcdext run``/``dev``; not in the in-process test kit).
+    A failure is logged: the plugin's own organization check still protects the backup."""
+    if ctx.authorizer is None:
+        return
+    try:
+        ctx.add_service_resource(
+            RESOURCE_CLASS, backup.name, external_id=backup.id, org=backup.org_id
+        )
+    except ServiceUnavailable:
+        log.warning("backup %s was not registered as a service resource", backup.id)
+
+
 # -- operations ---------------------------------------------------------------------------
 
 
@@ -216,6 +267,7 @@ def create_backup(request: Request, id: str) -> RunningTask:
             configuration=tostring(configuration),
         )
         task.event_properties["backupId"] = backup.id
+        _register_resource(ctx, backup)
         return f"Backup {backup.id} of vApp {vapp_name} created"
 
     return ctx.start_task(

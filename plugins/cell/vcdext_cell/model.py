@@ -119,6 +119,59 @@ class Right(held.Right):
 
 
 @dataclass(frozen=True)
+class ResourceClass(held.ResourceClass):
+    """A resource class of the service ``service_id``."""
+
+    id: str = ""
+    service_id: str = ""
+
+    @property
+    def urn(self) -> str:
+        """The object's vCloud URN."""
+        return f"urn:vcloud:resourceClass:{self.id}"
+
+
+@dataclass(frozen=True)
+class ResourceClassAction(held.ResourceClassAction):
+    """An action of the resource class ``class_id``, its pattern compiled for Python."""
+
+    id: str = ""
+    class_id: str = ""
+    compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def urn(self) -> str:
+        """The object's vCloud URN."""
+        return f"urn:vcloud:resourceClassAction:{self.id}"
+
+
+@dataclass(frozen=True)
+class AclRule(held.AclRule):
+    """An ACL rule of the action ``action_id``."""
+
+    id: str = ""
+    action_id: str = ""
+
+    @property
+    def urn(self) -> str:
+        """The object's vCloud URN."""
+        return f"urn:vcloud:aclRule:{self.id}"
+
+
+@dataclass(frozen=True)
+class ServiceResource(held.ServiceResource):
+    """A service resource of the resource class ``class_id``."""
+
+    id: str = ""
+    class_id: str = ""
+
+    @property
+    def urn(self) -> str:
+        """The object's vCloud URN."""
+        return f"urn:vcloud:serviceResource:{self.id}"
+
+
+@dataclass(frozen=True)
 class Session:
     """A logged-in user; both tokens name the same session."""
 

@@ -9,7 +9,8 @@ Choices where vCD's behaviour is not documented (see ``docs/local-cell.md``):
 * ``PUT`` of a service answers 200 with the Service; inline filters/links in it are ignored.
 * A duplicate namespace or right is a 400 with minor code ``DUPLICATE_NAME``.
 * Creating a service link answers 200 (the 5.5 guide's example); the other creates answer 201.
-* Inline ``ResourceClasses`` are ignored (resource classes/ACLs are not implemented).
+* Inline ``ResourceClasses`` in a posted Service are ignored: resource classes, actions and
+  ACL rules are created one by one (:mod:`.routes_authorization`).
 """
 
 from __future__ import annotations
@@ -150,7 +151,9 @@ class ExtensionRoutes:
         ]
         if doc.resource_classes:
             log.warning(
-                "service %r: inline ResourceClasses are ignored by the local cell", service.name
+                "service %r: inline ResourceClasses are ignored by the local cell (POST them to "
+                "the service's resourceclasses link)",
+                service.name,
             )
         service = self.state.add_service(service, filters, links, definitions)
         log.info("registered extension service %r (%s)", service.name, service.namespace)

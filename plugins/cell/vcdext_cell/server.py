@@ -46,12 +46,14 @@ from vcdext.errors import (
 )
 from vcdext.protocol import Headers
 
+from .acl import Caller, is_authorized
 from .cloudext import CloudExtensions
 from .forwarder import Forwarder
 from .http import Answer, Call, Router, base_url, error_answer, requested_version
 from .model import Session
 from .proxy import forward
 from .reactions import ReactionRoutes
+from .routes_authorization import AuthorizationRoutes
 from .routes_extension import ExtensionRoutes
 from .routes_tenant import ApiRoutes, unauthorized
 from .state import State
@@ -107,7 +109,9 @@ class App:
         self.router = Router()
         self.api = ApiRoutes(state)
         self.extension = ExtensionRoutes(state)
+        self.authorization = AuthorizationRoutes(state)
         self.api.register(self.router)
+        self.authorization.register(self.router)
         self.extension.register(self.router)
         if reactions is not None:  # notifications, blocking tasks, the mutable inventory
             reactions.register(self.router)
@@ -182,6 +186,10 @@ class App:
                 call, extension, timeout=self.timeout, rights_format=self.rights_format
             )
         if service is not None:
+            if service.authorization_enabled and not is_authorized(
+                self.state, [service.id], Caller.of(call.session.user), call.method, path
+            ):
+                raise Forbidden("No ACL rule of the service allows this request")
             return forward(
                 call,
                 service,

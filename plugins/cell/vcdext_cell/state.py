@@ -20,13 +20,17 @@ from typing import Any, TypeVar
 from vcdext.errors import BadRequest, NotFound
 
 from .model import (
+    AclRule,
     ApiDefinition,
     ApiFilter,
     Event,
     Forwarded,
+    ResourceClass,
+    ResourceClassAction,
     Right,
     Service,
     ServiceLink,
+    ServiceResource,
     Session,
     Task,
     new_id,
@@ -78,6 +82,10 @@ class State:
         self._links: dict[str, ServiceLink] = {}
         self._definitions: dict[str, ApiDefinition] = {}
         self._rights: dict[str, Right] = {}
+        self._classes: dict[str, ResourceClass] = {}
+        self._actions: dict[str, ResourceClassAction] = {}
+        self._rules: dict[str, AclRule] = {}
+        self._resources: dict[str, ServiceResource] = {}
         self._tasks: dict[str, Task] = {}
         self._events: list[Event] = []
         self._bundles: dict[str, dict[str, dict[str, str]]] = {}
@@ -253,6 +261,8 @@ class State:
             for right in list(self._rights.values()):
                 if right.service_id == service.id:
                     self._rights[right.id] = dataclasses.replace(right, service_id=None)
+            for c in [c for c in self._classes.values() if c.service_id == service.id]:
+                self._drop_class(c.id)
             self._bundles.pop(service.id, None)
         return service
 
@@ -414,6 +424,118 @@ class State:
             by_name[n].urn if n in by_name else f"urn:vcloud:right:{derived_id('right', n)}"
             for n in names
         ]
+
+    # -- authorization: resource classes, actions, ACL rules, service resources -----------
+
+    def add_resource_class(self, resource_class: ResourceClass) -> tuple[ResourceClass, bool]:
+        """Add a class to its service, unless one of that name exists: ``(class, created)``
+        (vCD returns the existing class then)."""
+        with self._lock:
+            self._require_service(resource_class.service_id)
+            for existing in self._classes.values():
+                if (existing.service_id, existing.name) == (
+                    resource_class.service_id,
+                    resource_class.name,
+                ):
+                    return existing, False
+            self._classes[resource_class.id] = resource_class
+        return resource_class, True
+
+    def resource_class(self, class_id: str) -> ResourceClass:
+        """One resource class; 404 if none."""
+        return self._get(self._classes, class_id, "resource class")
+
+    def resource_classes(self, service_id: str | None = None) -> list[ResourceClass]:
+        """Resource classes, of one service or all, by name."""
+        with self._lock:
+            found = [c for c in self._classes.values() if service_id in (None, c.service_id)]
+        return sorted(found, key=lambda c: c.name)
+
+    def delete_resource_class(self, class_id: str) -> None:
+        """Remove a class with its actions, their rules and its service resources."""
+        with self._lock:
+            if uuid_of(class_id) not in self._classes:
+                raise NotFound(f"No resource class with id {class_id}")
+            self._drop_class(uuid_of(class_id))
+
+    def _drop_class(self, class_id: str) -> None:  # lock held
+        self._classes.pop(class_id, None)
+        for a in [a for a in self._actions.values() if a.class_id == class_id]:
+            self._drop_action(a.id)
+        for key in [k for k, r in self._resources.items() if r.class_id == class_id]:
+            del self._resources[key]
+
+    def add_action(self, action: ResourceClassAction) -> ResourceClassAction:
+        """Add an action (its pattern compiled); 404 for an unknown class."""
+        action = dataclasses.replace(action, compiled=compile_url_pattern(action.url_pattern))
+        with self._lock:
+            if action.class_id not in self._classes:
+                raise NotFound(f"No resource class with id {action.class_id}")
+            self._actions[action.id] = action
+        return action
+
+    def action(self, action_id: str) -> ResourceClassAction:
+        """One resource class action; 404 if none."""
+        return self._get(self._actions, action_id, "resource class action")
+
+    def actions(self, class_id: str | None = None) -> list[ResourceClassAction]:
+        """Actions, of one class or all."""
+        with self._lock:
+            return [a for a in self._actions.values() if class_id in (None, a.class_id)]
+
+    def delete_action(self, action_id: str) -> None:
+        """Remove an action with its ACL rules."""
+        with self._lock:
+            if uuid_of(action_id) not in self._actions:
+                raise NotFound(f"No resource class action with id {action_id}")
+            self._drop_action(uuid_of(action_id))
+
+    def _drop_action(self, action_id: str) -> None:  # lock held
+        self._actions.pop(action_id, None)
+        for key in [k for k, r in self._rules.items() if r.action_id == action_id]:
+            del self._rules[key]
+
+    def add_rule(self, rule: AclRule) -> AclRule:
+        """Add an ACL rule; 404 for an unknown action."""
+        with self._lock:
+            if rule.action_id not in self._actions:
+                raise NotFound(f"No resource class action with id {rule.action_id}")
+            self._rules[rule.id] = rule
+        return rule
+
+    def rule(self, rule_id: str) -> AclRule:
+        """One ACL rule; 404 if none."""
+        return self._get(self._rules, rule_id, "ACL rule")
+
+    def rules(self, action_id: str | None = None) -> list[AclRule]:
+        """ACL rules, of one action or all."""
+        with self._lock:
+            return [r for r in self._rules.values() if action_id in (None, r.action_id)]
+
+    def delete_rule(self, rule_id: str) -> None:
+        """Remove an ACL rule; 404 if none."""
+        self._delete(self._rules, rule_id, "ACL rule")
+
+    def add_resource(self, resource: ServiceResource) -> ServiceResource:
+        """Add a service resource; 404 for an unknown class."""
+        with self._lock:
+            if resource.class_id not in self._classes:
+                raise NotFound(f"No resource class with id {resource.class_id}")
+            self._resources[resource.id] = resource
+        return resource
+
+    def resource(self, resource_id: str) -> ServiceResource:
+        """One service resource; 404 if none."""
+        return self._get(self._resources, resource_id, "service resource")
+
+    def resources(self, class_id: str | None = None) -> list[ServiceResource]:
+        """Service resources, of one class or all."""
+        with self._lock:
+            return [r for r in self._resources.values() if class_id in (None, r.class_id)]
+
+    def delete_resource(self, resource_id: str) -> None:
+        """Remove a service resource; 404 if none."""
+        self._delete(self._resources, resource_id, "service resource")
 
     # -- tasks and events -----------------------------------------------------------------
 

@@ -196,6 +196,13 @@ def held_service(urls: Urls, s: Service) -> Held[Service]:
         Link(media.REL_API_DEFINITIONS, of("apidefinitions"), media.RECORDS),
         Link(media.REL_ADD, of("apidefinitions"), media.API_DEFINITION),
         Link(media.REL_BUNDLE_UPLOAD, of("localizationbundles"), media.BUNDLE_UPLOAD_PARAMS),
+        Link(media.REL_RESOURCE_CLASSES, of("resourceclasses"), media.RECORDS),
+        Link(media.REL_ADD, of("resourceclasses"), media.RESOURCE_CLASS),
+        Link(
+            media.REL_AUTHORIZATION_CHECK,
+            of("authorizationcheck"),
+            media.AUTHORIZATION_CHECK_PARAMS,
+        ),
     )
     return Held(s, href=href, id=s.urn, type=media.SERVICE, links=links)
 
