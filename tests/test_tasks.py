@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from vcdext import NotFound, Request, Service, current, hookimpl
+from vcdext import NotFound, Request, Response, Service, current, hookimpl
 from vcdext.errors import ServiceUnavailable
 from vcdext.tasks import Cancelled, RunningTask, TaskRunner
 from vcdext.testing import FakeVcd, TestClient, make_runtime, use_vcd
@@ -63,6 +63,8 @@ def start_job(request: Request) -> RunningTask:
     )
     if "after" in request.query:
         raise RuntimeError("the handler failed after starting the task")
+    if "broken" in request.query:  # a handler bug: a Response vcdext cannot send
+        return Response(b"", status=1000)  # type: ignore[return-value]
     return task
 
 
@@ -195,6 +197,14 @@ def test_vcd_unreachable_at_creation_is_a_503_and_no_task(client, vcd):
 
 def test_a_handler_failing_after_starting_a_task_ends_it_in_error_unrun(client, vcd):
     reply = client.post("/api/jobs", query={"after": "1"})
+    assert reply.status == 500
+    (task_id,) = vcd.task_ids()
+    assert [s.status for s in vcd.states(task_id)] == ["queued", "error"]
+    assert client.run_tasks() == []
+
+
+def test_a_handler_returning_a_broken_reply_after_starting_a_task_ends_it_unrun(client, vcd):
+    reply = client.post("/api/jobs", query={"broken": "1"})
     assert reply.status == 500
     (task_id,) = vcd.task_ids()
     assert [s.status for s in vcd.states(task_id)] == ["queued", "error"]
