@@ -3,6 +3,7 @@ in-memory vCD (vcdext.testing.FakeVcd), in process."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -383,3 +384,33 @@ def _with_jobs(load):
         return load(settings, plugins=[*plugins, ("jobs", Jobs())], autoload=autoload)
 
     return load_plugins
+
+
+def test_max_tasks_holds_for_starts_at_the_same_time():
+    """Two starts racing for the last slot: vCD's slow POST must not let both in."""
+    both_in_create = threading.Barrier(2, timeout=2)
+
+    class SlowVcd(FakeVcd):
+        def create_task(self, org_id: str, task: Task):  # type: ignore[no-untyped-def]
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_in_create.wait()  # only passes if both starts reached vCD
+            return super().create_task(org_id, task)
+
+    vcd = SlowVcd()
+    runner = TaskRunner(vcd, synchronous=True, max_tasks=1)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        try:
+            runner.start(lambda t: None, namespace="a.b", org_id="o", user="", operation_name="x")
+            outcomes.append("started")
+        except ServiceUnavailable:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(outcomes) == ["refused", "started"]
+    assert len(vcd.task_ids()) == 1
