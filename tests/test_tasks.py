@@ -14,7 +14,7 @@ from vcdext.errors import ServiceUnavailable
 from vcdext.tasks import Cancelled, RunningTask, TaskRunner
 from vcdext.testing import FakeVcd, TestClient, make_runtime, use_vcd
 from vcdext.testing.client import DEFAULT_ORG, DEFAULT_USER
-from vcdext.vcloud.model import Reference, Task
+from vcdext.vcloud.model import Held, Reference, Task
 from vcdext.vcloud.task import read_task
 from vcdext.xml import parse
 
@@ -414,3 +414,41 @@ def test_max_tasks_holds_for_starts_at_the_same_time():
         t.join(10)
     assert sorted(outcomes) == ["refused", "started"]
     assert len(vcd.task_ids()) == 1
+
+
+def test_text_xml_cannot_hold_still_ends_the_task(assert_valid_vcd_xml):
+    """Details and an error message with control characters (a work's return value, an
+    exception quoting raw data) must not stop the task's end from reaching vCD."""
+    from vcdext.vcloud.task import write_event, write_task
+
+    class SerializingVcd(FakeVcd):  # sends documents as the real client does
+        def update_task(self, href: str, task: Task):  # type: ignore[no-untyped-def]
+            write_task(Held(task, href=href))
+            return super().update_task(href, task)
+
+        def post_event(self, org_id: str, event):  # type: ignore[no-untyped-def]
+            write_event(event)
+            return super().post_event(org_id, event)
+
+    vcd = SerializingVcd()
+    runner = TaskRunner(vcd, synchronous=True, update_interval=0)
+
+    def ok(task: RunningTask) -> str:
+        task.progress(50, details="reading \x00 raw")
+        return "done \x07"
+
+    def bad(task: RunningTask) -> str:
+        raise RuntimeError("the device said \x1b[31m no")
+
+    for work in (ok, bad):
+        started = runner.start(
+            work, namespace="a.b", org_id="o", user="", operation_name="x", event="done"
+        )
+        runner.launch(started)
+        runner.run_pending()
+        assert started.wait(5), "the task was left running"
+        assert vcd.states(started.id)[-1].finished
+        assert runner.active() == []
+        for document in vcd.documents(started.id):
+            assert_valid_vcd_xml(document)
+    assert [e.type for _, e in vcd.posted] == ["done", "FAILED.done"]

@@ -530,12 +530,14 @@ class TaskRunner:
         if not task._change(**changes):
             return  # ended already (aborted at shutdown, say)
         self.observer.task_state(status)
-        self._send_final(task)
-        if task.event:
-            self._post_event(task, status)
-        with self._lock:
-            self._active.pop(task._key, None)
-        task._done.set()
+        try:
+            self._send_final(task)
+            if task.event:
+                self._post_event(task, status)
+        finally:  # whatever happened on the way to vCD, the task has ended here
+            with self._lock:
+                self._active.pop(task._key, None)
+            task._done.set()
         log.info("task %s ended %s", task.id, status)
 
     def _send_final(self, task: RunningTask) -> None:
