@@ -326,3 +326,22 @@ def test_any_accept_language_gets_an_answer_in_a_shipped_language(header: str) -
     response = HELLO_CLIENT.get("/api/hello", headers={"Accept-Language": header})
     assert response.status == 200
     assert response.xml().text in {f"Hello, {USER}!", f"Hallo, {USER}!", f"Bonjour, {USER} !"}
+
+
+class _Broken(i18n_module._gettext.NullTranslations):
+    """A catalog whose translator misspelt the placeholders and left a stray brace."""
+
+    def gettext(self, message: str) -> str:
+        return {"Missing right(s): {rights}": "Fehlende Rechte: {rechte}"}.get(message, "{")
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return "{anzahl} Dinge"
+
+
+def test_a_translation_with_broken_placeholders_falls_back_to_the_source_text(caplog) -> None:
+    tr = i18n_module.Translator("de", _Broken())
+    assert tr.gettext("Missing right(s): {rights}", rights="View") == "Missing right(s): View"
+    assert tr.gettext("Hello {user}", user="ann") == "Hello ann"
+    assert tr.ngettext("{n} thing", "{n} things", 2) == "2 things"
+    assert tr.ngettext("{n} thing", "{n} things", 1) == "1 thing"
+    assert "Fehlende Rechte: {rechte}" in caplog.text

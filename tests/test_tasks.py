@@ -3,17 +3,18 @@ in-memory vCD (vcdext.testing.FakeVcd), in process."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 import pytest
 
-from vcdext import NotFound, Request, Service, current, hookimpl
+from vcdext import NotFound, Request, Response, Service, current, hookimpl
 from vcdext.errors import ServiceUnavailable
 from vcdext.tasks import Cancelled, RunningTask, TaskRunner
 from vcdext.testing import FakeVcd, TestClient, make_runtime, use_vcd
 from vcdext.testing.client import DEFAULT_ORG, DEFAULT_USER
-from vcdext.vcloud.model import Reference, Task
+from vcdext.vcloud.model import Held, Reference, Task
 from vcdext.vcloud.task import read_task
 from vcdext.xml import parse
 
@@ -63,6 +64,8 @@ def start_job(request: Request) -> RunningTask:
     )
     if "after" in request.query:
         raise RuntimeError("the handler failed after starting the task")
+    if "broken" in request.query:  # a handler bug: a Response vcdext cannot send
+        return Response(b"", status=1000)  # type: ignore[return-value]
     return task
 
 
@@ -195,6 +198,14 @@ def test_vcd_unreachable_at_creation_is_a_503_and_no_task(client, vcd):
 
 def test_a_handler_failing_after_starting_a_task_ends_it_in_error_unrun(client, vcd):
     reply = client.post("/api/jobs", query={"after": "1"})
+    assert reply.status == 500
+    (task_id,) = vcd.task_ids()
+    assert [s.status for s in vcd.states(task_id)] == ["queued", "error"]
+    assert client.run_tasks() == []
+
+
+def test_a_handler_returning_a_broken_reply_after_starting_a_task_ends_it_unrun(client, vcd):
+    reply = client.post("/api/jobs", query={"broken": "1"})
     assert reply.status == 500
     (task_id,) = vcd.task_ids()
     assert [s.status for s in vcd.states(task_id)] == ["queued", "error"]
@@ -373,3 +384,71 @@ def _with_jobs(load):
         return load(settings, plugins=[*plugins, ("jobs", Jobs())], autoload=autoload)
 
     return load_plugins
+
+
+def test_max_tasks_holds_for_starts_at_the_same_time():
+    """Two starts racing for the last slot: vCD's slow POST must not let both in."""
+    both_in_create = threading.Barrier(2, timeout=2)
+
+    class SlowVcd(FakeVcd):
+        def create_task(self, org_id: str, task: Task):  # type: ignore[no-untyped-def]
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_in_create.wait()  # only passes if both starts reached vCD
+            return super().create_task(org_id, task)
+
+    vcd = SlowVcd()
+    runner = TaskRunner(vcd, synchronous=True, max_tasks=1)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        try:
+            runner.start(lambda t: None, namespace="a.b", org_id="o", user="", operation_name="x")
+            outcomes.append("started")
+        except ServiceUnavailable:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(outcomes) == ["refused", "started"]
+    assert len(vcd.task_ids()) == 1
+
+
+def test_text_xml_cannot_hold_still_ends_the_task(assert_valid_vcd_xml):
+    """Details and an error message with control characters (a work's return value, an
+    exception quoting raw data) must not stop the task's end from reaching vCD."""
+    from vcdext.vcloud.task import write_event, write_task
+
+    class SerializingVcd(FakeVcd):  # sends documents as the real client does
+        def update_task(self, href: str, task: Task):  # type: ignore[no-untyped-def]
+            write_task(Held(task, href=href))
+            return super().update_task(href, task)
+
+        def post_event(self, org_id: str, event):  # type: ignore[no-untyped-def]
+            write_event(event)
+            return super().post_event(org_id, event)
+
+    vcd = SerializingVcd()
+    runner = TaskRunner(vcd, synchronous=True, update_interval=0)
+
+    def ok(task: RunningTask) -> str:
+        task.progress(50, details="reading \x00 raw")
+        return "done \x07"
+
+    def bad(task: RunningTask) -> str:
+        raise RuntimeError("the device said \x1b[31m no")
+
+    for work in (ok, bad):
+        started = runner.start(
+            work, namespace="a.b", org_id="o", user="", operation_name="x", event="done"
+        )
+        runner.launch(started)
+        runner.run_pending()
+        assert started.wait(5), "the task was left running"
+        assert vcd.states(started.id)[-1].finished
+        assert runner.active() == []
+        for document in vcd.documents(started.id):
+            assert_valid_vcd_xml(document)
+    assert [e.type for _, e in vcd.posted] == ["done", "FAILED.done"]

@@ -357,26 +357,26 @@ class Dispatcher:
             _current.reset(token)
         try:
             response = self._to_response(result, op, context)
+            headers = dict(response.headers)
+            body = response.body_bytes
+            status = response.status
+            if not (
+                isinstance(body, bytes)
+                and isinstance(status, int)
+                and not isinstance(status, bool)
+                and 100 <= status <= 599
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+            ):  # a handler bug: a 500 like any other, not a broken reply
+                raise TypeError(
+                    f"handler of {op} returned a Response that is not status 100-599, "
+                    "bytes or str body and str headers"
+                )
         except BaseException:
             self._fail_tasks(context, request)
             raise
         for task in context.started:  # the reply carries the Task; now its work may run
             assert self.tasks is not None
             self.tasks.launch(task)
-        headers = dict(response.headers)
-        body = response.body_bytes
-        status = response.status
-        if not (
-            isinstance(body, bytes)
-            and isinstance(status, int)
-            and not isinstance(status, bool)
-            and 100 <= status <= 599
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        ):  # a handler bug: a 500 like any other, not a broken reply
-            raise TypeError(
-                f"handler of {op} returned a Response that is not status 100-599, "
-                "bytes or str body and str headers"
-            )
         if body or response.content_type:
             if response._json and not context.wants_json:
                 default = JSON_TYPE

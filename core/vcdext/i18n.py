@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 import io
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -177,8 +178,23 @@ def _load(domain: Domain, locale: str) -> _gettext.NullTranslations:
     return _gettext.NullTranslations()
 
 
-def _format(text: str, params: Mapping[str, Any]) -> str:
-    return text.format(**params) if params else text
+log = logging.getLogger(__name__)
+
+
+def _format(text: str, params: Mapping[str, Any], source: str) -> str:
+    """``text`` (a translation of ``source``) with its placeholders filled; ``source`` filled
+    when the translation's placeholders do not fit (a catalog error must not fail a reply)."""
+    if not params:
+        return text
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        if text == source:
+            raise
+        log.warning(
+            "the translation %r of %r does not fit its placeholders (%r)", text, source, exc
+        )
+        return source.format(**params)
 
 
 class Translator:
@@ -204,19 +220,21 @@ class Translator:
 
     def gettext(self, message: str, /, **params: Any) -> str:
         """``message`` in this locale, placeholders filled from ``params``."""
-        return _format(self._t.gettext(message), params)
+        return _format(self._t.gettext(message), params, message)
 
     def ngettext(self, singular: str, plural: str, n: int, /, **params: Any) -> str:
         """The singular or plural form for ``n`` (``{n}`` is filled with it too)."""
-        return _format(self._t.ngettext(singular, plural, n), {"n": n, **params})
+        source = singular if n == 1 else plural
+        return _format(self._t.ngettext(singular, plural, n), {"n": n, **params}, source)
 
     def pgettext(self, context: str, message: str, /, **params: Any) -> str:
         """``message`` in ``context`` (``msgctxt``) in this locale."""
-        return _format(self._t.pgettext(context, message), params)
+        return _format(self._t.pgettext(context, message), params, message)
 
     def npgettext(self, context: str, singular: str, plural: str, n: int, /, **params: Any) -> str:
         """:meth:`ngettext` in ``context``."""
-        return _format(self._t.npgettext(context, singular, plural, n), {"n": n, **params})
+        source = singular if n == 1 else plural
+        return _format(self._t.npgettext(context, singular, plural, n), {"n": n, **params}, source)
 
     def format_date(self, value: date | datetime, format: str = "medium") -> str:
         """A date as this locale writes it (babel; ``short``, ``medium``, ``long``, ``full``
@@ -271,16 +289,18 @@ def _environment(package: str, translations: _gettext.NullTranslations) -> jinja
     )
 
     def gettext(message: str, **params: Any) -> str:
-        return _format(translations.gettext(message), params)
+        return _format(translations.gettext(message), params, message)
 
     def ngettext(singular: str, plural: str, n: int, **params: Any) -> str:
-        return _format(translations.ngettext(singular, plural, n), params)
+        source = singular if n == 1 else plural
+        return _format(translations.ngettext(singular, plural, n), params, source)
 
     def pgettext(context: str, message: str, **params: Any) -> str:
-        return _format(translations.pgettext(context, message), params)
+        return _format(translations.pgettext(context, message), params, message)
 
     def npgettext(context: str, singular: str, plural: str, n: int, **params: Any) -> str:
-        return _format(translations.npgettext(context, singular, plural, n), params)
+        source = singular if n == 1 else plural
+        return _format(translations.npgettext(context, singular, plural, n), params, source)
 
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext, ngettext, newstyle=False, pgettext=pgettext, npgettext=npgettext

@@ -282,6 +282,7 @@ class TaskRunner:
         self._missing = missing
         self._lock = threading.Lock()
         self._active: dict[str, RunningTask] = {}
+        self._starting = 0  # starts waiting for vCD to create their task
         self._pending: queue.Queue[RunningTask | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
@@ -330,11 +331,47 @@ class TaskRunner:
         vcd = self.vcd_api
         if self._closing.is_set():
             raise ServiceUnavailable("vcdext is stopping; start the task again later")
-        with self._lock:
-            if len(self._active) >= self.max_tasks:
+        with self._lock:  # a slot is held while vCD creates the task (starts race for it)
+            if len(self._active) + self._starting >= self.max_tasks:
                 raise ServiceUnavailable(
                     f"{len(self._active)} tasks are running already; try again later"
                 )
+            self._starting += 1
+        try:
+            return self._create(
+                vcd,
+                work,
+                namespace=namespace,
+                org_id=org_id,
+                user=user,
+                operation_name=operation_name,
+                operation=operation,
+                owner=owner,
+                details=details,
+                description=description,
+                event=event,
+                event_properties=event_properties,
+            )
+        finally:
+            with self._lock:
+                self._starting -= 1
+
+    def _create(
+        self,
+        vcd: VcdApi,
+        work: Work,
+        *,
+        namespace: str,
+        org_id: str,
+        user: str,
+        operation_name: str,
+        operation: str,
+        owner: Reference | None,
+        details: str | None,
+        description: str,
+        event: str | None,
+        event_properties: Mapping[str, str] | None,
+    ) -> RunningTask:
         user_ref = Reference(entity_href(vcd.base_url, user), media.USER, id=user) if user else None
         task = Task(
             status="queued",
@@ -493,12 +530,14 @@ class TaskRunner:
         if not task._change(**changes):
             return  # ended already (aborted at shutdown, say)
         self.observer.task_state(status)
-        self._send_final(task)
-        if task.event:
-            self._post_event(task, status)
-        with self._lock:
-            self._active.pop(task._key, None)
-        task._done.set()
+        try:
+            self._send_final(task)
+            if task.event:
+                self._post_event(task, status)
+        finally:  # whatever happened on the way to vCD, the task has ended here
+            with self._lock:
+                self._active.pop(task._key, None)
+            task._done.set()
         log.info("task %s ended %s", task.id, status)
 
     def _send_final(self, task: RunningTask) -> None:

@@ -157,3 +157,15 @@ def test_a_single_rule_means_what_the_notes_say(spec, who, resource):
         )
     )
     assert decide([spec], who, "GET", f"/api/p/{resource}") == expected
+
+
+def test_an_entity_access_without_its_entity_allows_no_one() -> None:
+    """``Entity`` access names one entity; a rule that lost it restricts to nobody, whichever
+    of the parts it is (deny by default), rather than to no restriction."""
+    from vcdext_cell.acl import rule_allows
+
+    state = State(SEED)
+    alice = Caller.of(USERS["alice"])
+    for part in ("service_resource", "organization", "principal"):
+        rule = AclRule(name="lost", **{part: AclAccess("Entity", None)})
+        assert not rule_allows(state, rule, alice, None), part

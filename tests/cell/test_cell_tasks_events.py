@@ -167,3 +167,19 @@ def test_event_needs_a_user(admin: Client, cell: Cell) -> None:
     body = event_xml(cell)
     body.remove(body.find("v:User", NS))
     assert admin.post(f"/api/admin/org/{cell.org('acme').id}/events", body).status_code == 400
+
+
+def test_a_cancel_request_survives_an_update_read_before_it(cell: Cell) -> None:
+    """``PUT /api/task/{id}`` reads the task, then stores the new state; a user's cancel in
+    between (another request thread) must not be overwritten with the stale ``false``."""
+    import dataclasses
+
+    from vcdext_cell.model import Task
+
+    state = cell.state
+    task = state.add_task(Task("running", "io.example", id="t-1", org_id="o", operation_name="x"))
+    stale = state.task(task.id)  # what the update read
+    state.request_cancel(task.id)  # the user's cancel, meanwhile
+    state.replace_task(dataclasses.replace(stale, progress=50))
+    assert state.task(task.id).cancel_requested
+    assert state.task(task.id).progress == 50

@@ -2,7 +2,8 @@
 
 :class:`~vcdext.vcd.client.VcdClient` is not thread-safe; :class:`SharedVcd` serialises the
 calls of many worker threads through one lock, logs in on first use (so a runtime starts even
-while vCD is down) and logs in again after a failed login. It offers what
+while vCD is down) and logs in again after a failed login; once closed (at shutdown) it stays
+closed, so work still running then cannot open a session nobody logs out. It offers what
 :class:`vcdext.tasks.VcdApi` names: reading documents, and creating, updating and reading tasks
 and posting events.
 """
@@ -18,6 +19,7 @@ from lxml import etree
 from ..vcloud.model import Event, Held, Task
 from .client import VcdClient
 from .connection import normalize_base_url
+from .errors import VcdConnectionError
 
 T = TypeVar("T")
 
@@ -32,6 +34,7 @@ class SharedVcd:
         self.base_url = normalize_base_url(base_url)
         self._factory = factory
         self._client: VcdClient | None = None
+        self._closed = False
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -39,6 +42,8 @@ class SharedVcd:
 
     def _call(self, use: Callable[[VcdClient], T]) -> T:
         with self._lock:
+            if self._closed:
+                raise VcdConnectionError(self.base_url, "vcdext closed its vCD session")
             if self._client is None:
                 client = self._factory()
                 client.connect()  # raises VcdLoginError; the next call tries again
@@ -46,9 +51,10 @@ class SharedVcd:
             return use(self._client)
 
     def close(self) -> None:
-        """Log out (if logged in); a later call logs in again."""
+        """Log out (if logged in); later calls fail with :class:`VcdConnectionError`."""
         with self._lock:
             client, self._client = self._client, None
+            self._closed = True
         if client is not None:
             client.close()
 

@@ -16,7 +16,7 @@ from lxml import etree
 from ..errors import BadRequest
 from ..xml import parse
 from .elements import expect, find, root, strict_boolean, strict_integer, sub, text, v, xs_boolean
-from .error import error_element, read_error_element
+from .error import _NOT_XML, error_element, read_error_element
 from .media import VCLOUD_NS
 from .model import TASK_STATUSES, Event, Held, Task, TaskError
 from .reference import read_links, read_reference, write_link, write_reference
@@ -33,6 +33,12 @@ def _element(body: Body, name: str) -> etree._Element:
 # -- Task ---------------------------------------------------------------------------------------
 
 
+def _text(value: str) -> str:
+    """Free text (a work's details, an exception's message) with each character XML cannot
+    hold as U+FFFD, so that a task's state and its event can always be sent."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
 def write_task(held: Held[Task], *, inline: bool = False) -> etree._Element:
     """A ``vcloud:Task`` (``inline``: to append to a ``TasksList``, without declarations)."""
     t = held.value
@@ -46,7 +52,7 @@ def write_task(held: Held[Task], *, inline: bool = False) -> etree._Element:
         name=t.name,
         status=t.status,
         serviceNamespace=t.service_namespace,
-        operation=t.operation,
+        operation=_text(t.operation),
         operationName=t.operation_name,
         startTime=t.start_time or None,
         endTime=t.end_time,
@@ -56,13 +62,13 @@ def write_task(held: Held[Task], *, inline: bool = False) -> etree._Element:
     for link in held.links:
         write_link(el, link)
     if t.description:
-        sub(el, "Description", t.description)
+        sub(el, "Description", _text(t.description))
     if t.owner is not None:
         write_reference(el, "Owner", t.owner)
     if t.error is not None:
         error = error_element(t.error.major, t.error.minor, t.error.message)
         if t.error.stack_trace:
-            error.set("stackTrace", t.error.stack_trace)
+            error.set("stackTrace", _text(t.error.stack_trace))
         el.append(error)
     if t.user is not None:
         write_reference(el, "User", t.user)
@@ -73,7 +79,7 @@ def write_task(held: Held[Task], *, inline: bool = False) -> etree._Element:
     if t.params is not None:
         el.append(parse(t.params))
     if t.details is not None:
-        sub(el, "Details", t.details)
+        sub(el, "Details", _text(t.details))
     return el
 
 
@@ -159,7 +165,7 @@ def write_event(event: Event) -> etree._Element:
     if event.properties:
         properties = sub(el, "EventProperties")
         for name, value in event.properties:
-            sub(properties, "EventProperty", name=name, value=value)
+            sub(properties, "EventProperty", name=name, value=_text(value))
     return el
 
 

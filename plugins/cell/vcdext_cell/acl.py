@@ -88,8 +88,10 @@ def _resource(
 
 
 def _principal_allows(state: State, part: AclAccess, caller: Caller) -> bool:
-    if part.access != "Entity" or part.entity is None:
+    if part.access != "Entity":
         return True  # Shared: every user
+    if part.entity is None:  # Entity access naming no one: no one (as for the other parts)
+        return False
     href = part.entity.href
     if "/right/" in href or ":right:" in href or part.entity.type.endswith("right+xml"):
         try:

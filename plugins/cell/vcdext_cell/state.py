@@ -555,10 +555,14 @@ class State:
             return [t for t in self._tasks.values() if org_id in (None, t.org_id)]
 
     def replace_task(self, task: Task) -> Task:
-        """Store a task's new state; 404 if none."""
+        """Store a task's new state; 404 if none. A cancel request recorded meanwhile stays
+        (the new state was made from an earlier read)."""
         with self._lock:
-            if task.id not in self._tasks:
+            stored = self._tasks.get(task.id)
+            if stored is None:
                 raise NotFound(f"No task with id {task.id}")
+            if stored.cancel_requested and not task.cancel_requested:
+                task = dataclasses.replace(task, cancel_requested=True)
             self._tasks[task.id] = task
         return task
 
