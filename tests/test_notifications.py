@@ -195,3 +195,42 @@ def test_a_task_decided_already_is_left_alone() -> None:
     )
     consumer.handle(note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"))
     assert vcd.posted == []
+
+
+def test_a_blocking_handler_that_exits_still_fails_the_task() -> None:
+    # A SystemExit (sys.exit in plugin code) must not leave the task undecided until vCD's
+    # timeout: it counts as any other failure of the handler.
+    service = Service("s", namespace="io.example.s")
+
+    @service.blocking_task("vappDeploy")
+    def decide(request: BlockingRequest) -> None:
+        raise SystemExit(3)
+
+    vcd = FakeVcd()
+    consumer = NotificationConsumer(
+        runtime_with(service).registry, NotificationSettings(), url="", vcd=lambda: vcd
+    )
+    consumer.handle(note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"))
+    [(href, body, _)] = vcd.posted
+    assert href.endswith("/action/fail")
+    assert n.read_operation_params(body).message == "The p service could not decide on this task"
+
+
+class _Delivery:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.delivery_info = {"redelivered": False}
+
+
+def test_a_notification_whose_handler_exits_is_still_settled() -> None:
+    # Otherwise the message stays unacked (its prefetch slot taken) until the connection
+    # closes, and shutdown waits its whole grace for it.
+    service = Service("s", namespace="io.example.s")
+
+    @service.notification(CREATE)
+    def exits(note: Notification) -> None:
+        raise SystemExit(3)
+
+    consumer = NotificationConsumer(runtime_with(service).registry, NotificationSettings(), url="")
+    consumer._work(1, 7, _Delivery(note(CREATE)))  # type: ignore[arg-type]
+    assert consumer._settled.get_nowait() == (1, 7, "requeue")

@@ -219,7 +219,7 @@ class NotificationConsumer:
         except BadRequest as exc:
             log.error("notifications: dropped an unreadable notification: %s", exc)
             action = "reject"
-        except Exception:
+        except BaseException:  # even a SystemExit: the message is settled, never left open
             log.exception("notifications: a handler failed (%s)", _describe(body))
             action = "reject" if redelivered else "requeue"
         else:
@@ -237,13 +237,13 @@ class NotificationConsumer:
             if declared is not None:
                 try:
                     self._decide(note, declared)
-                except Exception as exc:
+                except BaseException as exc:
                     failure = exc
         for declaration in self.notifications:
             if declaration.matches(note):
                 try:
                     declaration.handler(note)
-                except Exception as exc:
+                except BaseException as exc:  # a SystemExit too: the others still run
                     log.exception(
                         "notification handler %s of plugin %r failed",
                         declaration.name,
@@ -291,7 +291,7 @@ class NotificationConsumer:
             outcome = declared.handler(request)
         except Refused as exc:
             decision = fail(str(exc))
-        except Exception:
+        except BaseException:  # even a SystemExit: the task is failed, never left undecided
             log.exception("blocking task handler %s of %r failed", declared.name, declared.plugin)
             decision = fail(f"The {declared.plugin} service could not decide on this task")
         else:
