@@ -234,3 +234,51 @@ def test_a_notification_whose_handler_exits_is_still_settled() -> None:
     consumer = NotificationConsumer(runtime_with(service).registry, NotificationSettings(), url="")
     consumer._work(1, 7, _Delivery(note(CREATE)))  # type: ignore[arg-type]
     assert consumer._settled.get_nowait() == (1, 7, "requeue")
+
+
+_STUCK_HANDLER = """
+import sys, threading
+sys.path[:0] = {paths!r}
+from kombu import Connection, Exchange, Producer
+from vcdext import Service
+from vcdext.notifications import NotificationSettings
+from vcdext.transport.notifications import NotificationConsumer
+from tests.test_notifications import CREATE, note, runtime_with
+
+started = threading.Event()
+service = Service("s", namespace="io.example.s")
+
+@service.notification(CREATE)
+def stuck(n):
+    started.set()
+    threading.Event().wait()  # a handler that never returns
+
+settings = NotificationSettings(exchange="stuck.x", queue="stuck.q", workers=1)
+consumer = NotificationConsumer(runtime_with(service).registry, settings, url="memory://")
+threading.Thread(target=consumer.run, daemon=True).start()
+assert consumer.ready.wait(10)
+with Connection("memory://") as conn:
+    Producer(conn.channel()).publish(
+        note(CREATE),
+        exchange=Exchange("stuck.x", type="topic", durable=True),
+        routing_key="true.a.b.c.com.vmware.vcloud.event.vapp.create.x",
+    )
+assert started.wait(10)
+consumer.stop()
+print("exiting", flush=True)
+"""
+
+
+def test_a_stuck_notification_handler_does_not_keep_the_process_alive() -> None:
+    # Like the request handlers' threads: a handler stuck past the shutdown grace is left to
+    # the process exit (the broker redelivers its notification), it must not hang the exit.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = _STUCK_HANDLER.format(paths=[str(root)])
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=root
+    )
+    assert "exiting" in done.stdout, done.stderr
