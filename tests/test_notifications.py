@@ -4,6 +4,7 @@ tests/cell/test_cell_notifications.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -282,3 +283,44 @@ def test_a_stuck_notification_handler_does_not_keep_the_process_alive() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=root
     )
     assert "exiting" in done.stdout, done.stderr
+
+
+def test_the_vcd_sessions_of_the_notification_workers_are_closed_when_it_stops() -> None:
+    # Each worker thread logs in to vCD on its first blocking task; vCD limits sessions per
+    # user, so they are logged out when the consumer stops instead of left to expire.
+    import threading
+
+    from kombu import Connection, Exchange, Producer
+
+    service = Service("s", namespace="io.example.s")
+    service.blocking_task("vappDeploy")(lambda r: None)
+
+    class ClosingVcd(FakeVcd):
+        closed = 0
+
+        def close(self) -> None:
+            ClosingVcd.closed += 1
+
+    vcd = ClosingVcd()
+    settings = NotificationSettings(exchange="closing.x", queue="closing.q", workers=2)
+    consumer = NotificationConsumer(
+        runtime_with(service).registry, settings, url="memory://", vcd=lambda: vcd
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        assert consumer.ready.wait(10)
+        with Connection("memory://") as conn:
+            Producer(conn.channel()).publish(
+                note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"),
+                exchange=Exchange("closing.x", type="topic", durable=True),
+                routing_key="true.a.b.c.com.vmware.vcloud.event.blockingtask.create.vappDeploy",
+            )
+        deadline = time.monotonic() + 10
+        while not vcd.posted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert vcd.posted
+    finally:
+        consumer.stop()
+        thread.join(40)
+    assert ClosingVcd.closed == 1

@@ -104,6 +104,9 @@ class NotificationConsumer:
         self.ready = threading.Event()
         self._vcd = vcd
         self._local = threading.local()
+        # Every worker's vCD client, logged out when run() ends.
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
         self._stopping = threading.Event()
         self._settled: queue.Queue[tuple[int, int, str]] = queue.Queue()
         self._inflight: dict[int, Message] = {}
@@ -139,6 +142,7 @@ class NotificationConsumer:
             self._abandon.set()
             pool.shutdown()
             self.ready.clear()
+            self._close_clients()
         if self._fatal is not None:
             raise self._fatal
 
@@ -271,7 +275,21 @@ class NotificationConsumer:
                     "a blocking task arrived but no [vcd] is configured to decide it with"
                 )
             client = self._local.client = self._vcd()
+            with self._clients_lock:
+                self._clients.append(client)
         return client
+
+    def _close_clients(self) -> None:
+        # vCD limits the sessions of a user: log out instead of leaving them to expire.
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            close = getattr(client, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:
+                    log.debug("notifications: logging out of vCD failed: %s", exc)
 
     def _decide(self, note: Notification, declared: BlockingDeclaration) -> None:
         assert note.entity is not None
