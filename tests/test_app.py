@@ -132,3 +132,36 @@ def test_the_transport_is_given_the_dispatcher_and_the_amqp_settings_only():
     via_root = app.create_transport(runtime, amqp_url="memory://")
     assert via_root.url == "memory://"
     assert via_root.workers == runtime.settings.runtime.workers
+
+
+def test_sigterm_drains_the_notification_consumer_alongside_the_transport(monkeypatch):
+    # Both drain at once after SIGTERM: one after the other took up to 3 x runtime.timeout
+    # + 5 s plus the notification consumer's 30 s grace, past the stop timeout of the unit.
+    import threading
+    import time
+
+    events: list[str] = []
+    transport_drained = threading.Event()
+    real_run = AmqpServer.run
+
+    def slow_drain(self: AmqpServer) -> None:
+        real_run(self)
+        events.append("transport stopping")
+        transport_drained.wait(5)  # a request still being answered
+        events.append("transport drained")
+
+    def notifications(runtime: app.Runtime, amqp_url: str):  # type: ignore[no-untyped-def]
+        def stop() -> None:
+            events.append("notifications stopped")
+            transport_drained.set()
+
+        return stop
+
+    monkeypatch.setattr(AmqpServer, "run", slow_drain)
+    monkeypatch.setattr(app, "_start_notifications", notifications)
+    settings = Settings(plugins=PluginsSettings(enabled=("hello",)))
+    started = time.monotonic()
+    assert app.run(settings, amqp_url="memory://", register=False, on_ready=stop_myself) == 0
+    assert sorted(events) == ["notifications stopped", "transport drained", "transport stopping"]
+    assert events.index("notifications stopped") < events.index("transport drained")
+    assert time.monotonic() - started < 4

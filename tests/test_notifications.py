@@ -4,6 +4,7 @@ tests/cell/test_cell_notifications.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -195,3 +196,131 @@ def test_a_task_decided_already_is_left_alone() -> None:
     )
     consumer.handle(note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"))
     assert vcd.posted == []
+
+
+def test_a_blocking_handler_that_exits_still_fails_the_task() -> None:
+    # A SystemExit (sys.exit in plugin code) must not leave the task undecided until vCD's
+    # timeout: it counts as any other failure of the handler.
+    service = Service("s", namespace="io.example.s")
+
+    @service.blocking_task("vappDeploy")
+    def decide(request: BlockingRequest) -> None:
+        raise SystemExit(3)
+
+    vcd = FakeVcd()
+    consumer = NotificationConsumer(
+        runtime_with(service).registry, NotificationSettings(), url="", vcd=lambda: vcd
+    )
+    consumer.handle(note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"))
+    [(href, body, _)] = vcd.posted
+    assert href.endswith("/action/fail")
+    assert n.read_operation_params(body).message == "The p service could not decide on this task"
+
+
+class _Delivery:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.delivery_info = {"redelivered": False}
+
+
+def test_a_notification_whose_handler_exits_is_still_settled() -> None:
+    # Otherwise the message stays unacked (its prefetch slot taken) until the connection
+    # closes, and shutdown waits its whole grace for it.
+    service = Service("s", namespace="io.example.s")
+
+    @service.notification(CREATE)
+    def exits(note: Notification) -> None:
+        raise SystemExit(3)
+
+    consumer = NotificationConsumer(runtime_with(service).registry, NotificationSettings(), url="")
+    consumer._work(1, 7, _Delivery(note(CREATE)))  # type: ignore[arg-type]
+    assert consumer._settled.get_nowait() == (1, 7, "requeue")
+
+
+_STUCK_HANDLER = """
+import sys, threading
+sys.path[:0] = {paths!r}
+from kombu import Connection, Exchange, Producer
+from vcdext import Service
+from vcdext.notifications import NotificationSettings
+from vcdext.transport.notifications import NotificationConsumer
+from tests.test_notifications import CREATE, note, runtime_with
+
+started = threading.Event()
+service = Service("s", namespace="io.example.s")
+
+@service.notification(CREATE)
+def stuck(n):
+    started.set()
+    threading.Event().wait()  # a handler that never returns
+
+settings = NotificationSettings(exchange="stuck.x", queue="stuck.q", workers=1)
+consumer = NotificationConsumer(runtime_with(service).registry, settings, url="memory://")
+threading.Thread(target=consumer.run, daemon=True).start()
+assert consumer.ready.wait(10)
+with Connection("memory://") as conn:
+    Producer(conn.channel()).publish(
+        note(CREATE),
+        exchange=Exchange("stuck.x", type="topic", durable=True),
+        routing_key="true.a.b.c.com.vmware.vcloud.event.vapp.create.x",
+    )
+assert started.wait(10)
+consumer.stop()
+print("exiting", flush=True)
+"""
+
+
+def test_a_stuck_notification_handler_does_not_keep_the_process_alive() -> None:
+    # Like the request handlers' threads: a handler stuck past the shutdown grace is left to
+    # the process exit (the broker redelivers its notification), it must not hang the exit.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = _STUCK_HANDLER.format(paths=[str(root)])
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=root
+    )
+    assert "exiting" in done.stdout, done.stderr
+
+
+def test_the_vcd_sessions_of_the_notification_workers_are_closed_when_it_stops() -> None:
+    # Each worker thread logs in to vCD on its first blocking task; vCD limits sessions per
+    # user, so they are logged out when the consumer stops instead of left to expire.
+    import threading
+
+    from kombu import Connection, Exchange, Producer
+
+    service = Service("s", namespace="io.example.s")
+    service.blocking_task("vappDeploy")(lambda r: None)
+
+    class ClosingVcd(FakeVcd):
+        closed = 0
+
+        def close(self) -> None:
+            ClosingVcd.closed += 1
+
+    vcd = ClosingVcd()
+    settings = NotificationSettings(exchange="closing.x", queue="closing.q", workers=2)
+    consumer = NotificationConsumer(
+        runtime_with(service).registry, settings, url="memory://", vcd=lambda: vcd
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        assert consumer.ready.wait(10)
+        with Connection("memory://") as conn:
+            Producer(conn.channel()).publish(
+                note(n.BLOCKING_TASK_CREATE, entity_name="vappDeploy"),
+                exchange=Exchange("closing.x", type="topic", durable=True),
+                routing_key="true.a.b.c.com.vmware.vcloud.event.blockingtask.create.vappDeploy",
+            )
+        deadline = time.monotonic() + 10
+        while not vcd.posted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert vcd.posted
+    finally:
+        consumer.stop()
+        thread.join(40)
+    assert ClosingVcd.closed == 1

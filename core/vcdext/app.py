@@ -387,7 +387,9 @@ def _serve(
             health.registered.set()
             if on_ready is not None:
                 on_ready(runtime)
-        while consumer.is_alive():
+        # After SIGTERM the transport drains on its thread; the notification consumer is
+        # stopped below meanwhile, not after it (both drains together fit the stop timeout).
+        while consumer.is_alive() and not health.draining.is_set():
             consumer.join(0.5)
     finally:
         # Also on an exception above (say, in registration): never leave the consumer running.

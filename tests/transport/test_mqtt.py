@@ -260,3 +260,23 @@ def test_the_default_broker_is_vcds_own(tmp_path) -> None:
 def test_a_non_websocket_url_is_refused() -> None:
     with pytest.raises(ConfigError, match="ws:// or wss://"):
         load_settings(None, environ={"VCDEXT_MQTT_URL": "mqtt://broker:1883"})
+
+
+def test_a_reply_the_broker_took_counts_for_the_last_reply_age(
+    served: MqttServer, vcd: RawVcd
+) -> None:
+    # /healthz's last_reply_age_seconds and the metric of the same name: they stayed "none
+    # yet" forever over MQTT.
+    from vcdext.metrics import Metrics
+
+    metrics = Metrics()
+    served.dispatcher.observer = metrics
+    assert metrics.last_reply_age() is None
+    wrapped = envelope.wrap_request(encode_request("GET", "/api/hello", request_id="r"), "age-1")
+    vcd.publish(wrapped)
+    assert len(vcd.wait(1)) == 1
+    deadline = time.monotonic() + 5
+    while metrics.last_reply_age() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    age = metrics.last_reply_age()
+    assert age is not None and age < 10

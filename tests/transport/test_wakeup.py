@@ -67,3 +67,38 @@ def test_a_put_wakes_a_consumer_of_the_in_memory_transport_at_once():
         consumer_conn.drain_events(timeout=30)
         assert time.monotonic() - started < 10  # not the 30 s timeout, nor the 60 s poll
     assert got == [b"hi"]
+
+
+def test_wait_works_with_descriptors_above_select_s_limit():
+    # A busy process (connections, files of plugins) can hold more than 1024 descriptors;
+    # select() refuses any numbered 1024 or above, which ended the consumer thread.
+    import os
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        import pytest
+
+        pytest.skip("needs a descriptor limit above 1200")
+    fillers = []
+    while True:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        fillers.append(fd)
+        if fd >= 1030:
+            break
+    wake = Wakeup()
+    left, right = socket.socketpair()
+    try:
+        assert left.fileno() > 1024
+        assert wake.wait([left], 0) == []
+        wake.set()
+        assert wake.wait([left], 30) == []
+        wake.clear()
+        right.send(b"x")
+        assert wake.wait([left], 30) == [left]
+    finally:
+        left.close()
+        right.close()
+        wake.close()
+        for fd in fillers:
+            os.close(fd)

@@ -222,6 +222,8 @@ class MqttServer:
         client.on_disconnect = lambda c, u, flags, rc, props: self._on_disconnect(ext, rc, u)
         client.on_subscribe = lambda c, u, mid, codes, props: self._on_subscribe(ext, codes)
         client.on_message = lambda c, u, msg: self._on_message(c, ext, msg)
+        # Only replies are published here: the broker took one (PUBACK at QoS 1).
+        client.on_publish = lambda c, u, mid, rc, props: self.dispatcher.observer.replied()
         client.connect_async(
             parts.hostname or "localhost",
             parts.port or (443 if parts.scheme == "wss" else 80),

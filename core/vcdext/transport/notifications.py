@@ -8,6 +8,8 @@ Threads, and who owns what::
                      (one routing key per declaration), receives, and is the only one to
                      ack or reject.
     worker threads   run the handlers (``notifications.workers``); never touch the connection.
+                     Daemon threads, so a handler stuck past the shutdown grace cannot keep
+                     the process alive (its notification is redelivered by the broker).
 
 At-least-once: a notification is acknowledged only after every handler it matched has
 returned. A handler that raises gets the notification once more (requeued); a second failure
@@ -27,7 +29,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from amqp.exceptions import AccessRefused
@@ -60,7 +61,7 @@ from ..vcloud.notification import (
     read_notification,
     write_operation_params,
 )
-from .amqp import TransportError
+from .amqp import TransportError, _Workers
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,16 @@ class NotificationConsumer:
         self.ready = threading.Event()
         self._vcd = vcd
         self._local = threading.local()
+        # Every worker's vCD client, logged out when run() ends.
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
         self._stopping = threading.Event()
         self._settled: queue.Queue[tuple[int, int, str]] = queue.Queue()
         self._inflight: dict[int, Message] = {}
         self._generation = 0
         self._fatal: TransportError | None = None
+        # Set once run() ends: notifications still waiting for a thread are left to the broker.
+        self._abandon = threading.Event()
 
     @property
     def wanted(self) -> bool:
@@ -127,18 +133,22 @@ class NotificationConsumer:
             self.exchange.name,
             ", ".join(self.routing_keys),
         )
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vcdext-notify")
+        # Daemon threads: a handler stuck past the shutdown grace must not keep the process
+        # alive at exit (its notification is redelivered by the broker).
+        pool = _Workers(self.workers, ())
         try:
             self._with_reconnect(pool)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._abandon.set()
+            pool.shutdown()
             self.ready.clear()
+            self._close_clients()
         if self._fatal is not None:
             raise self._fatal
 
     # -- consumer thread --------------------------------------------------------------------
 
-    def _with_reconnect(self, pool: ThreadPoolExecutor) -> None:
+    def _with_reconnect(self, pool: _Workers) -> None:
         backoff = Backoff(initial=1.0, cap=15.0, jitter=0.2, stop=self._stopping)
         while not self._stopping.is_set():
             conn = Connection(self.url, heartbeat=self.heartbeat or None)
@@ -167,7 +177,7 @@ class NotificationConsumer:
             finally:
                 conn.release()
 
-    def _consume(self, conn: Connection, pool: ThreadPoolExecutor) -> None:
+    def _consume(self, conn: Connection, pool: _Workers) -> None:
         channel = conn.channel()
         self.exchange(channel).declare()
         self.queue(channel).declare()
@@ -176,7 +186,8 @@ class NotificationConsumer:
 
         def on_message(message: Message) -> None:
             self._inflight[message.delivery_tag] = message
-            pool.submit(self._work, generation, message.delivery_tag, message)
+            tag = message.delivery_tag
+            pool.submit("", lambda: self._work(generation, tag, message))
 
         consumer = Consumer(channel, [self.queue], on_message=on_message, auto_declare=False)
         consumer.qos(prefetch_count=2 * self.workers)
@@ -212,6 +223,8 @@ class NotificationConsumer:
     # -- worker threads ---------------------------------------------------------------------
 
     def _work(self, generation: int, tag: int, message: Message) -> None:
+        if self._abandon.is_set():  # run() gave up on it: the broker redelivers it
+            return
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         redelivered = bool(message.delivery_info.get("redelivered"))
         try:
@@ -219,7 +232,7 @@ class NotificationConsumer:
         except BadRequest as exc:
             log.error("notifications: dropped an unreadable notification: %s", exc)
             action = "reject"
-        except Exception:
+        except BaseException:  # even a SystemExit: the message is settled, never left open
             log.exception("notifications: a handler failed (%s)", _describe(body))
             action = "reject" if redelivered else "requeue"
         else:
@@ -237,13 +250,13 @@ class NotificationConsumer:
             if declared is not None:
                 try:
                     self._decide(note, declared)
-                except Exception as exc:
+                except BaseException as exc:
                     failure = exc
         for declaration in self.notifications:
             if declaration.matches(note):
                 try:
                     declaration.handler(note)
-                except Exception as exc:
+                except BaseException as exc:  # a SystemExit too: the others still run
                     log.exception(
                         "notification handler %s of plugin %r failed",
                         declaration.name,
@@ -262,7 +275,21 @@ class NotificationConsumer:
                     "a blocking task arrived but no [vcd] is configured to decide it with"
                 )
             client = self._local.client = self._vcd()
+            with self._clients_lock:
+                self._clients.append(client)
         return client
+
+    def _close_clients(self) -> None:
+        # vCD limits the sessions of a user: log out instead of leaving them to expire.
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            close = getattr(client, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:
+                    log.debug("notifications: logging out of vCD failed: %s", exc)
 
     def _decide(self, note: Notification, declared: BlockingDeclaration) -> None:
         assert note.entity is not None
@@ -291,7 +318,7 @@ class NotificationConsumer:
             outcome = declared.handler(request)
         except Refused as exc:
             decision = fail(str(exc))
-        except Exception:
+        except BaseException:  # even a SystemExit: the task is failed, never left undecided
             log.exception("blocking task handler %s of %r failed", declared.name, declared.plugin)
             decision = fail(f"The {declared.plugin} service could not decide on this task")
         else:

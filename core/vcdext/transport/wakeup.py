@@ -2,7 +2,7 @@
 
 A kombu connection belongs to one thread. That thread must react to the broker (a delivery, a
 confirm) and to the other threads (a reply to publish, a request to forward) at once. Over
-AMQP it sleeps in ``select()`` on the connection sockets and a pipe that :meth:`Wakeup.set`
+AMQP it sleeps in ``poll()`` on the connection sockets and a pipe that :meth:`Wakeup.set`
 writes to; over the in-memory transport, which has no socket, on the condition that every put
 into an in-memory queue notifies (:mod:`vcdext.transport.memory`).
 """
@@ -72,8 +72,19 @@ class Wakeup:
             return buffered
         if self._pending:
             timeout = 0
-        readable, _, _ = select.select([self._read, *sockets], [], [], timeout)
-        return [s for s in readable if s is not self._read]
+        if not hasattr(select, "poll"):  # Windows: select() has no limit on numbers there
+            readable, _, _ = select.select([self._read, *sockets], [], [], timeout)
+            return [s for s in readable if s is not self._read]
+        # poll(), not select(): select() refuses descriptors numbered 1024 and above, which a
+        # busy process holds.
+        poller = select.poll()
+        poller.register(self._read, select.POLLIN)
+        by_fd = {}
+        for s in sockets:
+            by_fd[s.fileno()] = s
+            poller.register(s, select.POLLIN)
+        events = poller.poll(max(0, int(timeout * 1000 + 0.999)))
+        return [by_fd[fd] for fd, _ in events if fd in by_fd]
 
     def close(self) -> None:
         self._closer()
