@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.seeds import two_tenants
 from vcdext import Acl, Registrar, Request, ResourceAction, Service, current, hookimpl
 from vcdext.settings import load_settings
 from vcdext.testing import TestClient, make_runtime
@@ -17,29 +18,7 @@ from vcdext_cell import Cell
 from vcdext_cell.seed import load_seed
 
 OPEN = "{io.example.safe}:Open"
-SEED = f"""
-[[orgs]]
-name = "System"
-[[orgs.users]]
-name = "administrator"
-password = "vmware"
-rights = ["*"]
-[[orgs]]
-name = "acme"
-[[orgs.users]]
-name = "alice"
-password = "vmware"
-rights = ["{OPEN}"]
-[[orgs.users]]
-name = "bob"
-password = "vmware"
-[[orgs]]
-name = "globex"
-[[orgs.users]]
-name = "carol"
-password = "vmware"
-rights = ["{OPEN}"]
-"""
+SEED = two_tenants(OPEN)
 
 service = Service("safe", namespace="io.example.safe")
 service.right("Open")

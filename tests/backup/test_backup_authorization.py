@@ -19,6 +19,7 @@ from lxml import etree
 
 import vcdext_backup.plugin as backup
 from tests.cell.support import NS, Client
+from tests.support.seeds import two_tenants
 from vcdext import Runtime
 from vcdext.app import create_transport
 from vcdext.settings import Settings, load_settings
@@ -28,40 +29,10 @@ from vcdext.vcd.authorization import VcdAuthorizer
 from vcdext_cell import Cell
 from vcdext_cell.seed import load_seed
 
-RIGHTS = ", ".join(
-    f'"{{org.example.vcd.backup}}:{r}"' for r in ("View Backups", "Create Backup", "Delete Backup")
+RIGHTS = tuple(
+    f"{{org.example.vcd.backup}}:{r}" for r in ("View Backups", "Create Backup", "Delete Backup")
 )
-SEED = f"""
-[[orgs]]
-name = "System"
-[[orgs.users]]
-name = "administrator"
-password = "vmware"
-rights = ["*"]
-[[orgs]]
-name = "acme"
-[[orgs.users]]
-name = "alice"
-password = "vmware"
-rights = [{RIGHTS}]
-[[orgs.users]]
-name = "bob"
-password = "vmware"
-[[orgs.vdcs]]
-name = "acme-vdc"
-[[orgs.vdcs.vapps]]
-name = "acme-web"
-[[orgs]]
-name = "globex"
-[[orgs.users]]
-name = "carol"
-password = "vmware"
-rights = [{RIGHTS}]
-[[orgs.vdcs]]
-name = "globex-vdc"
-[[orgs.vdcs.vapps]]
-name = "globex-web"
-"""
+SEED = two_tenants(*RIGHTS, vapps=True)
 
 
 @dataclass

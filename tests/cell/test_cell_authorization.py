@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from tests.cell.support import NS, Client, link_href
+from tests.support.seeds import two_tenants
 from vcdext.vcloud import media
 from vcdext.vcloud.authorization import (
     read_authorization_check_response,
@@ -39,29 +40,7 @@ from vcdext_cell import Cell
 from vcdext_cell.seed import load_seed
 
 DELETE = "{io.example.box}:Delete Box"
-SEED = f"""
-[[orgs]]
-name = "System"
-[[orgs.users]]
-name = "administrator"
-password = "vmware"
-rights = ["*"]
-[[orgs]]
-name = "acme"
-[[orgs.users]]
-name = "alice"
-password = "vmware"
-rights = ["{DELETE}"]
-[[orgs.users]]
-name = "bob"
-password = "vmware"
-[[orgs]]
-name = "globex"
-[[orgs.users]]
-name = "carol"
-password = "vmware"
-rights = ["{DELETE}"]
-"""
+SEED = two_tenants(DELETE)
 
 
 @pytest.fixture
