@@ -59,6 +59,9 @@ from .vcloud.versions import accept_versions
 
 log = logging.getLogger(__name__)
 
+#: An ``inline`` handler that takes longer than this is reported (once per operation).
+_INLINE_WARN_SECONDS = 0.05
+
 
 #: A reply ready to encode: status, headers (Content-Type included) and body; it is the wire
 #: reply type, :class:`vcdext.vcloud.message.Reply`.
@@ -76,6 +79,15 @@ class _Router:
                 entry = table.setdefault(op.path.shape, (op.path, {}))
                 entry[1][op.method.value] = op
         self._routes = sorted(table.values(), key=lambda e: -e[0].literal_length)
+
+    def find(self, method: str, path: str) -> Operation | None:
+        """The operation answering ``method path``, ``None`` if none does."""
+        for template, methods in self._routes:
+            if template.match(path) is not None:
+                op = methods.get(method)
+                if op is not None:
+                    return op
+        return None
 
     def route(self, method: str, path: str, tr: Translator) -> tuple[Operation, dict[str, str]]:
         allowed: set[str] = set()
@@ -139,6 +151,7 @@ class Dispatcher:
         #: vCD's authorization framework for handlers (``ctx.authorize``); set once the
         #: runtime registered with vCD.
         self.authorizer: Authorizer | None = None
+        self._slow_inline: set[tuple[str, str]] = set()
 
     def learn_right_ids(self, aliases: Mapping[str, Iterable[str]]) -> None:
         """Accept other spellings of rights (their vCD URNs, learned at registration).
@@ -168,15 +181,42 @@ class Dispatcher:
         """
         return self.answer(body, routing_key=routing_key, received=received)[0]
 
+    def decode(self, body: bytes) -> Request | None:
+        """The request ``body`` carries; ``None`` if it is malformed (:meth:`answer` then
+        answers it 400 with the reason)."""
+        try:
+            return decode_request(body)
+        except ProtocolError:
+            return None
+
+    def runs_inline(self, request: Request, routing_key: str | None = None) -> bool:
+        """Whether ``request`` may be answered on the transport's own thread: its operation
+        is declared :attr:`~Operation.inline`, or no handler would run (nothing matches, and
+        the answer is an error built at once)."""
+        router = self._all if routing_key is None else self._by_key.get(routing_key)
+        if router is None:
+            return True
+        op = router.find(request.method, request.path)
+        return op is None or op.inline
+
     def answer(
-        self, body: bytes, *, routing_key: str | None = None, received: float | None = None
+        self,
+        body: bytes,
+        *,
+        routing_key: str | None = None,
+        received: float | None = None,
+        request: Request | None = None,
     ) -> tuple[bytes, bool]:
         """:meth:`handle_message`, and whether a redelivery of this message should get this
         same reply rather than run again: true when a handler of an operation that is not
-        ``idempotent`` ran (see :attr:`Operation.idempotent`)."""
+        ``idempotent`` ran (see :attr:`Operation.idempotent`).
+
+        :param request: ``body`` already decoded by :meth:`decode` (it is not decoded again).
+        """
         received = time.monotonic() if received is None else received
         try:
-            request = decode_request(body)
+            if request is None:
+                request = decode_request(body)
         except ProtocolError as exc:
             request_id = request_id_of(body)
             log.warning("undecodable request %s: %s", request_id or "(no id)", exc)
@@ -348,6 +388,7 @@ class Dispatcher:
     def _run(self, op: Operation, request: Request, context: RequestContext) -> Outcome:
         assert op.handler is not None
         token = _current.set(context)
+        started = time.monotonic() if op.inline else 0.0
         try:
             result = op.handler(request, **request.path_params)
         except BaseException:
@@ -355,6 +396,8 @@ class Dispatcher:
             raise
         finally:
             _current.reset(token)
+            if op.inline:
+                self._check_inline(op, time.monotonic() - started)
         try:
             response = self._to_response(result, op, context)
             headers = dict(response.headers)
@@ -384,6 +427,22 @@ class Dispatcher:
                 default = context.content_type if context.content_type != "*/*" else ""
             headers["Content-Type"] = response.content_type or default or "application/octet-stream"
         return Outcome(response.status, headers, body)
+
+    def _check_inline(self, op: Operation, seconds: float) -> None:
+        """Warn (once per operation) when a handler declared ``inline`` took long: while it
+        ran, the transport's thread answered nothing else and sent no heartbeat."""
+        key = (op.plugin, str(op))
+        if seconds < _INLINE_WARN_SECONDS or key in self._slow_inline:
+            return
+        self._slow_inline.add(key)
+        log.warning(
+            "operation %s of plugin %s is declared inline=True but its handler took %.0f ms; "
+            "the transport answers nothing else while an inline handler runs: remove "
+            "inline=True unless the handler only computes",
+            op,
+            op.plugin or "(none)",
+            seconds * 1000,
+        )
 
     def _fail_tasks(self, context: RequestContext, request: Request) -> None:
         """Tasks a failing handler started never run: they end in error at once."""

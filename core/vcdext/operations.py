@@ -65,6 +65,11 @@ class Operation:
     #: Running it twice does no harm, so a redelivered request simply runs again (its reply
     #: is not kept for reuse). Default: ``True`` for GET and HEAD, ``False`` otherwise.
     idempotent: bool = False
+    #: The handler only computes (no I/O, no sleeping, no call to vCD) and returns within a
+    #: millisecond or so: the AMQP transport runs it on its consumer thread instead of handing
+    #: it to a worker thread and back. A handler that blocks stalls every request of the process
+    #: and its heartbeats while it runs; the transport logs a warning when one takes long.
+    inline: bool = False
     #: Name of the plugin that declared it (set on registration).
     plugin: str = ""
 
@@ -89,6 +94,7 @@ def make_operation(
     same_org: str | None = None,
     admin_only: bool = False,
     idempotent: bool | None = None,
+    inline: bool = False,
 ) -> Operation:
     """Validate the parts of an operation; raises :class:`ValueError` naming the problem."""
     try:
@@ -123,6 +129,7 @@ def make_operation(
         same_org=same_org,
         admin_only=bool(admin_only),
         idempotent=verb in (HTTPMethod.GET, HTTPMethod.HEAD) if idempotent is None else idempotent,
+        inline=bool(inline),
     )
 
 
@@ -177,6 +184,7 @@ def operation(
     same_org: str | None = None,
     admin_only: bool = False,
     idempotent: bool | None = None,
+    inline: bool = False,
 ) -> Callable[[F], F]:
     """Declare that the decorated function answers ``method path`` (the explicit form: list
     it in ``registrar.add_operations``; :meth:`vcdext.Service.operation` declares and binds in
@@ -198,6 +206,7 @@ def operation(
         same_org=same_org,
         admin_only=admin_only,
         idempotent=idempotent,
+        inline=inline,
     )
 
     def decorate(func: F) -> F:

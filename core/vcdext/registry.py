@@ -229,6 +229,7 @@ class Registrar:
         same_org: str | None = None,
         admin_only: bool = False,
         idempotent: bool | None = None,
+        inline: bool = False,
     ) -> None:
         """Add one operation without the decorator (same arguments as ``@operation``)."""
         self._check_open()
@@ -245,6 +246,7 @@ class Registrar:
                 same_org=same_org,
                 admin_only=admin_only,
                 idempotent=idempotent,
+                inline=inline,
             )
         except ValueError as exc:
             raise self._fail(str(exc)) from None

@@ -105,6 +105,7 @@ class Service:
         same_org: str | None = None,
         admin_only: bool = False,
         idempotent: bool | None = None,
+        inline: bool = False,
     ) -> Callable[[F], F]:
         """Declare that the decorated function answers ``method path`` for this service.
 
@@ -124,6 +125,7 @@ class Service:
             same_org=same_org,
             admin_only=admin_only,
             idempotent=idempotent,
+            inline=inline,
         )
 
         def decorate(func: F) -> F:

@@ -140,13 +140,21 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
         assert replies[0].doc["id"] == "msg-0"
         assert replies[0].delivery.reply().headers[H_REQUEST_ID] == "vcd-0"
 
-        status, text = get(port, "/metrics")
-        assert status == 200
-        found = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+        # The reply reaches vCD's side before the broker's confirm reaches the runtime: wait
+        # for the runtime to have seen that confirm.
+        deadline = time.monotonic() + 20
+        while True:
+            status, text = get(port, "/metrics")
+            assert status == 200
+            found = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+            if found[("vcdext_last_reply_age_seconds", ())] >= 0:
+                break
+            assert time.monotonic() < deadline, "no confirmed reply in the metrics"
+            time.sleep(0.05)
         ok = (("operation", "hello"), ("service", "hello"), ("status", "200"))
         assert found[("vcdext_requests_total", ok)] == 5
         not_found = (("operation", ""), ("service", "hello"), ("status", "404"))

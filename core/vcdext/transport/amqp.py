@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -43,10 +44,10 @@ from kombu.messaging import Consumer
 
 from ..dispatch import Dispatcher
 from ..errors import VcdExtError
-from ..protocol import encode_reply, request_id_of
+from ..protocol import Request, encode_reply, request_id_of
 from ..retry import Backoff
 from ..settings import AmqpSettings, mask_secret
-from . import memory
+from . import frames, memory
 from .memory import connection_for
 from .wakeup import Wakeup, socket_of
 
@@ -278,6 +279,7 @@ class _Job:
     correlation_id: str | None
     redelivered: bool
     key: bytes  # identifies a delivery's request across redeliveries
+    request: Request | None = None  # decoded already (inline operations)
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,7 @@ class AmqpServer:
         self._replies: deque[_Reply] = deque()
         self._settled: deque[tuple[int, int, str]] = deque()
         self._wake = Wakeup()
+        self._owner = 0  # the consumer thread's ident, once run() started
         self._inflight: dict[int, Message] = {}
         self._ack_multiple = False
         self._generation = 0
@@ -369,6 +372,7 @@ class AmqpServer:
             self.workers,
         )
         self._workers = _Workers(self.workers, (q.name for q in self.queues))
+        self._owner = threading.get_ident()
         try:
             self._consume_with_reconnect()
         finally:
@@ -466,13 +470,14 @@ class AmqpServer:
         elif virtual:
             self._drain_virtual(conn)
         self._replier.turn(readable)
-        self._settle()
+        with frames.Cork(conn):  # this turn's acks in one write
+            self._settle()
         if conn is not None:
             conn.heartbeat_check()
 
     def _drain(self, conn: Connection) -> None:
         """Read every frame the consuming connection has ready, without waiting for more."""
-        _drain_ready(conn)
+        frames.drain(conn)
 
     def _drain_virtual(self, conn: Connection | None) -> None:
         assert conn is not None
@@ -546,6 +551,16 @@ class AmqpServer:
             )
             self._reply(job, encode_reply("", outcome.status, outcome.headers, outcome.body))
             return
+        if not redelivered:  # a redelivery may have to wait for an earlier run: a worker's job
+            try:
+                request = self.dispatcher.decode(body)
+                inline = request is not None and self.dispatcher.runs_inline(request, routing_key)
+            except Exception:  # the worker's dispatch answers it, whatever it is
+                request, inline = None, False
+            if inline:
+                # Declared to only compute: answered here, without two thread hand-overs.
+                self._work(dataclasses.replace(job, request=request))
+                return
         assert self._workers is not None
         self._workers.submit(routing_key or "", lambda: self._work(job))
 
@@ -608,7 +623,7 @@ class AmqpServer:
 
     def _settle_later(self, generation: int, tag: int, action: str) -> None:
         self._settled.append((generation, tag, action))
-        self._wake.set()
+        self._wake_owner()
 
     # -- worker threads ---------------------------------------------------------------------
 
@@ -645,7 +660,7 @@ class AmqpServer:
         decoder) becomes a 500."""
         try:
             return self.dispatcher.answer(
-                job.body, routing_key=job.routing_key, received=job.received
+                job.body, routing_key=job.routing_key, received=job.received, request=job.request
             )
         except BaseException:  # the dispatcher answers errors itself; this is a last resort
             log.exception("dispatch failed for correlation id %s", job.correlation_id)
@@ -668,16 +683,12 @@ class AmqpServer:
                 job.redelivered,
             )
         )
-        self._wake.set()
+        self._wake_owner()
 
-
-def _drain_ready(conn: Connection) -> None:
-    """Handle every frame ``conn`` has ready. With a zero timeout py-amqp reads without
-    blocking and raises ``TimeoutError`` when no frame has begun to arrive (the rest of a frame
-    that has begun is read to its end, as the broker sends it whole)."""
-    with contextlib.suppress(TimeoutError):
-        while True:
-            conn.drain_events(timeout=0)
+    def _wake_owner(self) -> None:
+        """Wake the consumer thread, unless this is it (it looks at its work before sleeping)."""
+        if threading.get_ident() != self._owner:
+            self._wake.set()
 
 
 class _Replier:
@@ -721,15 +732,17 @@ class _Replier:
         in_hand: _Reply | None = None
         try:
             if conn is not None and socket_of(conn) in readable:
-                _drain_ready(conn)
-            while server._replies:
-                if self._channel is None and time.monotonic() < self._retry_at:
-                    return  # reconnecting later; the replies wait
-                in_hand = server._replies.popleft()
-                if self._channel is None:
-                    self._open()
-                self._publish(in_hand)
-                in_hand = None
+                frames.drain(conn)
+            # The replies of this turn leave in one write (once the connection is up).
+            with frames.Cork(self._conn) as cork:
+                while server._replies:
+                    if self._channel is None and time.monotonic() < self._retry_at:
+                        return  # reconnecting later; the replies wait
+                    in_hand = server._replies.popleft()
+                    if self._channel is None:
+                        self._open()
+                    self._publish(in_hand, cork)
+                    in_hand = None
             if self._conn is not None:
                 self._conn.heartbeat_check()
             self._backoff.reset()
@@ -753,11 +766,12 @@ class _Replier:
         self._channel.confirm_select()
         self._seq = 0
 
-    def _publish(self, item: _Reply) -> None:
+    def _publish(self, item: _Reply, cork: frames.Cork) -> None:
         if self._confirms and item.exchange and item.exchange not in self._exchanges:
             try:
-                # py-amqp reopens a channel the broker closed under the same id.
-                self._check.exchange_declare(item.exchange, "direct", passive=True)
+                with cork.lifted():  # the check waits for the broker's answer
+                    # py-amqp reopens a channel the broker closed under the same id.
+                    self._check.exchange_declare(item.exchange, "direct", passive=True)
             except self._conn.channel_errors as exc:  # type: ignore[union-attr]
                 self._refused(item, exc)
                 return
@@ -772,11 +786,14 @@ class _Replier:
                 "expiration": str(int(self._server.reply_ttl * 1000)),
             },
         )
-        self._channel.basic_publish(message, exchange=item.exchange, routing_key=item.routing_key)
         if self._confirms:
+            frames.publish(self._channel, message, item.exchange, item.routing_key)
             self._seq += 1
             self._unconfirmed[self._seq] = item
         else:
+            self._channel.basic_publish(
+                message, exchange=item.exchange, routing_key=item.routing_key
+            )
             self._server._settle_later(item.generation, item.tag, "ack")
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
