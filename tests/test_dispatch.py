@@ -600,3 +600,61 @@ def test_a_response_status_may_be_an_http_status_member():
             registrar.add_service(service)
 
     assert TestClient(make_runtime(c=Plugin())).post("/api/created").status == 201
+
+
+class Quick:
+    """Inline operations: one that only computes, one that (wrongly) sleeps."""
+
+    @hookimpl
+    def vcdext_register(self, registrar: Registrar) -> None:
+        registrar.service(name="quick", namespace="io.example.quick")
+        registrar.add_operation("GET", "/api/quick", lambda r: "<Quick/>", inline=True)
+        registrar.add_operation("GET", "/api/quick/slow", self.slow, name="slow", inline=True)
+        registrar.add_operation("GET", "/api/quick/pooled", lambda r: "<Pooled/>")
+
+    @staticmethod
+    def slow(request: Request) -> str:
+        time.sleep(0.06)
+        return "<Slow/>"
+
+
+def test_runs_inline_says_which_requests_the_transport_may_answer_on_its_own_thread():
+    runtime = make_runtime(quick=Quick(), shop=Shop())
+    dispatcher = runtime.dispatcher
+    from vcdext.protocol import encode_request
+
+    def inline(method: str, path: str, key: str | None = None) -> bool:
+        request = dispatcher.decode(encode_request(method, path, request_id="r"))
+        assert request is not None
+        return dispatcher.runs_inline(request, key)
+
+    assert inline("GET", "/api/quick")
+    assert not inline("GET", "/api/quick/pooled")
+    assert not inline("GET", "/api/shop/items")
+    # Nothing to run (no route, wrong method, unknown routing key): an error built at once.
+    assert inline("GET", "/api/nowhere")
+    assert inline("DELETE", "/api/quick")
+    assert inline("GET", "/api/shop/items", "no.such.key")
+    assert not inline("GET", "/api/shop/items", "io.example.shop")
+    assert dispatcher.decode(b"\x00garbage") is None
+
+
+def test_a_slow_inline_handler_is_reported_once(caplog):
+    client = TestClient(make_runtime(quick=Quick()))
+    with caplog.at_level(logging.WARNING, logger="vcdext.dispatch"):
+        assert client.get("/api/quick").status == 200
+        assert client.get("/api/quick/slow").status == 200
+        assert client.get("/api/quick/slow").status == 200
+    warnings = [r.getMessage() for r in caplog.records if "inline=True" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "GET /api/quick/slow of plugin quick" in warnings[0]
+
+
+def test_a_decoded_request_is_not_decoded_again():
+    runtime = make_runtime(quick=Quick())
+    from vcdext.protocol import decode_reply, encode_request
+
+    request = runtime.dispatcher.decode(encode_request("GET", "/api/quick", request_id="q-1"))
+    assert request is not None
+    reply, _ = runtime.dispatcher.answer(b"not even json", request=request)
+    assert (decode_reply(reply).status, decode_reply(reply).id) == (200, "q-1")

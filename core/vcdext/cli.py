@@ -243,6 +243,7 @@ def _service_dict(service: Service) -> dict[str, Any]:
                 "admin_only": op.admin_only,
                 "same_org": op.same_org,
                 "open": op.is_open,
+                "inline": op.inline,
                 "consumes": list(op.consumes),
                 "produces": list(op.produces),
             }
@@ -342,7 +343,7 @@ def _plugins(args: argparse.Namespace, settings: Settings) -> int:
         print("  operations")
         width = max((len(op.path.template) for op in s.operations), default=0)
         for op in s.operations:
-            extra = _access(op)
+            extra = _access(op) + ("  [inline]" if op.inline else "")
             print(f"    {op.method.value:<7} {op.path.template:<{width}}  {op.name}{extra}")
         print("  API filters (UrlPattern)")
         for pattern in s.api_filters:

@@ -463,3 +463,17 @@ def test_a_reply_exchange_deleted_after_use_refuses_its_reply_alone(serve, vcd, 
     server.stop()
     time.sleep(1.0)
     assert queue_depth(rabbitmq, HELLO_KEY) == 0  # rejected, not requeued or left unacked
+
+
+def test_inline_operations_run_on_the_consumer_thread_and_others_on_workers(serve, vcd):
+    """``inline=True`` is answered by the thread that consumes (no hand-over to a worker);
+    any other operation by a worker, and a redelivered inline request too."""
+    server = serve()
+    inline = vcd.publish_raw(e2("/api/slow/thread/inline", "i-1"), SLOW_KEY)
+    pooled = vcd.publish_raw(e2("/api/slow/thread", "p-1"), SLOW_KEY)
+    inline_reply, pooled_reply = vcd.wait(inline, pooled)
+    assert (inline_reply.status, pooled_reply.status) == (200, 200)
+    assert b"vcdext-worker-" not in inline_reply.body
+    assert b"(run)'" in inline_reply.body  # serve()'s thread, the one in server.run()
+    assert b"name='vcdext-worker-" in pooled_reply.body
+    assert server.load() == (0, 0)

@@ -33,7 +33,7 @@ def fast_path(conn: Any) -> bool:
     transport = getattr(raw, "transport", None)
     return (
         bool(_DONTWAIT)
-        and type(transport) is TCPTransport
+        and isinstance(transport, TCPTransport)
         and isinstance(getattr(transport, "_read_buffer", None), bytes)
         and callable(getattr(raw, "on_inbound_frame", None))
     )
