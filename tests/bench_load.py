@@ -136,7 +136,9 @@ def bare_consumer(url: str, exchange: str, ready: Any, stop: Any) -> None:
         channel = conn.channel()
         ex = Exchange(exchange, type="direct", durable=True)
         ex(channel).declare()
-        queue = Queue(HELLO_KEY, ex, routing_key=HELLO_KEY, durable=True)
+        # A queue of its own (vcdext's is named after the routing key): both consumers may
+        # run at once, each getting only the load sent to its own exchange.
+        queue = Queue(f"bare.{exchange}", ex, routing_key=HELLO_KEY, durable=True)
         queue(channel).declare()
         producer = Producer(channel)
 
