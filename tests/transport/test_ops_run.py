@@ -87,7 +87,9 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
     rabbitmq, proxy, exchange
 ):
     port = free_port()
-    proxy.cut(4)  # the broker is out of reach while the process starts
+    # The broker is out of reach until the test has seen the process not ready (a fixed cut
+    # of a few seconds could end before a loaded machine has even started the process).
+    proxy.cut(120)
     proc = vcdext(
         "run",
         "--health-port",
@@ -104,6 +106,7 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
         status, body = get(port, "/healthz")
         assert status == 503
         assert json.loads(body)["broker_connected"] is False
+        proxy.cut(0)  # the broker is back: the next reconnect attempt gets through
 
         status, body = wait_for(port, "/readyz", 200)
         assert json.loads(body) == {
@@ -140,13 +143,23 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
         assert replies[0].doc["id"] == "msg-0"
         assert replies[0].delivery.reply().headers[H_REQUEST_ID] == "vcd-0"
 
-        status, text = get(port, "/metrics")
-        assert status == 200
-        found = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+        # A worker leaves "in progress" just after handing its reply over, and the broker's
+        # confirm (the last reply's age) can come after vCD's side got the reply: scrape until
+        # the process has caught up with what vCD saw.
+        deadline = time.monotonic() + 30
+        while True:
+            status, text = get(port, "/metrics")
+            assert status == 200
+            found = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+            settled = found[("vcdext_requests_in_progress", ())] == 0
+            if settled and found[("vcdext_last_reply_age_seconds", ())] >= 0:
+                break
+            assert time.monotonic() < deadline, found
+            time.sleep(0.05)
         ok = (("operation", "hello"), ("service", "hello"), ("status", "200"))
         assert found[("vcdext_requests_total", ok)] == 5
         not_found = (("operation", ""), ("service", "hello"), ("status", "404"))
