@@ -80,7 +80,7 @@ def serve(rabbitmq, exchange):
         server = create_transport(runtime)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        assert server.ready.wait(15), "server did not come up"
+        assert server.ready.wait(30), "server did not come up"
         servers.append((server, thread))
         return server
 
@@ -221,7 +221,7 @@ def vcdext_run(rabbitmq: str, exchange: str, *extra_env: tuple[str, str]) -> sub
     )
 
 
-def wait_for_queue(url: str, name: str, timeout: float = 20.0) -> None:
+def wait_for_queue(url: str, name: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -364,7 +364,7 @@ def test_service_recovers_after_the_broker_connection_is_cut(proxy, exchange, vc
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        assert server.ready.wait(15)
+        assert server.ready.wait(30)
         assert vcd.wait(vcd.publish_raw(e2("/api/hello", "before"), HELLO_KEY))[0].status == 200
         proxy.cut(3.0)
         during = vcd.publish_raw(e2("/api/hello", "during"), HELLO_KEY)
