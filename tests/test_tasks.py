@@ -182,7 +182,7 @@ def test_without_vcd_url_starting_a_task_is_a_503_naming_the_setting():
     client = TestClient(make_runtime(jobs=Jobs()))
     started = time.monotonic()
     reply = client.post("/api/jobs")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # refused at once, not after a 30 s vCD call timeout
     assert reply.status == 503
     assert "vcd.url" in reply.xml().get("message")
     assert client.post("/api/jobs/event").status == 503
