@@ -333,7 +333,7 @@ def test_sigterm_while_the_broker_is_unreachable_exits_promptly(exchange):
             break
     assert proc.poll() is None, "it should keep retrying: " + "".join(lines)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=10)
+    out, _ = proc.communicate(timeout=30)
     out = "".join(lines) + out
     assert proc.returncode == 0, out
     assert "unreachable" in out
