@@ -147,7 +147,7 @@ def test_sigterm_drains_the_notification_consumer_alongside_the_transport(monkey
     def slow_drain(self: AmqpServer) -> None:
         real_run(self)
         events.append("transport stopping")
-        transport_drained.wait(5)  # a request still being answered
+        transport_drained.wait(30)  # a request still being answered
         events.append("transport drained")
 
     def notifications(runtime: app.Runtime, amqp_url: str):  # type: ignore[no-untyped-def]
@@ -164,4 +164,4 @@ def test_sigterm_drains_the_notification_consumer_alongside_the_transport(monkey
     assert app.run(settings, amqp_url="memory://", register=False, on_ready=stop_myself) == 0
     assert sorted(events) == ["notifications stopped", "transport drained", "transport stopping"]
     assert events.index("notifications stopped") < events.index("transport drained")
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 20  # not the 30 s a drain after the other takes

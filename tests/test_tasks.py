@@ -182,7 +182,7 @@ def test_without_vcd_url_starting_a_task_is_a_503_naming_the_setting():
     client = TestClient(make_runtime(jobs=Jobs()))
     started = time.monotonic()
     reply = client.post("/api/jobs")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # refused at once, not after a 30 s vCD call timeout
     assert reply.status == 503
     assert "vcd.url" in reply.xml().get("message")
     assert client.post("/api/jobs/event").status == 503
@@ -236,7 +236,7 @@ def task_id(reply) -> str:
     return reply.xml().get("id").rsplit(":", 1)[-1]
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
+def wait_for(condition, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -249,10 +249,14 @@ def puts(vcd: FakeVcd, tid: str) -> int:
 
 def test_progress_is_coalesced_and_the_latest_state_still_arrives(vcd):
     client = threaded(vcd, update_interval=0.3, cancel_interval=60)
+    started = time.monotonic()
     reply = client.post("/api/jobs", query={"steps": "400", "wait": "1"})
     tid = task_id(reply)
     time.sleep(1.0)  # 400 progress calls, then progress(50) every 20 ms
-    assert puts(vcd, tid) <= 1.0 / 0.3 + 3
+    sent = puts(vcd, tid)
+    # The bound follows the time that really passed (a loaded machine oversleeps): one PUT
+    # per 0.3 s, plus the forced "running" one and slack, against ~450 uncoalesced.
+    assert sent <= (time.monotonic() - started) / 0.3 + 3
     wait_for(lambda: vcd.states(tid)[-1].progress == 50)
     gate.set()
     runtime_task = client.runtime.tasks.active()
@@ -275,12 +279,19 @@ def test_updates_are_retried_with_backoff_while_vcd_is_unavailable(vcd):
 
 def test_cancel_requested_is_watched_at_a_bounded_rate(vcd):
     client = threaded(vcd, update_interval=60, cancel_interval=0.2)
+    started = time.monotonic()
     reply = client.post("/api/jobs", query={"steps": "0", "wait": "1", "poll": "1"})
     tid = task_id(reply)
+
+    def reads() -> int:
+        return sum(1 for c in vcd.calls if c == f"GET /api/task/{tid}")
+
     wait_for(lambda: vcd.states(tid)[-1].status == "running")
+    wait_for(lambda: reads() >= 1)  # it is watched...
     time.sleep(1.0)
-    reads = sum(1 for c in vcd.calls if c == f"GET /api/task/{tid}")
-    assert 1 <= reads <= 1.0 / 0.2 + 2
+    # ...at most once per 0.2 s of the time that really passed (the "running" PUT counts as
+    # a read), against one read per progress call (every 20 ms) unbounded.
+    assert reads() <= (time.monotonic() - started) / 0.2 + 2
     vcd.request_cancel(tid)
     wait_for(lambda: vcd.states(tid)[-1].finished)
     assert vcd.states(tid)[-1].status == "canceled"
@@ -326,7 +337,7 @@ def test_shutdown_aborts_tasks_still_running_after_the_drain(vcd, assert_valid_v
 def test_shutdown_waits_for_work_that_ends_within_the_drain(vcd):
     client = threaded(vcd, update_interval=0.0)
     tid = task_id(client.post("/api/jobs", query={"steps": "2"}))
-    assert client.runtime.tasks.shutdown(timeout=10) == []
+    assert client.runtime.tasks.shutdown(timeout=30) == []
     assert vcd.states(tid)[-1].status == "success"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vcdext.vcloud import media
@@ -110,34 +110,34 @@ def decide(specs: list[tuple[str, str, str]], who: str, method: str, url: str) -
     return is_authorized(state, [service.id], Caller.of(USERS[who]), method, url)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(rule_specs, max_size=3), rule_specs, callers, urls)
 def test_adding_a_rule_never_takes_access_away(specs, extra, who, url):
     if decide(specs, who, "GET", url):
         assert decide([*specs, extra], who, "GET", url)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(rule_specs, max_size=3), callers, urls)
 def test_a_rule_restricting_nothing_allows_everyone(specs, who, url):
     assert decide([*specs, ("none", "Published", "Shared")], who, "GET", url)
     assert decide([*specs, ("none", "none", "none")], who, "GET", url)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(callers, urls)
 def test_a_covering_action_without_rules_allows_no_one(who, url):
     assert not decide([], who, "GET", url)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(rule_specs, max_size=3), callers)
 def test_what_no_action_covers_is_allowed(specs, who):
     assert decide(specs, who, "DELETE", "/api/p/r1")
     assert decide(specs, who, "GET", "/api/elsewhere")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rule_specs, callers, st.sampled_from(["r1", "r2"]))
 def test_a_single_rule_means_what_the_notes_say(spec, who, resource):
     sr, org, principal = spec

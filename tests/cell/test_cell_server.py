@@ -217,8 +217,8 @@ def test_silent_connections_are_closed_after_the_idle_timeout(make_server) -> No
             post_head(Content_Length="100").replace("\n", "\r\n").encode() + b"\r\nab"
         )
         for sock in (silent, half_head, half_body):
-            assert _closed_within(sock, 3)
-    assert time.monotonic() - started < 3
+            assert _closed_within(sock, 10)
+    assert time.monotonic() - started < 10  # each closed by the 0.3 s idle timeout
 
 
 def test_a_kept_alive_connection_is_served_then_closed_when_idle(make_server) -> None:
@@ -228,7 +228,7 @@ def test_a_kept_alive_connection_is_served_then_closed_when_idle(make_server) ->
             sock.sendall(b"GET /api/versions HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             status, _, response = _answer(sock)
             assert status == 200 and not response.will_close
-        assert _closed_within(sock, 3)
+        assert _closed_within(sock, 10)
 
 
 def test_connections_beyond_the_limit_get_503_at_once(make_server, assert_valid_vcd_xml) -> None:
@@ -251,7 +251,7 @@ def test_connections_beyond_the_limit_get_503_at_once(make_server, assert_valid_
     finally:
         held.pop().close()
     # A freed slot serves the next connection.
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 20
     while True:
         with socket.create_connection(address, timeout=3) as sock:
             sock.sendall(b"GET /api/versions HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

@@ -67,7 +67,7 @@ def raw_service(broker: str) -> Iterator[tuple[Any, Any, str, str]]:
         yield conn, bound, exchange.name, f"rk-{suffix}"
 
 
-def _get_one(queue: Any, timeout: float = 10) -> Any:
+def _get_one(queue: Any, timeout: float = 30) -> Any:
     import time
 
     deadline = time.monotonic() + timeout
@@ -83,7 +83,7 @@ def test_request_message_and_reply_mapping(
     broker: str, raw_service, assert_valid_vcd_xml: Callable[[bytes], None]
 ) -> None:
     conn, queue, exchange, key = raw_service
-    with Cell(amqp_url=broker, port=0, timeout=10) as cell:
+    with Cell(amqp_url=broker, port=0, timeout=30) as cell:
         admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
         admin.xml(
             "POST",
@@ -150,7 +150,7 @@ def test_request_message_and_reply_mapping(
             routing_key=props["reply_to"],
             correlation_id=props["correlation_id"],
         )
-        caller.join(timeout=15)
+        caller.join(timeout=40)
         (answer,) = answers
         assert answer.status_code == 201
         assert answer.content == b"created"
@@ -224,7 +224,7 @@ def test_java_named_groups_are_accepted() -> None:
 def _raw_cell(broker: str, raw_service: Any, assert_valid_vcd_xml: Any) -> tuple[Cell, Client]:
     """A started cell with the raw service registered for ``/api/raw``; alice logged in."""
     _, _, exchange, key = raw_service
-    cell = Cell(amqp_url=broker, port=0, timeout=10)
+    cell = Cell(amqp_url=broker, port=0, timeout=30)
     cell.start()
     admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
     admin.xml(
@@ -251,7 +251,7 @@ def _call_and_reply(
         routing_key=message.properties["reply_to"],
         correlation_id=message.properties["correlation_id"],
     )
-    caller.join(timeout=15)
+    caller.join(timeout=40)
     (answer,) = answers
     return answer
 
@@ -326,7 +326,7 @@ def test_send_publishes_as_vcd_and_the_future_gets_the_reply(broker: str, raw_se
             routing_key=forwarder.reply_queue_name,
             correlation_id="c-1",
         )
-        delivery = future.result(timeout=10)
+        delivery = future.result(timeout=30)
         assert (delivery.correlation_id, delivery.exchange, delivery.routing_key) == (
             "c-1",
             REPLY_EXCHANGE,
@@ -368,8 +368,8 @@ def test_on_delivery_sees_every_reply_duplicates_and_unknown_ones_included(
                 routing_key=forwarder.reply_queue_name,
                 correlation_id=cid,
             )
-        assert futures["c-1"].result(timeout=10).body == b"one"
-        deadline = time.monotonic() + 10
+        assert futures["c-1"].result(timeout=30).body == b"one"
+        deadline = time.monotonic() + 30
         while len(seen) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert seen == [

@@ -83,7 +83,7 @@ def queue_depth(url: str, name: str) -> int:
 
 
 def wait_serving(
-    url: str, count: int = 1, timeout: float = 20.0, proc: Vcdext | None = None
+    url: str, count: int = 1, timeout: float = 30.0, proc: Vcdext | None = None
 ) -> None:
     """Until every chaos queue has ``count`` consumers."""
     deadline = time.monotonic() + timeout

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 def test_a_slow_service_does_not_starve_a_fast_one(vcdext, vcd, measured):
     """40 requests to a 4 s operation, then 20 to another service: the fast ones must be
-    answered well within vCD's 10 s timeout (default workers)."""
+    answered well within vCD's 10 s timeout (default workers). Starved, they would wait for a
+    slow one to end (3.7 s at least); 3 s leaves a loaded machine room for its round trips."""
     proc = vcdext()
     for _ in range(40):
         vcd.request("GET", "/api/chaos/slow", SLOW_KEY, query_string="s=4")
@@ -37,15 +38,17 @@ def test_a_slow_service_does_not_starve_a_fast_one(vcdext, vcd, measured):
         f"40 x 4 s op, then 20 fast (8 workers): fast median "
         f"{statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
     )
-    assert max(latencies) < 2.0, (statistics.median(latencies), max(latencies))
+    assert max(latencies) < 3.0, (statistics.median(latencies), max(latencies))
 
 
 def test_deadlines_count_the_time_spent_in_the_queue(
     vcdext, vcd, rabbitmq, exchange, tmp_path, measured
 ):
-    """With runtime.timeout = 3, requests that waited 4 s in the queue before any runtime
+    """With runtime.timeout = 5, requests that waited 6 s in the queue before any runtime
     consumed them are answered 503 without running the handler, when the message carries an
-    AMQP ``timestamp``; fresh requests (with or without one) are served."""
+    AMQP ``timestamp``; fresh requests (with or without one) are served. (The timestamp has a
+    one-second resolution: a fresh request may look a second older, and a loaded machine may
+    take another to hand it to a handler, so the timeout leaves it more than that.)"""
     declare_topology(rabbitmq, exchange)
     runs = tmp_path / "runs"
     stale = [
@@ -57,8 +60,8 @@ def test_deadlines_count_the_time_spent_in_the_queue(
         )
         for i in range(5)
     ]
-    time.sleep(4.2)
-    vcdext(VCDEXT_RUNTIME_TIMEOUT="3", CHAOS_RUNS=str(runs))
+    time.sleep(6.2)
+    vcdext(VCDEXT_RUNTIME_TIMEOUT="5", CHAOS_RUNS=str(runs))
     replies = vcd.wait(*stale, timeout=15)
     assert [r.status for r in replies] == [503] * 5
     assert ran(runs) == []
@@ -70,7 +73,7 @@ def test_deadlines_count_the_time_spent_in_the_queue(
     )
     untimed = vcd.request("GET", "/api/chaos/fast", FAST_KEY)
     assert [r.status for r in vcd.wait(fresh, untimed)] == [200, 200]
-    measured("timeout 3 s, 5 requests 4.2 s in the queue: 5 x 503, 0 handler runs; fresh 200")
+    measured("timeout 5 s, 5 requests 6.2 s in the queue: 5 x 503, 0 handler runs; fresh 200")
 
 
 def big_request(size: int) -> bytes:

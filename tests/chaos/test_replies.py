@@ -34,7 +34,7 @@ def test_2100_refused_replies_leave_the_runtime_serving(vcdext, vcd, rabbitmq, m
         f"2,100 replies refused (missing exchange) settled in {settled:.1f} s; "
         f"runtime up, next request 200; exit {took:.1f} s"
     )
-    assert took < 10
+    assert took < 20  # not the 35 s grace
     assert proc.proc.returncode == 0, proc.output[-2000:]
     assert queue_depth(rabbitmq, FAST_KEY) == 0
 
@@ -65,12 +65,15 @@ def test_a_redelivered_request_already_answered_is_not_run_again(
     assert proxy.connection_count == 2
     cid = publish(
         vcd,
-        encode_request("POST", "/api/chaos/create", request_id="once", query_string="s=1"),
+        encode_request("POST", "/api/chaos/create", request_id="once", query_string="s=3"),
         SLOW_KEY,
     )
-    time.sleep(0.5)  # delivered, the handler is running
-    proxy.freeze(1)  # its ack will never reach the broker
-    (first,) = vcd.wait(cid, timeout=10)
+    deadline = time.monotonic() + 30
+    while runs_of(log, "once") == 0:  # delivered, the handler is running
+        assert time.monotonic() < deadline, "the request never reached its handler"
+        time.sleep(0.02)
+    proxy.freeze(1)  # its ack will never reach the broker (the handler takes 3 s)
+    (first,) = vcd.wait(cid, timeout=30)
     assert first.status == 200
     assert len(vcd.deliveries(cid)) == 1
     proxy.cut(0.5)  # the broker sees the consumer go: it redelivers the unacked request

@@ -8,6 +8,15 @@ import time
 from vcdext.transport.amqp import _RecentReplies, _Workers
 
 
+def wait_until(condition, timeout: float = 20.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds (a loaded machine
+    may take its time to schedule a pool thread, so no fixed sleep stands in for this)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_nothing_a_job_raises_ends_a_thread():
     pool = _Workers(1, ["a"])
     done = threading.Event()
@@ -30,13 +39,14 @@ def test_a_busy_service_leaves_one_thread_to_each_other_service():
     release = threading.Event()
     started: list[str] = []
     for _ in range(5):
-        pool.submit("slow", lambda: (started.append("slow"), release.wait(10)))
-    time.sleep(0.3)
+        pool.submit("slow", lambda: (started.append("slow"), release.wait(30)))
+    wait_until(lambda: started.count("slow") >= 1)
+    time.sleep(0.3)  # time for more to start, were the reserve not kept
     assert started.count("slow") == 1  # two threads kept for "fast" and "other"
     fast, other = threading.Event(), threading.Event()
     pool.submit("fast", fast.set)
     pool.submit("other", other.set)
-    assert fast.wait(2) and other.wait(2)
+    assert fast.wait(20) and other.wait(20)
     time.sleep(0.2)
     assert started.count("slow") == 1  # the reserve stays while the others are idle
     release.set()
@@ -45,13 +55,11 @@ def test_a_busy_service_leaves_one_thread_to_each_other_service():
 
 def test_one_service_may_use_every_thread():
     pool = _Workers(4, ["only"])
-    barrier = threading.Barrier(4, timeout=5)
+    barrier = threading.Barrier(4, timeout=20)
     passed: list[bool] = []
     for _ in range(4):
         pool.submit("only", lambda: passed.append(barrier.wait() >= 0))
-    deadline = time.monotonic() + 5
-    while len(passed) < 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(passed) == 4, timeout=30)
     assert passed == [True] * 4
     pool.shutdown()
 
@@ -60,13 +68,16 @@ def test_the_fewest_running_service_goes_first():
     pool = _Workers(2, ["a", "b"])
     gate = threading.Event()
     order: list[str] = []
-    pool.submit("a", lambda: gate.wait(5))  # holds one thread; the other is b's reserve
-    time.sleep(0.1)
+    pool.submit("a", lambda: gate.wait(30))  # holds one thread; the other is b's reserve
+    wait_until(lambda: pool.counts() == (1, 0))
     pool.submit("a", lambda: order.append("a"))
     pool.submit("b", lambda: order.append("b"))
+    # b runs on its reserve thread while a's second request waits for a's busy thread.
+    wait_until(lambda: order == ["b"])
     time.sleep(0.3)
+    assert order == ["b"]
     gate.set()
-    time.sleep(0.3)
+    wait_until(lambda: len(order) == 2)
     assert order == ["b", "a"]
     pool.shutdown()
 

@@ -139,7 +139,7 @@ class VcdSide:
         body = encode_request(method, path, request_id=f"req-{uuid.uuid4().hex[:8]}", **kwargs)
         return self.publish_raw(body, routing_key)
 
-    def wait(self, *correlation_ids: str, timeout: float = 15.0) -> list[Received]:
+    def wait(self, *correlation_ids: str, timeout: float = 30.0) -> list[Received]:
         """The first reply of each correlation id, waiting up to ``timeout`` seconds in all.
 
         :raises TimeoutError: some did not come in time.
@@ -148,7 +148,7 @@ class VcdSide:
         return [got[0] for got in self._wait_for(correlation_ids, 1, timeout)]
 
     def wait_deliveries(
-        self, correlation_id: str, count: int, timeout: float = 15.0
+        self, correlation_id: str, count: int, timeout: float = 30.0
     ) -> list[Received]:
         """The first ``count`` replies to ``correlation_id`` (a request answered again after
         its redelivery), waiting up to ``timeout`` seconds."""

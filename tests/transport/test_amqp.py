@@ -19,6 +19,7 @@ from kombu import Connection, Exchange
 
 import vcdext_hello.plugin as hello
 from tests.fake_plugins import slow
+from tests.support.metrics import free_port, wait_for_metric
 from tests.support.vcd_side import VcdSide
 from vcdext.app import create_transport
 from vcdext.settings import load_settings
@@ -79,7 +80,7 @@ def serve(rabbitmq, exchange):
         server = create_transport(runtime)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        assert server.ready.wait(15), "server did not come up"
+        assert server.ready.wait(30), "server did not come up"
         servers.append((server, thread))
         return server
 
@@ -160,14 +161,16 @@ def test_unknown_path_and_wrong_method_are_error_replies(serve, vcd, assert_vali
 
 def test_slow_handler_does_not_block_other_requests(serve, vcd):
     serve(VCDEXT_RUNTIME_WORKERS="2")
-    slow_cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=2")
+    # The slow handler takes 4 s: the fast ones are answered well before it ends, with room
+    # for a loaded machine (a reply through the broker can take a second there).
+    slow_cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=4")
     time.sleep(0.1)
     fast = [vcd.request("GET", "/api/hello", HELLO_KEY) for _ in range(5)]
     started = time.monotonic()
     replies = vcd.wait(*fast)
     assert all(r.status == 200 for r in replies)
     assert slow_cid not in vcd.replies, "fast requests waited for the slow one"
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0
     assert vcd.wait(slow_cid)[0].status == 200
 
 
@@ -218,7 +221,7 @@ def vcdext_run(rabbitmq: str, exchange: str, *extra_env: tuple[str, str]) -> sub
     )
 
 
-def wait_for_queue(url: str, name: str, timeout: float = 20.0) -> None:
+def wait_for_queue(url: str, name: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -258,11 +261,14 @@ def test_vcdext_run_answers_e2_e4_and_garbage_then_keeps_serving(
 
 
 def test_sigterm_finishes_in_flight_work_and_exits_0(rabbitmq, exchange, vcd):
-    proc = vcdext_run(rabbitmq, exchange)
+    port = free_port()
+    proc = vcdext_run(rabbitmq, exchange, ("VCDEXT_RUNTIME_HEALTH_PORT", str(port)))
     try:
         wait_for_queue(rabbitmq, SLOW_KEY)
-        cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=1.5")
-        time.sleep(0.5)
+        cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=3")
+        # SIGTERM once the request is in its handler (a fixed sleep could signal before the
+        # process even received it, leaving nothing in flight and the request unanswered).
+        wait_for_metric(port, "vcdext_requests_in_progress", 1)
         proc.send_signal(signal.SIGTERM)
         (reply,) = vcd.wait(cid, timeout=20)
         assert reply.status == 200
@@ -278,11 +284,12 @@ def test_sigterm_finishes_in_flight_work_and_exits_0(rabbitmq, exchange, vcd):
 def test_request_is_not_lost_when_the_service_dies_mid_request(rabbitmq, exchange, vcd):
     """Reply, then ack: a request taken by a process that dies before replying is
     redelivered by the broker and answered by the next instance."""
-    first = vcdext_run(rabbitmq, exchange)
+    port = free_port()
+    first = vcdext_run(rabbitmq, exchange, ("VCDEXT_RUNTIME_HEALTH_PORT", str(port)))
     try:
         wait_for_queue(rabbitmq, SLOW_KEY)
         cid = vcd.request("GET", "/api/slow", SLOW_KEY, query_string="s=3")
-        time.sleep(1.0)  # delivered to `first`, handler sleeping
+        wait_for_metric(port, "vcdext_requests_in_progress", 1)  # `first`'s handler sleeping
         first.kill()
         first.communicate(timeout=10)
         assert cid not in vcd.replies
@@ -326,7 +333,7 @@ def test_sigterm_while_the_broker_is_unreachable_exits_promptly(exchange):
             break
     assert proc.poll() is None, "it should keep retrying: " + "".join(lines)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=10)
+    out, _ = proc.communicate(timeout=30)
     out = "".join(lines) + out
     assert proc.returncode == 0, out
     assert "unreachable" in out
@@ -357,7 +364,7 @@ def test_service_recovers_after_the_broker_connection_is_cut(proxy, exchange, vc
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        assert server.ready.wait(15)
+        assert server.ready.wait(30)
         assert vcd.wait(vcd.publish_raw(e2("/api/hello", "before"), HELLO_KEY))[0].status == 200
         proxy.cut(3.0)
         during = vcd.publish_raw(e2("/api/hello", "during"), HELLO_KEY)
@@ -375,7 +382,8 @@ def test_no_ack_before_the_reply_is_confirmed(proxy, exchange, vcd, rabbitmq):
     """The reply connection (the process's second connection) is frozen, so the reply is
     never confirmed; the process is then killed. Had the request been acked before its reply
     was confirmed, it would be lost; instead the broker redelivers it to the next instance."""
-    first = vcdext_run(proxy.url(), exchange)
+    port = free_port()
+    first = vcdext_run(proxy.url(), exchange, ("VCDEXT_RUNTIME_HEALTH_PORT", str(port)))
     try:
         wait_for_queue(rabbitmq, HELLO_KEY)
         # The reply connection opens with the first reply: answer one request to open it.
@@ -384,7 +392,8 @@ def test_no_ack_before_the_reply_is_confirmed(proxy, exchange, vcd, rabbitmq):
         assert proxy.connection_count == 2
         proxy.freeze(2)  # before the request: its reply cannot slip through first
         cid = vcd.publish_raw(e2("/api/hello", "frozen"), HELLO_KEY)
-        time.sleep(1.0)
+        wait_for_metric(port, "vcdext_requests_total", 2)  # answered, its reply held up
+        time.sleep(0.5)
         assert cid not in vcd.replies
         first.kill()
         first.communicate(timeout=10)

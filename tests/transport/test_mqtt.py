@@ -212,7 +212,13 @@ def test_a_wrong_token_is_retried_and_logged_without_the_token(
     thread = threading.Thread(target=server.run, daemon=True)
     with caplog.at_level(logging.WARNING):
         thread.start()
-        assert not server.ready.wait(3)
+        # Until the broker has refused the login once (a fixed wait could end before a loaded
+        # machine got that far), and it never became ready meanwhile.
+        deadline = time.monotonic() + 30
+        while "before accepting its login" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            assert not server.ready.wait(0.05)
+        assert not server.ready.wait(2)  # retried, still refused
         server.stop()
         thread.join(20)
     assert not thread.is_alive()
@@ -275,8 +281,8 @@ def test_a_reply_the_broker_took_counts_for_the_last_reply_age(
     wrapped = envelope.wrap_request(encode_request("GET", "/api/hello", request_id="r"), "age-1")
     vcd.publish(wrapped)
     assert len(vcd.wait(1)) == 1
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while metrics.last_reply_age() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     age = metrics.last_reply_age()
-    assert age is not None and age < 10
+    assert age is not None and age < 30

@@ -87,7 +87,9 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
     rabbitmq, proxy, exchange
 ):
     port = free_port()
-    proxy.cut(4)  # the broker is out of reach while the process starts
+    # The broker is out of reach until the test has seen the process not ready (a fixed cut
+    # of a few seconds could end before a loaded machine has even started the process).
+    proxy.cut(120)
     proc = vcdext(
         "run",
         "--health-port",
@@ -104,6 +106,7 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
         status, body = get(port, "/healthz")
         assert status == 503
         assert json.loads(body)["broker_connected"] is False
+        proxy.cut(0)  # the broker is back: the next reconnect attempt gets through
 
         status, body = wait_for(port, "/readyz", 200)
         assert json.loads(body) == {
@@ -140,9 +143,10 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
         assert replies[0].doc["id"] == "msg-0"
         assert replies[0].delivery.reply().headers[H_REQUEST_ID] == "vcd-0"
 
-        # The reply reaches vCD's side before the broker's confirm reaches the runtime: wait
-        # for the runtime to have seen that confirm.
-        deadline = time.monotonic() + 20
+        # A worker leaves "in progress" just after handing its reply over, and the broker's
+        # confirm (the last reply's age) can come after vCD's side got the reply: scrape until
+        # the process has caught up with what vCD saw.
+        deadline = time.monotonic() + 30
         while True:
             status, text = get(port, "/metrics")
             assert status == 200
@@ -151,9 +155,10 @@ def test_readyz_is_503_until_the_consumer_is_up_then_metrics_and_json_logs_follo
                 for family in text_string_to_metric_families(text)
                 for s in family.samples
             }
-            if found[("vcdext_last_reply_age_seconds", ())] >= 0:
+            settled = found[("vcdext_requests_in_progress", ())] == 0
+            if settled and found[("vcdext_last_reply_age_seconds", ())] >= 0:
                 break
-            assert time.monotonic() < deadline, "no confirmed reply in the metrics"
+            assert time.monotonic() < deadline, found
             time.sleep(0.05)
         ok = (("operation", "hello"), ("service", "hello"), ("status", "200"))
         assert found[("vcdext_requests_total", ok)] == 5
