@@ -483,3 +483,14 @@ def test_check_says_it_does_not_look_at_an_mqtt_bus(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "transport mqtt: not checked (--check looks at AMQP only)" in out
     assert "broker" not in out
+
+
+def test_the_text_lines_time_is_loggings_default_across_seconds():
+    from vcdext.logs import TextFormatter
+
+    ours, default = TextFormatter(), logging.Formatter("%(asctime)s")
+    record = logging.LogRecord("x", logging.INFO, "", 0, "m", (), None)
+    for created in (1764586999.998, 1764587000.001, 1764587000.5, 1764590000.25):
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.formatTime(record) == default.formatTime(record)
+    assert ours.formatTime(record, "%H") == default.formatTime(record, "%H")

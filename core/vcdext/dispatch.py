@@ -320,6 +320,19 @@ class Dispatcher:
         if vcd_request_id:  # so that vCD's request id follows the call in both directions
             headers = {**outcome.headers, H_REQUEST_ID: vcd_request_id}
             outcome = Outcome(outcome.status, headers, outcome.body)
+        if log.isEnabledFor(logging.INFO):  # the access line, and its fields for JSON logs
+            self._access_line(request, outcome, service, op, seconds, vcd_request_id)
+        return outcome, ran
+
+    @staticmethod
+    def _access_line(
+        request: Request,
+        outcome: Outcome,
+        service: str,
+        op: Operation | None,
+        seconds: float,
+        vcd_request_id: str,
+    ) -> None:
         log.info(
             "%s %s %s → %d (%.1f ms)",
             request.id,
@@ -342,7 +355,6 @@ class Dispatcher:
                 }
             },
         )
-        return outcome, ran
 
     def _authorize(self, op: Operation, request: Request, tr: Translator) -> None:
         """403 unless the caller holds every right of ``op`` and is in its scope.

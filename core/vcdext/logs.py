@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -42,6 +43,19 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+        self._cached = (-1, "")  # (second, its date and time), replaced as one
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """logging's default time (``2026-12-01 11:03:21,042``), the date and time part made
+        once a second instead of once a line."""
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, stamp = self._cached
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._cached = (second, stamp)
+        return self.default_msec_format % (stamp, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         ids = _request_ids(record)

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 # The longest the consumer thread sleeps when nothing wakes it (heartbeats, the stop flag).
 _IDLE_WAKE = 1.0
+# How often the consumer thread looks at heartbeats (both ways); kombu wants at least two looks
+# per heartbeat interval (``amqp.heartbeat``, a few seconds at the least).
+_BEAT_EVERY = 0.5
 # The in-memory transport (``memory://``) has no socket to wait on: its puts wake the waiting
 # thread (vcdext.transport.memory); this bounds the wait for transports that do not.
 _MEMORY_POLL = 0.05
@@ -329,6 +332,7 @@ class AmqpServer:
         self._settled: deque[tuple[int, int, str]] = deque()
         self._wake = Wakeup()
         self._owner = 0  # the consumer thread's ident, once run() started
+        self._next_beat = 0.0
         self._inflight: dict[int, Message] = {}
         self._ack_multiple = False
         self._generation = 0
@@ -469,10 +473,14 @@ class AmqpServer:
             self._drain(conn)
         elif virtual:
             self._drain_virtual(conn)
-        self._replier.turn(readable)
+        now = time.monotonic()
+        beat = now >= self._next_beat  # heartbeats are looked at every _BEAT_EVERY, not per turn
+        if beat:
+            self._next_beat = now + _BEAT_EVERY
+        self._replier.turn(readable, beat=beat)
         with frames.Cork(conn):  # this turn's acks in one write
             self._settle()
-        if conn is not None:
+        if conn is not None and beat:
             conn.heartbeat_check()
 
     def _drain(self, conn: Connection) -> None:
@@ -725,7 +733,7 @@ class _Replier:
             self._channel is not None or time.monotonic() >= self._retry_at
         )
 
-    def turn(self, readable: list[Any]) -> None:
+    def turn(self, readable: list[Any], *, beat: bool = True) -> None:
         """Read confirms, publish the replies handed over, keep the connection alive."""
         server = self._server
         conn = self._conn
@@ -743,7 +751,7 @@ class _Replier:
                         self._open()
                     self._publish(in_hand, cork)
                     in_hand = None
-            if self._conn is not None:
+            if self._conn is not None and beat:
                 self._conn.heartbeat_check()
             self._backoff.reset()
         except Exception as exc:

@@ -38,6 +38,8 @@ class Wakeup:
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self._pending = False
+        self._poller: Any = None
+        self._polled: dict[int, Any] = {}
         # The pipe closes with its owner (a server or forwarder), whoever forgets to close.
         self._closer = weakref.finalize(self, _close_fds, self._read, self._write)
 
@@ -76,14 +78,15 @@ class Wakeup:
             readable, _, _ = select.select([self._read, *sockets], [], [], timeout)
             return [s for s in readable if s is not self._read]
         # poll(), not select(): select() refuses descriptors numbered 1024 and above, which a
-        # busy process holds.
-        poller = select.poll()
-        poller.register(self._read, select.POLLIN)
-        by_fd = {}
-        for s in sockets:
-            by_fd[s.fileno()] = s
-            poller.register(s, select.POLLIN)
-        events = poller.poll(max(0, int(timeout * 1000 + 0.999)))
+        # busy process holds. The poller is kept while the sockets stay the same.
+        by_fd = {s.fileno(): s for s in sockets}
+        if self._poller is None or by_fd != self._polled:
+            poller = select.poll()
+            poller.register(self._read, select.POLLIN)
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
+            self._poller, self._polled = poller, by_fd
+        events = self._poller.poll(max(0, int(timeout * 1000 + 0.999)))
         return [by_fd[fd] for fd, _ in events if fd in by_fd]
 
     def close(self) -> None:
