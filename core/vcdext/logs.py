@@ -55,7 +55,7 @@ class TextFormatter(logging.Formatter):
             second = int(record.created)
             stamp = time.strftime(self.default_time_format, self.converter(record.created))
             self._cached = (second, stamp)
-        return self.default_msec_format % (stamp, record.msecs)
+        return (self.default_msec_format or "%s,%03d") % (stamp, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         ids = _request_ids(record)
