@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -102,3 +103,27 @@ def test_wait_works_with_descriptors_above_select_s_limit():
         wake.close()
         for fd in fillers:
             os.close(fd)
+
+
+def test_a_byte_written_after_clear_wakes_once_and_is_then_read():
+    """set() raises the flag and then writes; a clear() in between sees the flag but not yet
+    the byte. The byte then wakes the next wait once, and the clear after it reads it: the
+    owner is neither left asleep nor woken for ever."""
+    wake = Wakeup()
+    left, right = socket.socketpair()
+    try:
+        wake._pending = True  # set(), up to its write
+        wake.clear()
+        os.write(wake._write, b"\0")  # set()'s write lands after the clear
+        assert wake.wait([left], 30) == []  # woken at once by the byte
+        wake.clear()
+        started = time.monotonic()
+        assert wake.wait([left], 0.2) == []
+        assert time.monotonic() - started >= 0.15  # slept: the byte was read
+        assert wake.wait([left], 0) == []
+        wake.set()
+        assert wake.wait([left], 30) == []  # a later set() still wakes it
+    finally:
+        left.close()
+        right.close()
+        wake.close()

@@ -458,8 +458,9 @@ class AmqpServer:
     def _turn(self, conn: Connection | None, timeout: float) -> None:
         """One turn of the consumer thread: wait for the broker or a worker (at most
         ``timeout`` seconds), then read what arrived, publish finished replies and settle."""
-        sockets = [s for s in (socket_of(conn), self._replier.socket()) if s is not None]
-        virtual = conn is not None and socket_of(conn) is None
+        own = socket_of(conn)
+        sockets = [s for s in (own, self._replier.socket()) if s is not None]
+        virtual = conn is not None and own is None
         seen = memory.snapshot()
         if virtual:
             # The in-memory transport: look at its queues first, then wait for a put.
@@ -469,8 +470,8 @@ class AmqpServer:
             timeout = 0  # only look at what the broker sent
         readable = self._wake.wait([] if virtual else sockets, timeout, seen)
         self._wake.clear()
-        if conn is not None and not virtual and socket_of(conn) in readable:
-            self._drain(conn)
+        if own is not None and own in readable:
+            self._drain(conn)  # type: ignore[arg-type]
         elif virtual:
             self._drain_virtual(conn)
         now = time.monotonic()

@@ -39,6 +39,7 @@ class Wakeup:
         os.set_blocking(self._write, False)
         self._pending = False
         self._poller: Any = None
+        self._pipe_seen = False  # the last wait() found the pipe readable
         self._polled: dict[int, Any] = {}
         # The pipe closes with its owner (a server or forwarder), whoever forgets to close.
         self._closer = weakref.finalize(self, _close_fds, self._read, self._write)
@@ -56,9 +57,13 @@ class Wakeup:
         return self._pending
 
     def clear(self) -> None:
-        self._pending = False
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.read(self._read, 4096)
+        # The pipe holds a byte only if set() wrote one since the last clear (it writes when
+        # it finds the flag down) or the last wait() saw one: otherwise no read is needed.
+        if self._pending or self._pipe_seen:
+            self._pending = False
+            self._pipe_seen = False
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(self._read, 4096)
 
     def wait(self, sockets: Sequence[Any], timeout: float, seen: int = 0) -> list[Any]:
         """Sleep until one of ``sockets`` is readable, :meth:`set` is called, or ``timeout``;
@@ -76,6 +81,7 @@ class Wakeup:
             timeout = 0
         if not hasattr(select, "poll"):  # Windows: select() has no limit on numbers there
             readable, _, _ = select.select([self._read, *sockets], [], [], timeout)
+            self._pipe_seen = self._pipe_seen or self._read in readable
             return [s for s in readable if s is not self._read]
         # poll(), not select(): select() refuses descriptors numbered 1024 and above, which a
         # busy process holds. The poller is kept while the sockets stay the same.
@@ -87,7 +93,13 @@ class Wakeup:
                 poller.register(fd, select.POLLIN)
             self._poller, self._polled = poller, by_fd
         events = self._poller.poll(max(0, int(timeout * 1000 + 0.999)))
-        return [by_fd[fd] for fd, _ in events if fd in by_fd]
+        readable = []
+        for fd, _ in events:
+            if fd in by_fd:
+                readable.append(by_fd[fd])
+            elif fd == self._read:
+                self._pipe_seen = True
+        return readable
 
     def close(self) -> None:
         self._closer()
