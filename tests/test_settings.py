@@ -27,7 +27,7 @@ def write(tmp_path, text):
 
 def test_defaults_without_file():
     s = load_settings(None, environ={})
-    assert (s.amqp.exchange, s.runtime.workers, s.prefetch) == ("vcdext", 8, 16)
+    assert (s.amqp.exchange, s.runtime.workers, s.prefetch) == ("vcdext", 8, 32)
     assert s.plugins.enabled is None
     assert s.source == "defaults"
 

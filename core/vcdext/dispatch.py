@@ -63,11 +63,6 @@ log = logging.getLogger(__name__)
 _INLINE_WARN_SECONDS = 0.05
 
 
-#: A reply ready to encode: status, headers (Content-Type included) and body; it is the wire
-#: reply type, :class:`vcdext.vcloud.message.Reply`.
-Outcome = Reply
-
-
 class _Router:
     """Method + path → operation for a set of services; overlapping templates prefer the one
     with more literal text (``/api/x/new`` wins over ``/api/x/{id}``)."""
@@ -233,13 +228,13 @@ class Dispatcher:
 
     def dispatch(
         self, request: Request, *, routing_key: str | None = None, received: float | None = None
-    ) -> Outcome:
+    ) -> Reply:
         """Route, authorize and run one request; every failure becomes an ``Error`` outcome."""
         return self._dispatch(request, routing_key=routing_key, received=received)[0]
 
     def _dispatch(
         self, request: Request, *, routing_key: str | None, received: float | None
-    ) -> tuple[Outcome, Operation | None]:
+    ) -> tuple[Reply, Operation | None]:
         """The outcome, and the operation whose handler was called (``None``: none was)."""
         ran: Operation | None = None
         started = time.monotonic()
@@ -319,7 +314,7 @@ class Dispatcher:
         vcd_request_id = request.headers.get(H_REQUEST_ID, "")
         if vcd_request_id:  # so that vCD's request id follows the call in both directions
             headers = {**outcome.headers, H_REQUEST_ID: vcd_request_id}
-            outcome = Outcome(outcome.status, headers, outcome.body)
+            outcome = Reply(outcome.status, headers, outcome.body)
         if log.isEnabledFor(logging.INFO):  # the access line, and its fields for JSON logs
             self._access_line(request, outcome, service, op, seconds, vcd_request_id)
         return outcome, ran
@@ -327,7 +322,7 @@ class Dispatcher:
     @staticmethod
     def _access_line(
         request: Request,
-        outcome: Outcome,
+        outcome: Reply,
         service: str,
         op: Operation | None,
         seconds: float,
@@ -397,7 +392,7 @@ class Dispatcher:
                     )
                 )
 
-    def _run(self, op: Operation, request: Request, context: RequestContext) -> Outcome:
+    def _run(self, op: Operation, request: Request, context: RequestContext) -> Reply:
         assert op.handler is not None
         token = _current.set(context)
         started = time.monotonic() if op.inline else 0.0
@@ -438,7 +433,7 @@ class Dispatcher:
             else:
                 default = context.content_type if context.content_type != "*/*" else ""
             headers["Content-Type"] = response.content_type or default or "application/octet-stream"
-        return Outcome(response.status, headers, body)
+        return Reply(response.status, headers, body)
 
     def _check_inline(self, op: Operation, seconds: float) -> None:
         """Warn (once per operation) when a handler declared ``inline`` took long: while it
@@ -484,7 +479,7 @@ class Dispatcher:
             )
         raise TypeError(f"handler of {op} returned {type(result).__name__}, not a Response")
 
-    def _http_error(self, exc: HTTPError, request: Request, tr: Translator) -> Outcome:
+    def _http_error(self, exc: HTTPError, request: Request, tr: Translator) -> Reply:
         # A handler's `raise NotFound()` says "Resource not found" in the caller's language too.
         message = tr.gettext(exc.message) if exc.message in _DEFAULT_MESSAGES else exc.message
         outcome = self.error_outcome(
@@ -494,16 +489,16 @@ class Dispatcher:
             _api_version(request),
             as_json=preferred_family(request.headers.get("Accept", "")) == "json",
         )
-        return Outcome(outcome.status, {**exc.headers, **outcome.headers}, outcome.body)
+        return Reply(outcome.status, {**exc.headers, **outcome.headers}, outcome.body)
 
     @staticmethod
     def error_outcome(
         status: int, minor_code: str, message: str, version: str = "", *, as_json: bool = False
-    ) -> Outcome:
+    ) -> Reply:
         """An ``Error`` outcome, as vCD itself would answer: the XML ``vcloud:Error``, or its
         JSON form for a client that prefers JSON."""
         ctype, body = error_document(status, minor_code, message, as_json=as_json, version=version)
-        return Outcome(status, {"Content-Type": ctype}, body)
+        return Reply(status, {"Content-Type": ctype}, body)
 
 
 #: The messages of errors raised without one (``HTTPError.default_message``), for extraction.

@@ -2,7 +2,10 @@
 
 The one helper behind every loop that waits before trying again: the AMQP consumer and reply
 publisher, the local cell's forwarder and the vCD client. It only computes delays and waits;
-what to retry, and what to log, stays with the caller::
+what to retry, and what to log, stays with the caller. (Not tenacity: its decorators own the
+whole retry loop, while our loops interleave other work between attempts, such as sending
+replies meanwhile or serving the stop flag, and need only the delay and a stoppable wait.)
+::
 
     backoff = Backoff(initial=1.0, cap=15.0, jitter=0.2, stop=stopping)
     while True:

@@ -179,7 +179,9 @@ class AmqpSettings:
         "vcdext", "Durable direct exchange that vCD publishes requests to; declared at start-up."
     )
     prefetch: int = setting(
-        0, "Unacknowledged requests held at once; 0 means twice runtime.workers.", minimum=0
+        0,
+        "Unacknowledged requests held at once; 0 means four times runtime.workers.",
+        minimum=0,
     )
     heartbeat: int = setting(60, "AMQP heartbeat in seconds (0 turns heartbeats off).", minimum=0)
     max_message_bytes: int = setting(
@@ -358,7 +360,7 @@ class Settings:
     @property
     def prefetch(self) -> int:
         """The effective prefetch count."""
-        return self.amqp.prefetch or 2 * self.runtime.workers
+        return self.amqp.prefetch or 4 * self.runtime.workers
 
     def section(self, cls: type[T]) -> T:
         """The contributed section declared by ``cls`` (its defaults when it was not loaded)."""

@@ -304,7 +304,8 @@ class AmqpServer:
     shutdown grace from ``dispatcher.timeout``.
 
     :param settings: ``[amqp]``; ``url`` may be ``memory://`` for in-process use.
-    :param workers: handler threads (``runtime.workers``); prefetch defaults to twice that.
+    :param workers: handler threads (``runtime.workers``); prefetch defaults to four times that
+        (a request's slot stays taken until its reply's confirm comes back).
     """
 
     #: vCD's filters need the exchange to exist: register once it is declared.
@@ -314,7 +315,7 @@ class AmqpServer:
         self.dispatcher = dispatcher
         self.url = settings.url
         self.exchange = Exchange(settings.exchange, type="direct", durable=True)
-        self.prefetch = settings.prefetch or 2 * workers
+        self.prefetch = settings.prefetch or 4 * workers
         self.workers = workers
         self.heartbeat = settings.heartbeat
         self.reply_ttl = dispatcher.timeout
