@@ -1,10 +1,13 @@
 """`vcdext dev` as a process (what `make run` starts): a backup through the cell, with the
-runtime's real task pool and its default coalescing; SIGTERM still exits 0."""
+runtime's real task pool and its default coalescing; SIGTERM still exits 0. Over AMQP and over
+MQTT (where the backup rights and the vApp's backup link are registered through the extension's
+legacy admin service)."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from tests.test_dev import Dev, dev  # noqa: F401 - the fixture
@@ -14,10 +17,20 @@ from vcdext.xml import parse
 V = {"v": VCLOUD_NS}
 
 
-def test_make_run_backs_up_a_vapp_as_a_task(dev, tmp_path, assert_valid_vcd_xml):  # noqa: F811
+@pytest.mark.parametrize("transport", ["amqp", pytest.param("mqtt", marks=pytest.mark.integration)])
+def test_make_run_backs_up_a_vapp_as_a_task(
+    dev,  # noqa: F811
+    tmp_path,
+    assert_valid_vcd_xml,
+    transport,
+    request,
+):
     config = tmp_path / "vcdext.toml"
     config.write_text(f'[plugins.backup]\ndatabase = "{tmp_path / "b.sqlite3"}"\n')
-    d: Dev = dev("-c", str(config), env={"VCDEXT_PLUGINS_ENABLED": "hello,backup"})
+    args = ["-c", str(config)]
+    if transport == "mqtt":
+        args += ["--transport", "mqtt", "--mqtt-url", request.getfixturevalue("mqtt_broker")]
+    d: Dev = dev(*args, env={"VCDEXT_PLUGINS_ENABLED": "hello,backup"})
     alice = d.login("alice@acme")
     orgs = parse(requests.get(f"{d.url}/api/org", headers=alice, timeout=10).content)
     org = parse(requests.get(orgs[0].get("href"), headers=alice, timeout=10).content)
@@ -45,5 +58,7 @@ def test_make_run_backs_up_a_vapp_as_a_task(dev, tmp_path, assert_valid_vcd_xml)
     backups = requests.get(f"{org.get('href')}/backups", headers=alice, timeout=10)
     assert backups.status_code == 200
     assert b"urn:vcloud:backup:" in backups.content
+    bob = d.login("bob@acme")  # no backup rights
+    assert requests.get(f"{org.get('href')}/backups", headers=bob, timeout=10).status_code == 403
     log = d.stop()
     assert d.proc.returncode == 0, log

@@ -23,6 +23,11 @@ def test_demo_seed_has_an_admin_and_two_acme_users() -> None:
         "{org.example.vcd.backup}:View Backups",
         "{org.example.vcd.backup}:Create Backup",
         "{org.example.vcd.backup}:Delete Backup",
+        # the same rights as the cell names them for MQTT extensions ({vendor.name}:Name)
+        "{vcdext.hello}:View Org Greeting",
+        "{Example.backup}:View Backups",
+        "{Example.backup}:Create Backup",
+        "{Example.backup}:Delete Backup",
     )
     assert bob.rights == ()
     assert seed.rights_format == "urn"

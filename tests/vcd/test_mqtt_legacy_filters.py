@@ -40,8 +40,23 @@ class Recorder:
             return {"values": [{"owner": {"name": "vcdext/hello/1.0.0"}}], "pageCount": 1}, {}
         raise AssertionError(f"unexpected {method} {path}")
 
+    def read(self, href: str, reader: Any) -> Any:
+        """The legacy service (namespace ``vcdext.hello``) holds no rights yet."""
+        self.calls.append(("GET", href))
+        if href.endswith("/rights"):
+            return reader(f'<vmext:RightRefs xmlns:vmext="{media.VMEXT_NS}"/>'.encode())
+        doc = (
+            f'<vmext:Service xmlns:vmext="{media.VMEXT_NS}" name="hello" href="{SERVICE}">'
+            "<vmext:Namespace>vcdext.hello</vmext:Namespace><vmext:Enabled>true</vmext:Enabled>"
+            "<vmext:RoutingKey></vmext:RoutingKey><vmext:Exchange></vmext:Exchange>"
+            "</vmext:Service>"
+        )
+        return reader(doc.encode())
+
     def records(self, href: str):
         self.calls.append(("GET", href))
+        if not href.endswith("/apifilters"):
+            return
         for i, pattern in enumerate(self.patterns):
             yield etree.Element(
                 "ApiFilterRecord",
@@ -52,8 +67,8 @@ class Recorder:
 
     def post(self, href: str, body: etree._Element, media_type: str) -> None:
         self.calls.append(("POST", href))
-        assert media_type == media.API_FILTER
-        self.patterns.append(body.findtext(f"{{{media.VMEXT_NS}}}UrlPattern"))
+        if media_type == media.API_FILTER:
+            self.patterns.append(body.findtext(f"{{{media.VMEXT_NS}}}UrlPattern"))
 
     def delete(self, href: str) -> None:
         self.calls.append(("DELETE", href))
@@ -73,7 +88,7 @@ def test_legacy_filters_are_added_and_removed_through_the_admin_service(tmp_path
     wanted = service.api_filters
     client = Recorder([wanted[0], "/api/stale"], service.description)
     result = register_extensions(client, services, settings)  # type: ignore[arg-type]
-    steps = [(s.verb, s.subject, s.detail) for _, s in result.steps]
+    steps = [(s.verb, s.subject, s.detail) for _, s in result.steps if s.subject == "api filter"]
     assert steps == [
         *(("add", "api filter", p) for p in wanted[1:]),
         ("remove", "api filter", "/api/stale"),
@@ -81,3 +96,8 @@ def test_legacy_filters_are_added_and_removed_through_the_admin_service(tmp_path
     assert ("POST", f"/api/admin/extension/service/{UUID}/apifilters") in client.calls
     assert ("DELETE", f"{SERVICE}/apifilter/1") in client.calls
     assert not any(path == "1.0.0/apiFilters" for _, path in client.calls)
+    # The right goes to the same admin service, named with the namespace vCD gave it.
+    assert ("POST", f"{SERVICE}/rights") in client.calls
+    assert ("add", "right", "{vcdext.hello}:View Org Greeting") in [
+        (s.verb, s.subject, s.detail) for _, s in result.steps
+    ]

@@ -7,9 +7,11 @@ import json
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 
 import vcdext_hello.plugin as hello
 from vcdext.cli import main
@@ -47,13 +49,22 @@ def register(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp_path, capsys):
     out = register(config(cell, tmp_path), capsys, "--dry-run")
-    assert "create  extension   vcdext/hello/1.0.0" in out
+    rows = [line.split(None, 3)[1:] for line in out.splitlines()[1:-1]]
+    assert [
+        "create",
+        "extension",
+        "vcdext/hello/1.0.0 (topic topic/extension/vcdext/hello/1.0.0/ext)",
+    ] in rows
     for pattern in ("/api/hello", "/api/hello/echo", "/api/org/"):
         assert any(
             line.split()[1:3] == ["add", "api"] and pattern in line for line in out.splitlines()
         ), out
-    assert "create  token" in out
-    assert "dry run: 5 changes planned for 1 MQTT extension; nothing was changed" in out
+    assert any(row[:2] == ["create", "token"] for row in rows), out
+    # Its right and service link, with the names the plugin declares (vCD's namespace for
+    # the extension's service is known only once it exists).
+    assert ["add", "right", "{io.vcdext.hello}:View Org Greeting"] in rows
+    assert any(row[:2] == ["add", "service"] and "org/{resourceId}/hello" in row[2] for row in rows)
+    assert "dry run: 7 changes planned for 1 MQTT extension; nothing was changed" in out
     assert cell.extensions.extensions() == []
     assert not (tmp_path / "secret" / "tokens.json").exists()
 
@@ -61,7 +72,7 @@ def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp
 def test_registration_then_a_second_run_plans_nothing(cell, tmp_path, capsys):
     path = config(cell, tmp_path)
     first = register(path, capsys)
-    assert "vCD updated: 5 changes applied to 1 MQTT extension" in first
+    assert "vCD updated: 7 changes applied to 1 MQTT extension" in first
     (ext,) = cell.extensions.extensions()
     assert (ext.id, ext.enabled, ext.authorization_enabled) == (HELLO, True, False)
     assert ext.description.startswith("Greets vCloud Director users")
@@ -121,3 +132,96 @@ def test_vcd_before_api_35_has_no_mqtt_extensions(cell, tmp_path, capsys):
         client.connect()
         with pytest.raises(VcdExtError, match="API 35.0, vCD 10.2"):
             register_extensions(client, [], settings)
+
+
+def hello_services(settings):
+    return make_runtime(hello=hello, settings=settings).registry.services.values()
+
+
+def legacy_service_id(cell: Cell) -> str:
+    (ext,) = cell.extensions.extensions()
+    return ext.uuid
+
+
+def test_rights_and_service_links_go_to_the_extensions_legacy_service(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    uuid = legacy_service_id(cell)
+    # The cell names the extension's admin service <vendor>.<name>; vCD prefixes the right
+    # with that namespace, not with the plugin's.
+    assert cell.state.service(uuid).namespace == "vcdext.hello"
+    (right,) = cell.state.rights(uuid)
+    assert right.name == "{vcdext.hello}:View Org Greeting"
+    (link,) = cell.state.links(uuid)
+    assert link.href == "{baseUri}org/{resourceId}/hello"
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        result = register_extensions(client, hello_services(settings), settings, dry_run=True)
+    assert result.steps == []
+    # The runtime learns the URN under the name its operations require (and vCD's own).
+    aliases = result.right_aliases()
+    urn = right.urn
+    assert aliases[hello.VIEW_ORG_GREETING] == (urn, urn.rsplit(":", 1)[-1])
+    assert aliases["{vcdext.hello}:View Org Greeting"][0] == urn
+
+
+def test_a_lost_right_is_planned_in_a_dry_run_and_added_again(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    uuid = legacy_service_id(cell)
+    (right,) = cell.state.rights(uuid)
+    cell.state.delete_right(right.id)
+    out = register(path, capsys, "--dry-run")
+    assert ["add", "right", "{vcdext.hello}:View Org Greeting"] in [
+        line.split(None, 3)[1:] for line in out.splitlines()
+    ], out
+    assert "1 change planned" in out and cell.state.rights(uuid) == []
+    out = register(path, capsys)
+    assert "1 change applied" in out
+    assert [r.name for r in cell.state.rights(uuid)] == ["{vcdext.hello}:View Org Greeting"]
+
+
+def test_a_changed_right_is_updated_and_an_undeclared_one_is_left_with_a_note(
+    cell, tmp_path, capsys
+):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    uuid = legacy_service_id(cell)
+    (right,) = cell.state.rights(uuid)
+    cell.state._rights[right.id] = replace(right, description="old text")
+    cell.state.add_right(replace(right, id="0f7d", name="{vcdext.hello}:Gone", description=""))
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        result = register_extensions(client, hello_services(settings), settings)
+    assert [(s.verb, s.subject) for _, s in result.steps] == [("update", "right")]
+    (step,) = [s for _, s in result.steps]
+    assert step.detail.startswith("{vcdext.hello}:View Org Greeting: description: 'old text'")
+    # The cell, like vCD from API 33.0, refuses PUT /admin/right: a warning, not a failure.
+    (warning,) = result.warnings
+    assert "could not update right {vcdext.hello}:View Org Greeting (405" in warning
+    assert result.notes == [
+        "right {vcdext.hello}:Gone is no longer declared; left in vCD (roles may hold it)"
+    ]
+    assert "note: right {vcdext.hello}:Gone" in result.report()
+
+
+def test_a_deleted_extension_leaves_its_rights_and_a_new_one_adopts_them(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    (before,) = cell.state.rights(legacy_service_id(cell))
+    login = requests.post(
+        f"{cell.url}/cloudapi/1.0.0/sessions",
+        auth=("administrator@System", "vmware"),
+        headers={"Accept": "application/json;version=38.0"},
+        timeout=10,
+    )
+    token = login.headers["X-VMWARE-VCLOUD-ACCESS-TOKEN"]
+    admin = {"Authorization": f"Bearer {token}", "Accept": "application/json;version=38.0"}
+    gone = requests.delete(
+        f"{cell.url}/cloudapi/1.0.0/extensions/api/{HELLO}", headers=admin, timeout=10
+    )
+    assert gone.status_code == 204
+    assert cell.state.right(before.id).service_id is None  # the right stays, as in vCD
+    register(path, capsys)
+    (after,) = cell.state.rights(legacy_service_id(cell))
+    assert (after.name, after.urn) == (before.name, before.urn)

@@ -9,7 +9,13 @@ Per service, idempotently (protocol notes §2 "MQTT variant", docs/protocol.md "
    ``/api/admin/extension/service/<uuid>/apifilters``; stale ones are removed;
 3. its extension token ``POST /cloudapi/1.0.0/tokens``, created only when
    ``mqtt.token_file`` has none for the extension or vCD lists no token of the extension any
-   more; stored in that file (mode 0600), never logged.
+   more; stored in that file (mode 0600), never logged;
+4. its rights and service links, through the extension's legacy admin service
+   ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header of the extension,
+   as VMware's API extensibility guide shows), planned and applied as for an AMQP service.
+   vCD prefixes a right with that service's namespace, which vcdext reads from the service
+   document instead of assuming it; the URNs are learned for :meth:`right_aliases` under the
+   plugin's own full names (``{namespace}:Name``).
 
 A dry run observes and plans only; a second run plans nothing.
 """
@@ -19,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..registry import RegisteredService
@@ -27,11 +33,23 @@ from ..settings import Settings
 from ..vcloud import media
 from ..vcloud import mqtt as names
 from ..vcloud.extension import write_api_filter
-from ..vcloud.model import ApiFilter
+from ..vcloud.model import ApiFilter, ServiceLink
 from ..vcloud.query import read_api_filter_record
 from ..vcloud.versions import at_least
+from .apply import Applier
 from .client import VcdClient
 from .errors import VcdError
+from .model import ActualService, DesiredService, RightSpec, desired_service
+from .observe import Observer
+from .plan import (
+    Action,
+    AddLink,
+    AddRight,
+    RemoveLink,
+    ServicePlan,
+    UpdateRight,
+    plan_service,
+)
 from .tokens import TokenFile
 
 log = logging.getLogger(__name__)
@@ -55,6 +73,9 @@ class DesiredExtension:
     priority: int
     description: str
     filters: tuple[str, ...]
+    #: Rights and service links, registered through the extension's legacy admin service.
+    rights: tuple[RightSpec, ...] = ()
+    links: tuple[ServiceLink, ...] = ()
 
     @property
     def id(self) -> str:
@@ -79,6 +100,7 @@ class DesiredExtension:
 
 def desired_extension(service: RegisteredService, version: str) -> DesiredExtension:
     """The extension that serves ``service`` (vendor: the service's, else its namespace)."""
+    parts = desired_service(service, exchange="")
     return DesiredExtension(
         namespace=service.namespace,
         vendor=service.vendor or service.namespace,
@@ -87,6 +109,8 @@ def desired_extension(service: RegisteredService, version: str) -> DesiredExtens
         priority=service.priority,
         description=service.description,
         filters=service.api_filters,
+        rights=parts.rights,
+        links=parts.links,
     )
 
 
@@ -107,14 +131,22 @@ class ExtensionRegistration:
     dry_run: bool = False
     checked: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Things left alone on purpose, worth telling the operator.
+    notes: list[str] = field(default_factory=list)
+    #: Full right name (the plugin's ``{namespace}:Name``, and vCD's own name of the right
+    #: when it differs) → ``urn:vcloud:right:<uuid>``.
+    right_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
         return not self.dry_run and bool(self.steps)
 
     def right_aliases(self) -> dict[str, tuple[str, ...]]:
-        """Rights are not registered for MQTT extensions (see docs/registration.md)."""
-        return {}
+        """For ``runtime.dispatcher.learn_right_ids``: name → (URN, bare UUID)."""
+        return {
+            name: (urn, urn.rsplit(":", 1)[-1]) if urn.startswith("urn:") else (urn,)
+            for name, urn in self.right_ids.items()
+        }
 
     def table(self) -> str:
         rows = [("EXTENSION", "ACTION", "OBJECT", "DETAIL")]
@@ -139,7 +171,8 @@ class ExtensionRegistration:
         return f"vCD updated: {noun} applied to {what}"
 
     def report(self) -> str:
-        parts = [self.table()] + [f"warning: {w}" for w in self.warnings] + [self.summary()]
+        parts = [self.table()] + [f"note: {n}" for n in self.notes]
+        parts += [f"warning: {w}" for w in self.warnings] + [self.summary()]
         return "\n".join(p for p in parts if p)
 
 
@@ -149,8 +182,13 @@ def register_extensions(
     settings: Settings,
     *,
     dry_run: bool = False,
+    other_rights: Iterable[str] = (),
 ) -> ExtensionRegistration:
-    """Make vCD's MQTT extensions, filters and tokens match ``services``.
+    """Make vCD's MQTT extensions, filters, tokens, rights and service links match
+    ``services``.
+
+    :param other_rights: names of rights vcdext does not register (vCD's own, such as
+        ``vApp: View``) whose URNs the result should carry too.
 
     :raises VcdError: vCD refused a call, or is older than API 35.0 (no MQTT extensions).
     :raises ConfigError: ``mqtt.token_file`` cannot be read or written.
@@ -168,7 +206,17 @@ def register_extensions(
         desired = desired_extension(service, settings.mqtt.extension_version)
         result.checked.append(desired.id)
         _Reconcile(client, desired, tokens, result, dry_run).run(existing.get(_key(desired.body())))
+    others = sorted(set(other_rights) - set(result.right_ids))
+    if others:
+        result.right_ids.update(Observer(client).right_ids(others))
     return result
+
+
+def _short(name: str) -> str:
+    """``Name`` of a right named ``{namespace}:Name`` (a name without the prefix as it is)."""
+    if name.startswith("{") and "}:" in name:
+        return name.split("}:", 1)[1]
+    return name
 
 
 def _key(doc: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -221,6 +269,8 @@ class _Reconcile:
                 for pattern in d.filters:
                     self.plan("add", "api filter", pattern)
                 self.plan("create", "token", f"stored in {self.tokens.path}")
+                for action in self._companion_actions(None):
+                    self.plan(action.verb, action.subject, action.detail)
                 return
             actual, _ = self.client.cloudapi("POST", _EXTENSIONS, d.body())
             if not isinstance(actual, dict):
@@ -236,6 +286,7 @@ class _Reconcile:
         ext_id = str(actual.get("id") or d.id)
         self._filters(ext_id)
         self._token(ext_id)
+        self._companion(ext_id)
 
     # -- API filters ---------------------------------------------------------------------------
 
@@ -279,13 +330,70 @@ class _Reconcile:
         return add, remove
 
     def _legacy_filters_url(self, ext_id: str) -> str:
-        """``/api/admin/extension/service/<uuid>/apifilters``; the uuid is in the ``Link``
-        header of the extension (what CSE reads)."""
+        """``/api/admin/extension/service/<uuid>/apifilters``."""
+        return f"{self._legacy_service_url(ext_id)}/apifilters"
+
+    def _legacy_service_url(self, ext_id: str) -> str:
+        """``/api/admin/extension/service/<uuid>``, the extension's legacy admin service; the
+        uuid is in the ``Link`` header of the extension (what CSE reads, and what VMware's API
+        extensibility guide shows for its rights, links and API definitions)."""
         _, headers = self.client.cloudapi("GET", f"{_EXTENSIONS}/{ext_id}")
         found = _LEGACY_ID.search(headers.get("Link", ""))
         if found is None:
             raise VcdError(f"vCD named no legacy service for extension {ext_id} (no Link header)")
-        return f"/api/admin/extension/service/{found.group(1)}/apifilters"
+        return f"/api/admin/extension/service/{found.group(1)}"
+
+    # -- rights and service links (the legacy admin service) -----------------------------------
+
+    def _companion_actions(self, actual: ActualService | None) -> tuple[Action, ...]:
+        """What the legacy admin service ``actual`` lacks (all of it for ``None``): rights
+        named with the service's own namespace, and service links."""
+        d = self.desired
+        namespace = actual.namespace if actual is not None else d.namespace
+        want = DesiredService(
+            plugin="",
+            name=d.name,
+            namespace=namespace,
+            routing_key="",
+            exchange="",
+            links=d.links,
+            rights=tuple(replace(r, name=f"{{{namespace}}}:{r.short_name}") for r in d.rights),
+        )
+        if actual is None:
+            return (*(AddLink(x) for x in d.links), *(AddRight(r) for r in want.rights))
+        sp = plan_service(want, actual)
+        self.result.notes += [n for n in sp.notes if n.startswith("right ")]
+        return tuple(
+            a for a in sp.actions if isinstance(a, AddRight | UpdateRight | AddLink | RemoveLink)
+        )
+
+    def _companion(self, ext_id: str) -> None:
+        d = self.desired
+        if not (d.rights or d.links):
+            return
+        observer = Observer(self.client)
+        actual = observer.read(self._legacy_service_url(ext_id))
+        actions = tuple(a for a in self._companion_actions(actual) if self.plan_action(a))
+        ids = {r.value.name: r.id for r in actual.rights if r.id}
+        if actions:
+            applied = Applier(self.client, observer).apply(
+                ServicePlan(actual.namespace, None, actual, actions)
+            )
+            self.result.warnings += applied.warnings
+            ids.update(applied.right_ids)
+            if any(isinstance(a, AddRight) for a in actions) and not applied.right_ids:
+                ids.update({r.value.name: r.id for r in observer.rights(actual) if r.id})
+        by_short = {_short(name): urn for name, urn in ids.items()}
+        for right in d.rights:
+            own = f"{{{actual.namespace}}}:{right.short_name}"
+            urn = ids.get(own) or by_short.get(right.short_name)
+            if urn:
+                self.result.right_ids[right.name] = urn
+                self.result.right_ids.setdefault(own, urn)
+
+    def plan_action(self, action: Action) -> bool:
+        """Record ``action`` as a step; whether to carry it out."""
+        return self.plan(action.verb, action.subject, action.detail)
 
     # -- the token -----------------------------------------------------------------------------
 

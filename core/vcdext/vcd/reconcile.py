@@ -242,7 +242,9 @@ def register_services(
             from .extensions import register_extensions
 
             services = runtime.registry.services.values()
-            mqtt = register_extensions(vcd, services, settings, dry_run=dry_run)
+            mqtt = register_extensions(
+                vcd, services, settings, dry_run=dry_run, other_rights=foreign_rights(services)
+            )
             if prune:
                 mqtt.warnings.append("--prune is not supported for MQTT extensions yet")
             if runtime.registry.notifications or runtime.registry.blocking_tasks:

@@ -4,6 +4,11 @@ System administrators manage them as on vCD (docs/protocol.md "MQTT"):
 
 * ``/cloudapi/1.0.0/extensions/api`` (``GET`` list, ``POST``; ``GET``/``PUT``/``DELETE``
   ``/{id}``; a ``GET`` of one names its legacy admin service in the ``Link`` header);
+* each extension's legacy admin service ``/api/admin/extension/service/<uuid>``, created with
+  it and served by the AMQP services' routes, so that rights and service links are registered
+  there as VMware's API extensibility guide shows; its namespace is the cell's choice,
+  ``<vendor>.<name>`` (what vCD uses is not documented), so a right is named
+  ``{<vendor>.<name>}:Name``. Deleting the extension deletes it; its rights stay, as in vCD;
 * ``/cloudapi/1.0.0/apiFilters`` (``GET`` with ``filter=externalSystem.id==<id>``, ``POST``,
   ``DELETE /{id}``), ``urlScope`` ``EXT_API``;
 * ``/cloudapi/1.0.0/tokens`` (``POST`` an ``EXTENSION`` token, shown once; ``GET`` lists them
@@ -17,6 +22,7 @@ check tokens: the broker authenticates whom its own configuration says.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -39,7 +45,7 @@ from vcdext.vcloud import mqtt as names
 
 from .forwarder import ForwardError, ForwardTimeout
 from .http import Answer, Call, error_answer, json_answer
-from .model import Forwarded, new_id
+from .model import Forwarded, Service, new_id
 from .mqtt import MqttForwarder
 from .proxy import reply_answer, request_message
 from .state import State, compile_url_pattern
@@ -106,6 +112,30 @@ class Token:
     extension_id: str
     owner: str
     secret: str = field(repr=False)
+
+
+_LEGACY = "/api/admin/extension/service"
+_RECORDS = "application/vnd.vmware.vcloud.query.records+xml"
+
+
+def _legacy_links(href: str) -> str:
+    """The ``Link`` header of an extension: its legacy admin service's parts, as in VMware's
+    API extensibility guide (``rights`` with ``rel="add"``, the others ``rel="down"``)."""
+    parts = [f'<{href}>;rel="alternate";type="application/vnd.vmware.admin.service+xml"']
+    parts.append(f'<{href}/rights>;rel="add";type="application/vnd.vmware.admin.right+xml"')
+    for child in ("links", "apidefinitions", "apifilters", "resourceclasses"):
+        parts.append(f'<{href}/{child}>;rel="down";type="{_RECORDS}"')
+    return ", ".join(parts)
+
+
+def _legacy_fields(ext: Extension) -> dict[str, Any]:
+    return {
+        "name": ext.name,
+        "vendor": ext.vendor,
+        "priority": ext.priority,
+        "enabled": ext.enabled,
+        "description": ext.description,
+    }
 
 
 def _page(values: list[dict[str, Any]]) -> dict[str, Any]:
@@ -203,8 +233,7 @@ class CloudExtensions:
             raise NotFound(f"No API extension {item}")
         if call.method == "GET":
             answer = json_answer(ext.doc())
-            href = f"{call.urls.base}/api/admin/extension/service/{ext.uuid}"
-            answer.headers["Link"] = f'<{href}>;rel="alternate";type="application/xml"'
+            answer.headers["Link"] = _legacy_links(f"{call.urls.base}{_LEGACY}/{ext.uuid}")
             return answer
         if call.method == "PUT":
             doc = _body(call)
@@ -216,6 +245,7 @@ class CloudExtensions:
             )
             with self._lock:
                 self._extensions[ext.id] = updated
+            self._sync_legacy(updated)
             return json_answer(updated.doc())
         if call.method == "DELETE":
             with self._lock:
@@ -224,6 +254,7 @@ class CloudExtensions:
                     del self._filters[f.id]
                 for t in [t for t in self._tokens.values() if t.extension_id == ext.id]:
                     del self._tokens[t.id]
+            self._drop_legacy(ext)
             return Answer(204)
         raise MethodNotAllowed("Use GET, PUT or DELETE", headers={"Allow": "GET, PUT, DELETE"})
 
@@ -248,7 +279,25 @@ class CloudExtensions:
                 order=self._order,
             )
             self._extensions[ext_id] = ext
+        self._add_legacy(ext)
         return ext
+
+    # -- the legacy admin service of an extension (rights, service links) -----------------
+
+    def _add_legacy(self, ext: Extension) -> None:
+        taken = {s.namespace for s in self.state.services()}
+        namespace = f"{ext.vendor}.{ext.name}"
+        if namespace in taken:  # another version of the extension has it
+            namespace = f"{namespace}.{ext.version}"
+        self.state.add_service(Service(**_legacy_fields(ext), namespace=namespace, id=ext.uuid))
+
+    def _sync_legacy(self, ext: Extension) -> None:
+        with contextlib.suppress(NotFound):  # deleted through the legacy API
+            self.state.update_service(ext.uuid, **_legacy_fields(ext))
+
+    def _drop_legacy(self, ext: Extension) -> None:
+        with contextlib.suppress(NotFound):
+            self.state.delete_service(ext.uuid)
 
     def _filter_call(self, call: Call, item: str | None) -> Answer:
         if item is not None:

@@ -173,6 +173,12 @@ rights = [
     "{org.example.vcd.backup}:View Backups",
     "{org.example.vcd.backup}:Create Backup",
     "{org.example.vcd.backup}:Delete Backup",
+    # The same rights when the plugins are MQTT extensions: the cell names a right of an
+    # extension after its vendor and name ({vendor.name}:Name).
+    "{vcdext.hello}:View Org Greeting",
+    "{Example.backup}:View Backups",
+    "{Example.backup}:Create Backup",
+    "{Example.backup}:Delete Backup",
 ]
 [[orgs.users]]
 name = "bob"
