@@ -64,7 +64,8 @@ def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp
     # the extension's service is known only once it exists).
     assert ["add", "right", "{io.vcdext.hello}:View Org Greeting"] in rows
     assert any(row[:2] == ["add", "service"] and "org/{resourceId}/hello" in row[2] for row in rows)
-    assert "dry run: 7 changes planned for 1 MQTT extension; nothing was changed" in out
+    assert any(row[:2] == ["upload", "bundle"] and "en_US" in row[2] for row in rows), out
+    assert "dry run: 8 changes planned for 1 MQTT extension; nothing was changed" in out
     assert cell.extensions.extensions() == []
     assert not (tmp_path / "secret" / "tokens.json").exists()
 
@@ -72,7 +73,7 @@ def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp
 def test_registration_then_a_second_run_plans_nothing(cell, tmp_path, capsys):
     path = config(cell, tmp_path)
     first = register(path, capsys)
-    assert "vCD updated: 7 changes applied to 1 MQTT extension" in first
+    assert "vCD updated: 8 changes applied to 1 MQTT extension" in first
     (ext,) = cell.extensions.extensions()
     assert (ext.id, ext.enabled, ext.authorization_enabled) == (HELLO, True, False)
     assert ext.description.startswith("Greets vCloud Director users")
@@ -225,3 +226,34 @@ def test_a_deleted_extension_leaves_its_rights_and_a_new_one_adopts_them(cell, t
     register(path, capsys)
     (after,) = cell.state.rights(legacy_service_id(cell))
     assert (after.name, after.urn) == (before.name, before.urn)
+
+
+def test_the_bundle_goes_to_the_legacy_service_and_its_digest_to_the_extension(
+    cell, tmp_path, capsys
+):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    uuid = legacy_service_id(cell)
+    bundles = cell.state.bundles(uuid)
+    assert {"en_US", "de_DE", "fr_FR"} <= set(bundles)
+    assert bundles["en_US"]["RIGHT_VIEW_ORG_GREETING"] == "View Org Greeting"
+    (ext,) = cell.extensions.extensions()
+    digest = ext.description.rsplit("bundle sha256:", 1)[1].rstrip("]")
+    assert len(digest) >= 8
+    # vCD lost the digest (someone edited the description): the bundle is uploaded again,
+    # then the digest recorded; nothing else changes.
+    cell.extensions._extensions[ext.id] = replace(
+        ext, description=ext.description.replace(f"; bundle sha256:{digest}", "")
+    )
+    settings = load_settings(path, environ={})
+    runtime = make_runtime(hello=hello, settings=settings)
+    with VcdClient.from_settings(settings) as client:
+        result = register_extensions(
+            client,
+            runtime.registry.services.values(),
+            settings,
+            messages=runtime.bundle_messages(),
+        )
+    assert [(s.verb, s.subject) for _, s in result.steps] == [("upload", "bundle")]
+    (ext,) = cell.extensions.extensions()
+    assert ext.description.endswith(f"bundle sha256:{digest}]")

@@ -10,9 +10,11 @@ Per service, idempotently (protocol notes §2 "MQTT variant", docs/protocol.md "
 3. its extension token ``POST /cloudapi/1.0.0/tokens``, created only when
    ``mqtt.token_file`` has none for the extension or vCD lists no token of the extension any
    more; stored in that file (mode 0600), never logged;
-4. its rights and service links, through the extension's legacy admin service
-   ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header of the extension,
-   as VMware's API extensibility guide shows), planned and applied as for an AMQP service.
+4. its rights, service links and localization bundle, through the extension's legacy admin
+   service ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header of the
+   extension, as VMware's API extensibility guide shows), planned and applied as for an AMQP
+   service; the bundle's digest is kept in the extension's description, as an AMQP service
+   keeps it in its own.
    vCD prefixes a right with that service's namespace, which vcdext reads from the service
    document instead of assuming it; the URNs are learned for :meth:`right_aliases` under the
    plugin's own full names (``{namespace}:Name``).
@@ -37,9 +39,17 @@ from ..vcloud.model import ApiFilter, ServiceLink
 from ..vcloud.query import read_api_filter_record
 from ..vcloud.versions import at_least
 from .apply import Applier
+from .bundle import LocalizationBundle
 from .client import VcdClient
-from .errors import VcdError
-from .model import ActualService, DesiredService, RightSpec, desired_service
+from .errors import VcdApiError, VcdError
+from .model import (
+    ActualService,
+    DesiredService,
+    RightSpec,
+    compose_description,
+    desired_service,
+    split_description,
+)
 from .observe import Observer
 from .plan import (
     Action,
@@ -48,6 +58,7 @@ from .plan import (
     RemoveLink,
     ServicePlan,
     UpdateRight,
+    UploadBundle,
     plan_service,
 )
 from .tokens import TokenFile
@@ -76,6 +87,7 @@ class DesiredExtension:
     #: Rights and service links, registered through the extension's legacy admin service.
     rights: tuple[RightSpec, ...] = ()
     links: tuple[ServiceLink, ...] = ()
+    bundle: LocalizationBundle | None = None
 
     @property
     def id(self) -> str:
@@ -85,8 +97,9 @@ class DesiredExtension:
     def owner(self) -> str:
         return names.broker_username(self.vendor, self.name, self.version)
 
-    def body(self) -> dict[str, Any]:
-        """The cloudapi ``ExternalSystem`` of the extension, as POSTed and PUT."""
+    def body(self, bundle_digest: str | None = None) -> dict[str, Any]:
+        """The cloudapi ``ExternalSystem`` of the extension, as POSTed and PUT (its description
+        records the digest of the localization bundle vCD holds, as an AMQP service's does)."""
         return {
             "name": self.name,
             "version": self.version,
@@ -94,13 +107,18 @@ class DesiredExtension:
             "priority": self.priority,
             "enabled": True,
             "authorizationEnabled": False,
-            "description": self.description,
+            "description": compose_description(self.description, bundle_digest),
         }
 
 
-def desired_extension(service: RegisteredService, version: str) -> DesiredExtension:
-    """The extension that serves ``service`` (vendor: the service's, else its namespace)."""
-    parts = desired_service(service, exchange="")
+def desired_extension(
+    service: RegisteredService,
+    version: str,
+    messages: Mapping[str, Mapping[str, str]] | None = None,
+) -> DesiredExtension:
+    """The extension that serves ``service`` (vendor: the service's, else its namespace);
+    ``messages`` (``{locale: {key: text}}``) make its localization bundle."""
+    parts = desired_service(service, exchange="", messages=messages)
     return DesiredExtension(
         namespace=service.namespace,
         vendor=service.vendor or service.namespace,
@@ -111,6 +129,7 @@ def desired_extension(service: RegisteredService, version: str) -> DesiredExtens
         filters=service.api_filters,
         rights=parts.rights,
         links=parts.links,
+        bundle=parts.bundle,
     )
 
 
@@ -183,12 +202,14 @@ def register_extensions(
     *,
     dry_run: bool = False,
     other_rights: Iterable[str] = (),
+    messages: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> ExtensionRegistration:
     """Make vCD's MQTT extensions, filters, tokens, rights and service links match
     ``services``.
 
     :param other_rights: names of rights vcdext does not register (vCD's own, such as
         ``vApp: View``) whose URNs the result should carry too.
+    :param messages: localization messages by plugin (or namespace), uploaded as bundles.
 
     :raises VcdError: vCD refused a call, or is older than API 35.0 (no MQTT extensions).
     :raises ConfigError: ``mqtt.token_file`` cannot be read or written.
@@ -203,7 +224,8 @@ def register_extensions(
     result = ExtensionRegistration(dry_run=dry_run)
     existing = {_key(e): e for e in _list(client, _EXTENSIONS)}
     for service in services:
-        desired = desired_extension(service, settings.mqtt.extension_version)
+        texts = (messages or {}).get(service.plugin) or (messages or {}).get(service.namespace)
+        desired = desired_extension(service, settings.mqtt.extension_version, texts)
         result.checked.append(desired.id)
         _Reconcile(client, desired, tokens, result, dry_run).run(existing.get(_key(desired.body())))
     others = sorted(set(other_rights) - set(result.right_ids))
@@ -255,6 +277,8 @@ class _Reconcile:
         self.tokens = tokens
         self.result = result
         self.dry_run = dry_run
+        #: The digest of the localization bundle vCD holds (from the extension's description).
+        self.digest: str | None = None
 
     def plan(self, verb: str, subject: str, detail: str) -> bool:
         """Record a step; whether to carry it out."""
@@ -276,13 +300,15 @@ class _Reconcile:
             if not isinstance(actual, dict):
                 raise VcdError(f"POST /cloudapi/{_EXTENSIONS}: vCD returned no extension")
         else:
+            self.digest = split_description(str(actual.get("description") or ""))[2]
+            body = d.body(self.digest)
             changes = [
                 f"{k}: {actual.get(k)!r} → {v!r}"
-                for k, v in d.body().items()
+                for k, v in body.items()
                 if k in ("priority", "enabled", "description") and actual.get(k) != v
             ]
             if changes and self.plan("update", "extension", "; ".join(changes)):
-                self.client.cloudapi("PUT", f"{_EXTENSIONS}/{actual['id']}", d.body())
+                self.client.cloudapi("PUT", f"{_EXTENSIONS}/{actual['id']}", body)
         ext_id = str(actual.get("id") or d.id)
         self._filters(ext_id)
         self._token(ext_id)
@@ -360,7 +386,8 @@ class _Reconcile:
             rights=tuple(replace(r, name=f"{{{namespace}}}:{r.short_name}") for r in d.rights),
         )
         if actual is None:
-            return (*(AddLink(x) for x in d.links), *(AddRight(r) for r in want.rights))
+            bundle = (UploadBundle(d.bundle),) if d.bundle is not None else ()
+            return (*(AddLink(x) for x in d.links), *(AddRight(r) for r in want.rights), *bundle)
         sp = plan_service(want, actual)
         self.result.notes += [n for n in sp.notes if n.startswith("right ")]
         return tuple(
@@ -369,7 +396,7 @@ class _Reconcile:
 
     def _companion(self, ext_id: str) -> None:
         d = self.desired
-        if not (d.rights or d.links):
+        if not (d.rights or d.links or d.bundle):
             return
         observer = Observer(self.client)
         actual = observer.read(self._legacy_service_url(ext_id))
@@ -390,6 +417,31 @@ class _Reconcile:
             if urn:
                 self.result.right_ids[right.name] = urn
                 self.result.right_ids.setdefault(own, urn)
+        if d.bundle is not None and d.bundle.digest != self.digest:
+            self._upload(ext_id, observer, actual, UploadBundle(d.bundle))
+
+    def _upload(
+        self, ext_id: str, observer: Observer, actual: ActualService, action: UploadBundle
+    ) -> None:
+        """Upload the bundle to the admin service, then record its digest in the extension's
+        description. A refusal (vCD may keep bundles for AMQP services only: [unknown]) is a
+        warning; the next run tries again."""
+        if not self.plan_action(action):
+            return
+        try:
+            Applier(self.client, observer).apply(
+                ServicePlan(actual.namespace, None, actual, (action,))
+            )
+        except VcdApiError as exc:
+            if exc.status >= 500:
+                raise
+            self.result.warnings.append(
+                f"vCD refused the localization bundle of {ext_id} ({exc.status} "
+                f"{exc.minor_code or exc.message}); vCD shows the rights' own texts"
+            )
+            return
+        self.digest = action.bundle.digest
+        self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext_id}", self.desired.body(self.digest))
 
     def plan_action(self, action: Action) -> bool:
         """Record ``action`` as a step; whether to carry it out."""

@@ -243,7 +243,12 @@ def register_services(
 
             services = runtime.registry.services.values()
             mqtt = register_extensions(
-                vcd, services, settings, dry_run=dry_run, other_rights=foreign_rights(services)
+                vcd,
+                services,
+                settings,
+                dry_run=dry_run,
+                other_rights=foreign_rights(services),
+                messages=messages,
             )
             if prune:
                 mqtt.warnings.append("--prune is not supported for MQTT extensions yet")
