@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import requests
 
+from vcdext.vcloud.media import VCLOUD_NS, VMEXT_NS
 from vcdext_cell import Cell
 
 ACCEPT = "application/json;version=38.0"
@@ -99,3 +101,58 @@ def test_filters_are_listed_per_extension(cell: Cell) -> None:
         timeout=10,
     ).json()["values"]
     assert [f["urlMatcher"]["urlPattern"] for f in listed] == ["/api/two"]
+
+
+def test_an_extension_has_a_legacy_admin_service_for_its_rights_and_links(cell: Cell) -> None:
+    admin = bearer(cell, "administrator@System")
+    ext = post(cell, "extensions/api", EXT, admin).json()
+    url = f"{cell.url}/cloudapi/1.0.0/extensions/api/{ext['id']}"
+    got = requests.get(url, headers=admin, timeout=10)
+    link = got.headers["Link"]
+    (uuid,) = set(re.findall(r"/extension/service/([^/>]+)", link))
+    assert f'/api/admin/extension/service/{uuid}/rights>;rel="add"' in link
+    assert f"/api/admin/extension/service/{uuid}/links>" in link
+    service = cell.state.service(uuid)
+    assert (service.namespace, service.name, service.enabled) == ("acme.hello", "hello", True)
+    xml = {**admin, "Accept": "application/*+xml;version=38.0"}
+    right = requests.post(
+        f"{cell.url}/api/admin/extension/service/{uuid}/rights",
+        data=f'<Right xmlns="{VCLOUD_NS}" name="Use It"><Description>d</Description></Right>',
+        headers={**xml, "Content-Type": "application/vnd.vmware.admin.right+xml"},
+        timeout=10,
+    )
+    assert right.status_code == 201, right.text
+    assert [r.name for r in cell.state.rights(uuid)] == ["{acme.hello}:Use It"]
+    # disabling the extension disables its admin service (its links are no longer shown)
+    put = requests.put(
+        f"{cell.url}/cloudapi/1.0.0/extensions/api/{ext['id']}",
+        data=json.dumps({**EXT, "enabled": False}),
+        headers={**admin, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert put.status_code == 200 and cell.state.service(uuid).enabled is False
+    # another version of the extension gets an admin service of its own
+    two = post(cell, "extensions/api", {**EXT, "version": "2.0.0"}, admin).json()
+    (other,) = [e for e in cell.extensions.extensions() if e.id == two["id"]]
+    assert cell.state.service(other.uuid).namespace == "acme.hello.2.0.0"
+
+
+def test_a_legacy_filter_of_the_admin_service_routes_to_the_extension(cell: Cell) -> None:
+    admin = bearer(cell, "administrator@System")
+    post(cell, "extensions/api", EXT, admin)
+    (ext,) = cell.extensions.extensions()
+    r = requests.post(
+        f"{cell.url}/api/admin/extension/service/{ext.uuid}/apifilters",
+        data=f'<vmext:ApiFilter xmlns:vmext="{VMEXT_NS}"><vmext:UrlPattern>/api/acme/.*'
+        "</vmext:UrlPattern></vmext:ApiFilter>",
+        headers={
+            **admin,
+            "Accept": "application/*+xml;version=38.0",
+            "Content-Type": "application/vnd.vmware.admin.apiFilter+xml",
+        },
+        timeout=10,
+    )
+    assert r.status_code in (200, 201), r.text
+    answer = requests.get(f"{cell.url}/api/acme/x", headers=admin, timeout=10)
+    assert answer.status_code == 500  # over MQTT (the cell has no broker), not over AMQP
+    assert f"Cannot send message to extension {ext.id}" in answer.text

@@ -201,6 +201,12 @@ class CloudExtensions:
             ]
         return min(found, key=lambda e: (-e.priority, e.order), default=None)
 
+    def owner_of(self, service_id: str) -> Extension | None:
+        """The extension whose legacy admin service is ``service_id`` (a filter added there,
+        as before API 37.3, routes to the extension over MQTT)."""
+        with self._lock:
+            return next((e for e in self._extensions.values() if e.uuid == service_id), None)
+
     # -- cloudapi -------------------------------------------------------------------------
 
     def handles(self, path: str) -> bool:

@@ -181,6 +181,9 @@ class App:
             if service is None and not _BUILTIN.fullmatch(path)
             else None
         )
+        # A legacy filter of an MQTT extension's admin service routes to the extension.
+        if service is not None and (owner := self.extensions.owner_of(service.id)) is not None:
+            service, extension = None, owner
         if extension is not None:
             return self.extensions.forward(
                 call, extension, timeout=self.timeout, rights_format=self.rights_format
