@@ -1,5 +1,7 @@
 """MQTT registration (runtime.transport = "mqtt") against the local cell's cloudapi: the
-extension, its API filters and its token; --dry-run; idempotence; the token file."""
+extension, its API filters and its token; its rights, service links and bundle through the
+extension's legacy admin service; the rights' URNs learned; --dry-run; idempotence; the token
+file."""
 
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ import pytest
 import requests
 
 import vcdext_hello.plugin as hello
+from vcdext import Registrar, hookimpl
 from vcdext.cli import main
 from vcdext.errors import VcdExtError
 from vcdext.settings import load_settings
-from vcdext.testing import make_runtime
-from vcdext.vcd import VcdClient
-from vcdext.vcd.extensions import register_extensions
+from vcdext.testing import TestClient, make_runtime
+from vcdext.vcd import VcdClient, register_services
+from vcdext.vcd.extensions import ExtensionRegistration, register_extensions
 from vcdext_cell import Cell
+from vcdext_cell.seed import load_seed
 
 HELLO = "urn:vcloud:extension-api:vcdext:hello:1.0.0"
 
@@ -257,3 +261,74 @@ def test_the_bundle_goes_to_the_legacy_service_and_its_digest_to_the_extension(
     assert [(s.verb, s.subject) for _, s in result.steps] == [("upload", "bundle")]
     (ext,) = cell.extensions.extensions()
     assert ext.description.endswith(f"bundle sha256:{digest}]")
+
+
+class Viewer:
+    """A service whose operations need its own right and one of vCD's."""
+
+    @hookimpl
+    def vcdext_register(self, registrar: Registrar) -> None:
+        registrar.service(name="viewer", namespace="io.example.viewer", vendor="acme")
+        registrar.add_right("Own")
+        registrar.add_operation("GET", "/api/viewer", lambda request: "<V/>", rights=["vApp: View"])
+        registrar.add_operation("GET", "/api/viewer/own", lambda request: "<O/>", rights=["Own"])
+
+
+SEED = """
+rights_format = "urn"
+[[orgs]]
+name = "System"
+[[orgs.users]]
+name = "administrator"
+password = "vmware"
+rights = ["*"]
+[[orgs]]
+name = "acme"
+[[orgs.users]]
+name = "carol"
+password = "vmware"
+rights = ["vApp: View", "{acme.viewer}:Own"]
+"""
+
+
+def test_own_and_vcds_rights_are_learned_so_operations_pass_over_mqtt(tmp_path):
+    seed = tmp_path / "seed.toml"
+    seed.write_text(SEED)
+    with Cell(amqp_url="memory://", host="127.0.0.1", port=0, seed=load_seed(seed)) as cell:
+        settings = load_settings(config(cell, tmp_path), environ={})
+        runtime = make_runtime(viewer=Viewer(), settings=settings)
+        result = register_services(runtime, settings)
+        assert isinstance(result, ExtensionRegistration)
+        own = next(r for r in cell.state.rights() if r.name == "{acme.viewer}:Own")
+        vapp_view = next(r for r in cell.state.rights() if r.name == "vApp: View")
+        assert result.right_ids["{io.example.viewer}:Own"] == own.urn
+        assert result.right_ids["vApp: View"] == vapp_view.urn
+        # carol's security context, as the cell (and vCD) send it over MQTT: URNs
+        sent = cell.state.rights_of(cell.seed.org_named("acme").users[0], "urn")
+        assert sorted(sent) == sorted([own.urn, vapp_view.urn])
+    client = TestClient(runtime)
+    assert client.get("/api/viewer/own", rights=sent).status == 403
+    assert client.get("/api/viewer", rights=sent).status == 403
+    runtime.dispatcher.learn_right_ids(result.right_aliases())
+    assert client.get("/api/viewer/own", rights=sent).status == 200
+    assert client.get("/api/viewer", rights=sent).status == 200
+    assert client.get("/api/viewer/own", rights=[vapp_view.urn]).status == 403
+
+
+def test_a_refused_bundle_is_a_warning_and_is_tried_again(tmp_path, capsys, monkeypatch):
+    from vcdext.errors import BadRequest
+    from vcdext_cell.routes_extension import ExtensionRoutes
+
+    def refuse(self, call, id):
+        raise BadRequest("no bundles for this service")
+
+    monkeypatch.setattr(ExtensionRoutes, "upload_bundle", refuse)
+    with Cell(amqp_url="memory://", host="127.0.0.1", port=0) as cell:
+        path = config(cell, tmp_path)
+        out = register(path, capsys)
+        assert "warning: vCD refused the localization bundle of " + HELLO + " (400" in out
+        (ext,) = cell.extensions.extensions()
+        assert "bundle sha256" not in ext.description  # not recorded: the next run tries again
+        assert [r.name for r in cell.state.rights(ext.uuid)] == ["{vcdext.hello}:View Org Greeting"]
+        again = register(path, capsys, "--dry-run")
+        assert "1 change planned" in again and "upload  bundle" in again
