@@ -332,3 +332,17 @@ def test_a_refused_bundle_is_a_warning_and_is_tried_again(tmp_path, capsys, monk
         assert [r.name for r in cell.state.rights(ext.uuid)] == ["{vcdext.hello}:View Org Greeting"]
         again = register(path, capsys, "--dry-run")
         assert "1 change planned" in again and "upload  bundle" in again
+
+
+def test_a_right_vcd_prefixes_otherwise_is_matched_by_its_short_name(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    (right,) = cell.state.rights(legacy_service_id(cell))
+    renamed = replace(right, name="{urn:vendor:vcdext}:View Org Greeting")
+    cell.state._rights[right.id] = renamed
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        result = register_extensions(client, hello_services(settings), settings)
+    assert result.steps == []  # not added a second time
+    assert result.right_aliases()[hello.VIEW_ORG_GREETING][0] == right.urn
+    assert result.right_ids["{urn:vendor:vcdext}:View Org Greeting"] == right.urn

@@ -376,6 +376,9 @@ class _Reconcile:
         named with the service's own namespace, and service links."""
         d = self.desired
         namespace = actual.namespace if actual is not None else d.namespace
+        # A right the service holds under another prefix than its namespace is still that
+        # right (matched by its short name): vCD's naming is [unknown], so read, not assumed.
+        held = {_short(r.value.name): r.value.name for r in (actual.rights if actual else ())}
         want = DesiredService(
             plugin="",
             name=d.name,
@@ -383,7 +386,10 @@ class _Reconcile:
             routing_key="",
             exchange="",
             links=d.links,
-            rights=tuple(replace(r, name=f"{{{namespace}}}:{r.short_name}") for r in d.rights),
+            rights=tuple(
+                replace(r, name=held.get(r.short_name, f"{{{namespace}}}:{r.short_name}"))
+                for r in d.rights
+            ),
         )
         if actual is None:
             bundle = (UploadBundle(d.bundle),) if d.bundle is not None else ()
@@ -408,15 +414,14 @@ class _Reconcile:
             )
             self.result.warnings += applied.warnings
             ids.update(applied.right_ids)
-            if any(isinstance(a, AddRight) for a in actions) and not applied.right_ids:
+            if {r.short_name for r in d.rights} - {_short(n) for n in ids}:
                 ids.update({r.value.name: r.id for r in observer.rights(actual) if r.id})
-        by_short = {_short(name): urn for name, urn in ids.items()}
+        by_short = {_short(name): (name, urn) for name, urn in ids.items()}
         for right in d.rights:
-            own = f"{{{actual.namespace}}}:{right.short_name}"
-            urn = ids.get(own) or by_short.get(right.short_name)
-            if urn:
+            if right.short_name in by_short:
+                vcd_name, urn = by_short[right.short_name]
                 self.result.right_ids[right.name] = urn
-                self.result.right_ids.setdefault(own, urn)
+                self.result.right_ids.setdefault(vcd_name, urn)
         if d.bundle is not None and d.bundle.digest != self.digest:
             self._upload(ext_id, observer, actual, UploadBundle(d.bundle))
 
