@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from amqp import spec
 from amqp.exceptions import AccessRefused
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
@@ -567,9 +568,10 @@ class AmqpServer:
                 inline = request is not None and self.dispatcher.runs_inline(request, routing_key)
             except Exception:  # the worker's dispatch answers it, whatever it is
                 request, inline = None, False
+            job = dataclasses.replace(job, request=request)  # not decoded a second time
             if inline:
                 # Declared to only compute: answered here, without two thread hand-overs.
-                self._work(dataclasses.replace(job, request=request))
+                self._work(job)
                 return
         assert self._workers is not None
         self._workers.submit(routing_key or "", lambda: self._work(job))
@@ -783,6 +785,11 @@ class _Replier:
                     # py-amqp reopens a channel the broker closed under the same id.
                     self._check.exchange_declare(item.exchange, "direct", passive=True)
             except self._conn.channel_errors as exc:  # type: ignore[union-attr]
+                if getattr(exc, "method_sig", None) != spec.Exchange.Declare:
+                    # Not the check's answer: the broker closed the publishing channel (a
+                    # reply sent before, to an exchange deleted since) while the check waited.
+                    # _failed() gives this reply and the unconfirmed ones another go.
+                    raise
                 self._refused(item, exc)
                 return
             self._exchanges.add(item.exchange)
