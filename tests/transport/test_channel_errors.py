@@ -9,23 +9,33 @@ checks the timeout every ``channel_tick_interval`` (60 s by default, 500 ms here
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kombu import Connection, Exchange
+from kombu import Connection, Exchange, Producer
 
 from tests.fake_plugins import chaos_slow
 from tests.support.metrics import free_port, wait_for_metric
 from tests.support.rabbitmq import RabbitNode
 from tests.support.vcd_side import VcdSide
+from vcdext import Registrar, Service, hookimpl
+from vcdext.notifications import Notification, NotificationSettings
 from vcdext.protocol import encode_request
+from vcdext.testing import make_runtime
+from vcdext.transport.amqp import TransportError
+from vcdext.transport.notifications import NotificationConsumer
+from vcdext.vcloud import notification as n
+from vcdext.xml import tostring
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +181,121 @@ def test_a_topology_refused_at_start_up_still_ends_the_process(short_timeout_bro
     assert proc.proc.returncode == 1, proc.output
     assert "refused the topology" in proc.output
     assert "PRECONDITION_FAILED" in proc.output
+
+
+def test_the_queue_deleted_under_the_runtime_is_declared_again(rabbitmq, exchange, run):
+    """The broker cancels the consumer of a deleted queue; the runtime reconnects, declares
+    its queue again and serves on."""
+    proc = run(rabbitmq, exchange)
+    proc.wait_output(" serving")
+    with Connection(rabbitmq) as conn:
+        conn.default_channel.queue_delete(KEY)
+    deadline = time.monotonic() + 30
+    while serving(proc.output) < 2:
+        assert proc.alive() and time.monotonic() < deadline, proc.output
+        time.sleep(0.05)
+    vcd = VcdSide(rabbitmq, exchange)
+    try:
+        assert vcd.wait(vcd.request("GET", "/api/chaos/slow?s=0", KEY))[0].status == 200
+    finally:
+        vcd.close()
+    assert proc.alive(), proc.output
+    assert "the broker cancelled the consumer" in proc.output
+    proc.kill()
+    with Connection(rabbitmq) as conn:
+        conn.default_channel.queue_delete(KEY)
+
+
+# --- the notification consumer --------------------------------------------------------------
+
+VAPP_CREATE = "com/vmware/vcloud/event/vapp/create"
+VAPP_CREATE_KEY = "true.a.b.c.com.vmware.vcloud.event.vapp.create.x"
+
+
+def notification_consumer(url: str, handler: Any, name: str) -> NotificationConsumer:
+    service = Service("s", namespace="io.example.s")
+    service.notification(VAPP_CREATE)(handler)
+
+    class Plugin:
+        @hookimpl
+        def vcdext_register(self, registrar: Registrar) -> None:
+            registrar.add_service(service)
+
+    settings = NotificationSettings(exchange=f"{name}.x", queue=f"{name}.q", workers=2)
+    return NotificationConsumer(make_runtime(p=Plugin()).registry, settings, url=url)
+
+
+def publish_note(url: str, name: str, event_id: str) -> None:
+    body = tostring(
+        n.write_notification(
+            n.Notification(
+                type=VAPP_CREATE,
+                event_id=event_id,
+                success=True,
+                timestamp="2026-01-01T00:00:00Z",
+                entity_links=(n.EntityLink("entity", "urn:vcloud:x:1", "vcloud:vapp", "web"),),
+            )
+        )
+    )
+    with Connection(url) as conn:
+        Producer(conn.channel()).publish(
+            body,
+            exchange=Exchange(f"{name}.x", type="topic", durable=True),
+            routing_key=VAPP_CREATE_KEY,
+        )
+
+
+def test_a_notification_handler_outliving_the_consumer_timeout_does_not_end_the_consumer(
+    short_timeout_broker, caplog
+):
+    url = short_timeout_broker
+    name = f"vcdext-chan-{uuid.uuid4().hex[:8]}"
+    handled: list[str] = []
+    lock = threading.Lock()
+
+    def handler(note: Notification) -> None:
+        with lock:
+            first = not handled
+            handled.append(note.event_id)
+        if first:
+            time.sleep(3)  # unacked past the 2 s consumer timeout: the channel is closed
+
+    consumer = notification_consumer(url, handler, name)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            consumer.run()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="vcdext.transport.notifications"):
+        thread.start()
+        assert consumer.ready.wait(30)
+        publish_note(url, name, "long")
+        deadline = time.monotonic() + 30
+        while "the broker closed the channel" not in caplog.text:
+            assert thread.is_alive() and time.monotonic() < deadline, (failure, caplog.text)
+            time.sleep(0.05)
+        assert "PRECONDITION_FAILED" in caplog.text
+        # It consumes again: the notification the channel held is redelivered (at least once),
+        # and a new one is handled.
+        publish_note(url, name, "next")
+        while not {"next"} <= set(handled) or handled.count("long") < 2:
+            assert thread.is_alive() and time.monotonic() < deadline, (failure, handled)
+            time.sleep(0.05)
+        consumer.stop()
+        thread.join(40)
+    assert not thread.is_alive()
+    assert failure == []
+
+
+def test_a_notification_exchange_of_another_type_is_still_fatal(short_timeout_broker):
+    url = short_timeout_broker
+    name = f"vcdext-chan-{uuid.uuid4().hex[:8]}"
+    with Connection(url) as conn:
+        Exchange(f"{name}.x", type="direct", durable=True)(conn.default_channel).declare()
+    consumer = notification_consumer(url, lambda note: None, name)
+    with pytest.raises(TransportError, match="refused the notification queue or exchange"):
+        consumer.run()

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from amqp.exceptions import AccessRefused
+from amqp.exceptions import AccessRefused, ConsumerCancelled
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.message import Message
@@ -409,7 +409,12 @@ class AmqpServer:
                 self._consume(conn)
                 return
             except conn.connection_errors as exc:
-                self._reconnect_later(backoff, f"broker {mask_secret(self.url)} unreachable", exc)
+                what = (
+                    "the broker cancelled the consumer (its queue deleted?)"
+                    if isinstance(exc, ConsumerCancelled)
+                    else f"broker {mask_secret(self.url)} unreachable"
+                )
+                self._reconnect_later(backoff, what, exc)
             except conn.channel_errors as exc:
                 if not self.ready.is_set():
                     # Declaring the topology failed (an exchange or queue of the same name
