@@ -144,9 +144,9 @@ def test_a_handler_outliving_the_consumer_timeout_does_not_end_the_process(
     vcd = VcdSide(url, exchange)
     try:
         assert vcd.wait(vcd.request("GET", "/api/chaos/slow?s=0", KEY))[0].status == 200
-        # Unacked for 3 s, past the 2 s consumer timeout: the broker closes the channel.
+        # Unacked for 4 s, past the 2 s consumer timeout: the broker closes the channel.
         hung = vcd.publish_raw(
-            encode_request("POST", "/api/chaos/create?s=3", request_id="hung"), KEY
+            encode_request("POST", "/api/chaos/create?s=4", request_id="hung"), KEY
         )
         proc.wait_output("the broker closed the consuming channel")
         wait_for_metric(proc.health_port, "vcdext_reconnects_total", 1)
@@ -258,7 +258,7 @@ def test_a_notification_handler_outliving_the_consumer_timeout_does_not_end_the_
             first = not handled
             handled.append(note.event_id)
         if first:
-            time.sleep(3)  # unacked past the 2 s consumer timeout: the channel is closed
+            time.sleep(4)  # unacked past the 2 s consumer timeout: the channel is closed
 
     consumer = notification_consumer(url, handler, name)
     failure: list[BaseException] = []
