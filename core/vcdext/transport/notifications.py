@@ -170,6 +170,18 @@ class NotificationConsumer:
                 if delay is not None:
                     backoff.wait(delay)
             except conn.channel_errors as exc:
+                if self.ready.is_set():
+                    # The channel closed while consuming (a handler outlived the broker's
+                    # consumer_timeout): reconnect as for a lost connection; the broker
+                    # redelivers what the channel held (its tags die with it: new generation).
+                    self._inflight.clear()
+                    self.ready.clear()
+                    delay = backoff.next_delay()
+                    log.warning("notifications: the broker closed the channel (%s); retrying", exc)
+                    if delay is not None:
+                        backoff.wait(delay)
+                    continue
+                # While declaring: a configuration error (other arguments), no retry helps.
                 self._fatal = TransportError(
                     f"the broker refused the notification queue or exchange: {exc}"
                 )
