@@ -150,7 +150,7 @@ def test_sigterm_drains_the_notification_consumer_alongside_the_transport(monkey
         transport_drained.wait(30)  # a request still being answered
         events.append("transport drained")
 
-    def notifications(runtime: app.Runtime, amqp_url: str):  # type: ignore[no-untyped-def]
+    def notifications(*_: object):  # type: ignore[no-untyped-def]
         def stop() -> None:
             events.append("notifications stopped")
             transport_drained.set()

@@ -381,7 +381,7 @@ def _serve(
             amqp_url = getattr(transport, "url", None) or runtime.settings.amqp.url
             if runtime.settings.runtime.transport == "mqtt":
                 amqp_url = runtime.settings.amqp.url
-            stops.append(_start_notifications(runtime, amqp_url))
+            stops.append(_start_notifications(runtime, amqp_url, health))
             if register and not first:
                 _register_with_vcd(runtime)
             health.registered.set()
@@ -409,11 +409,20 @@ def _serve(
     return failure[0] if failure else None
 
 
-def _start_notifications(runtime: Runtime, amqp_url: str) -> Callable[[], None]:
-    """Start the notification consumer when a plugin declared handlers; returns its stop."""
+def _start_notifications(
+    runtime: Runtime, amqp_url: str, health: HealthState
+) -> Callable[[], None]:
+    """Start the notification consumer when a plugin declared handlers, counted by the
+    dispatcher's observer and watched by the probes of ``health``; returns its stop."""
     from .transport.notifications import start_notifications
 
-    return start_notifications(runtime.registry, runtime.settings, amqp_url=amqp_url)
+    return start_notifications(
+        runtime.registry,
+        runtime.settings,
+        amqp_url=amqp_url,
+        observer=runtime.dispatcher.observer,
+        watch=health.watch_notifications,
+    )
 
 
 def _register_with_vcd(runtime: Runtime) -> bool:

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,7 @@ from ..notifications import (
     fail,
     resume,
 )
+from ..observer import NO_OBSERVER, Observer
 from ..registry import Registry
 from ..retry import Backoff
 from ..settings import Settings, mask_secret
@@ -75,6 +77,8 @@ class NotificationConsumer:
 
     :param vcd: returns a connected vCD client (one per worker thread); needed for blocking
         tasks only.
+    :param observer: told of every handler run, blocking-task decision and lost connection
+        (metrics); by default nobody is.
     """
 
     def __init__(
@@ -85,7 +89,9 @@ class NotificationConsumer:
         url: str,
         heartbeat: int = 60,
         vcd: Callable[[], Any] | None = None,
+        observer: Observer | None = None,
     ) -> None:
+        self.observer = observer or NO_OBSERVER
         self.url = settings.url or url
         self.heartbeat = heartbeat
         self.notifications: tuple[NotificationDeclaration, ...] = registry.notifications
@@ -165,6 +171,7 @@ class NotificationConsumer:
             except conn.connection_errors as exc:
                 self._inflight.clear()
                 self.ready.clear()
+                self.observer.reconnected("notifications")
                 delay = backoff.next_delay()
                 log.warning("notifications: broker unreachable (%s); retrying", exc)
                 if delay is not None:
@@ -240,9 +247,10 @@ class NotificationConsumer:
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         redelivered = bool(message.delivery_info.get("redelivered"))
         try:
-            self.handle(body)
+            self.handle(body, redelivered=redelivered)
         except BadRequest as exc:
             log.error("notifications: dropped an unreadable notification: %s", exc)
+            self.observer.notification_handled("", "", "failed", 0.0)
             action = "reject"
         except BaseException:  # even a SystemExit: the message is settled, never left open
             log.exception("notifications: a handler failed (%s)", _describe(body))
@@ -251,21 +259,31 @@ class NotificationConsumer:
             action = "ack"
         self._settled.put((generation, tag, action))
 
-    def handle(self, body: bytes) -> Notification:
+    def handle(self, body: bytes, *, redelivered: bool = False) -> Notification:
         """Run every handler ``body`` matches (and decide a blocked task); raises what a
-        handler raised, after the others ran."""
+        handler raised, after the others ran. ``redelivered``: the broker delivered it
+        before (a handler that raises now drops it; counted ``failed``, not ``requeued``)."""
         note = read_notification(body)
         failure: BaseException | None = None
         entity = note.entity
+        observer = self.observer
+        failed = "failed" if redelivered else "requeued"
         if note.type == BLOCKING_TASK_CREATE and entity is not None:
             declared = self.blocking.get(entity.name)
             if declared is not None:
+                started = time.monotonic()
+                outcome = "ok"
                 try:
                     self._decide(note, declared)
                 except BaseException as exc:
                     failure = exc
+                    outcome = failed
+                elapsed = time.monotonic() - started
+                observer.notification_handled(declared.plugin, note.type, outcome, elapsed)
         for declaration in self.notifications:
             if declaration.matches(note):
+                started = time.monotonic()
+                outcome = "ok"
                 try:
                     declaration.handler(note)
                 except BaseException as exc:  # a SystemExit too: the others still run
@@ -275,6 +293,9 @@ class NotificationConsumer:
                         declaration.plugin,
                     )
                     failure = exc
+                    outcome = failed
+                elapsed = time.monotonic() - started
+                observer.notification_handled(declaration.plugin, note.type, outcome, elapsed)
         if failure is not None:
             raise failure
         return note
@@ -310,12 +331,14 @@ class NotificationConsumer:
         task = client.read(href, read_blocking_task)
         if task.status != ACTIVE:
             log.info("blocking task %s is %s already; nothing to decide", href, task.status)
+            self.observer.blocking_decision(declared.plugin, "default")
             return
 
         def extend(timeout_ms: int, message: str) -> None:
             target = task.action_href("updateProgress") or f"{href}/action/updateProgress"
             params = write_operation_params(message, timeout_ms=timeout_ms)
             client.post(target, params, BLOCKING_TASK_UPDATE_PROGRESS)
+            self.observer.blocking_decision(declared.plugin, "extend")
 
         request = BlockingRequest(
             operation=declared.operation,
@@ -338,6 +361,7 @@ class NotificationConsumer:
         message = decision.message or f"{decision.action} by {declared.plugin}"
         target = task.action_href(decision.action) or f"{href}/action/{decision.action}"
         client.post(target, write_operation_params(message), BLOCKING_TASK_OPERATION_PARAMS)
+        self.observer.blocking_decision(declared.plugin, decision.action)
         log.info("blocking task %s (%s): %s", href, task.name, decision.action)
 
 
@@ -353,17 +377,28 @@ __all__ = ["NotificationConsumer"]
 
 
 def start_notifications(
-    registry: Registry, settings: Settings, *, amqp_url: str
+    registry: Registry,
+    settings: Settings,
+    *,
+    amqp_url: str,
+    observer: Observer | None = None,
+    watch: Callable[[threading.Thread, threading.Event], None] | None = None,
 ) -> Callable[[], None]:
     """Start a :class:`NotificationConsumer` on its own thread when ``registry`` declares a
     handler (``[notifications]``; the broker of ``amqp_url`` unless ``notifications.url``);
-    returns the function that stops it and waits for it. Nothing declared: nothing started."""
+    returns the function that stops it and waits for it. Nothing declared: nothing started.
+
+    :param observer: the consumer's (metrics).
+    :param watch: called with the consumer's thread and its ``ready`` event (set while it
+        consumes) once the thread started, for the health probes.
+    """
     consumer = NotificationConsumer(
         registry,
         settings.section(NotificationSettings),
         url=amqp_url,
         heartbeat=settings.amqp.heartbeat,
         vcd=_client_factory(settings) if settings.vcd.url else None,
+        observer=observer,
     )
     if not consumer.wanted:
         return lambda: None
@@ -376,6 +411,8 @@ def start_notifications(
 
     thread = threading.Thread(target=run, name="vcdext-notifications", daemon=True)
     thread.start()
+    if watch is not None:
+        watch(thread, consumer.ready)
     consumer.ready.wait(10)
 
     def stop() -> None:
