@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import re
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -184,3 +189,145 @@ def test_the_check_takes_no_request_from_a_running_instance(mqtt_broker: str, tm
             side.close()
         server.stop()
         thread.join(20)
+
+
+class _FakeBroker:
+    """MQTT over WebSocket that answers as told: ``connack`` (a return code, or None for no
+    answer) and ``suback`` (the granted QoS byte, 0x80 for a refusal)."""
+
+    def __init__(self, connack: int | None, suback: int = 1) -> None:
+        self.connack, self.suback = connack, suback
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/messaging/mqtt"
+        self.packets: list[int] = []  # the MQTT packet types the client sent
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(10)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = re.search(rb"Sec-WebSocket-Key: *(\S+)", request, re.I)
+            assert key is not None
+            accept = base64.b64encode(
+                hashlib.sha1(key.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            with contextlib.suppress(OSError):
+                while (packet := self._read(conn)) is not None:
+                    kind = packet[0] >> 4
+                    self.packets.append(kind)
+                    if kind == 1 and self.connack is not None:  # CONNECT
+                        self._send(conn, bytes([0x20, 2, 0, self.connack]))
+                    elif kind == 8:  # SUBSCRIBE: answer its packet id
+                        self._send(conn, bytes([0x90, 3, packet[2], packet[3], self.suback]))
+                    elif kind == 10:  # UNSUBSCRIBE
+                        self._send(conn, bytes([0xB0, 2, packet[2], packet[3]]))
+                    elif kind == 14:  # DISCONNECT
+                        return
+
+    @staticmethod
+    def _read(conn: socket.socket) -> bytes | None:
+        """One masked client frame's payload (each of paho's packets is one frame)."""
+
+        def exactly(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                chunk = conn.recv(n - len(data))
+                if not chunk:
+                    raise OSError("closed")
+                data += chunk
+            return data
+
+        head = exactly(2)
+        if head[0] & 0x0F == 8:
+            return None
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(exactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(exactly(8), "big")
+        mask = exactly(4)
+        return bytes(b ^ mask[i % 4] for i, b in enumerate(exactly(length)))
+
+    @staticmethod
+    def _send(conn: socket.socket, packet: bytes) -> None:
+        conn.sendall(bytes([0x82, len(packet)]) + packet)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+def _fake_check(broker: _FakeBroker, tmp_path, timeout: float = 10) -> Iterator[str]:
+    """check_mqtt's lines, as it yields them, against ``broker``."""
+    settings = _settings(_without_login(broker.url), tmp_path, "tok-3n")
+    runtime = make_runtime(hello=hello, settings=settings)
+    return check_mqtt(settings.mqtt, "", runtime.registry.services.values(), timeout=timeout)
+
+
+def test_a_connack_refusing_the_login_fails_the_check(tmp_path) -> None:
+    broker = _FakeBroker(connack=5)  # not authorized
+    try:
+        with pytest.raises(TransportError) as caught:
+            list(_fake_check(broker, tmp_path))
+    finally:
+        broker.close()
+    assert str(caught.value) == (
+        f"the broker at {broker.url} refused the login of vcdext/hello/1.0.0: Not authorized"
+    )
+    assert 8 not in broker.packets  # no subscription tried
+
+
+def test_a_refused_subscription_fails_the_check(tmp_path) -> None:
+    broker = _FakeBroker(connack=0, suback=0x80)
+    lines: list[str] = []
+    try:
+        with pytest.raises(TransportError) as caught:
+            lines.extend(_fake_check(broker, tmp_path))  # the lines before the failure
+    finally:
+        broker.close()
+    assert lines == [
+        f"broker {broker.url}: logged in as vcdext/hello/1.0.0 "
+        "(its extension token from mqtt.token_file)"
+    ]
+    assert str(caught.value).startswith(
+        f"the broker at {broker.url} refused vcdext/hello/1.0.0 the subscription to {MONITOR}: "
+    )
+    assert broker.packets[-1] == 14, "the check did not disconnect"
+
+
+def test_a_granted_qos_below_mqtt_qos_is_said(tmp_path) -> None:
+    broker = _FakeBroker(connack=0, suback=0)
+    try:
+        lines = list(_fake_check(broker, tmp_path))
+    finally:
+        broker.close()
+    assert lines[-1] == (
+        f"topic {MONITOR!r}: may subscribe (QoS 0 granted, lower than mqtt.qos = 1), "
+        "unsubscribed at once"
+    )
+    assert broker.packets == [1, 8, 10, 14]  # CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT
+
+
+def test_a_broker_that_accepts_no_login_in_time_fails_the_check(tmp_path) -> None:
+    broker = _FakeBroker(connack=None)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportError) as caught:
+            list(_fake_check(broker, tmp_path, timeout=1))
+    finally:
+        broker.close()
+    assert time.monotonic() - started < 5
+    assert str(caught.value) == (
+        f"the broker at {broker.url} did not answer within 1 s (waiting for it to accept the login)"
+    )

@@ -174,8 +174,9 @@ class _ProbeMqtt:
                     keepalive=self.settings.keepalive,
                 )
             except (OSError, ValueError) as exc:
+                why = str(exc) or type(exc).__name__
                 raise TransportError(
-                    f"the broker at {self.shown} cannot be reached: {exc or type(exc).__name__}"
+                    f"the broker at {self.shown} cannot be reached: {why}"
                 ) from None
             self._wait(lambda: self.connack is not None, deadline, "to accept the login")
             if self.connack.is_failure:
