@@ -265,7 +265,7 @@ def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
     :raises ConfigError: bad settings. :raises PluginError: a required plugin failed.
     """
     from .transport.amqp import TransportError
-    from .transport.check import check_broker
+    from .transport.check import check_broker, check_mqtt
     from .vcd import VcdError, register_services
 
     problems: list[str] = []
@@ -285,14 +285,15 @@ def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
         problems.append(f"plugin {failure.name!r} failed to load: {failure.error}")
     if not services:
         problems.append("no service is enabled, so there is no queue to consume")
-    if settings.runtime.transport != "amqp":
-        out(f"transport {settings.runtime.transport}: not checked (--check looks at AMQP only)")
-    else:
-        try:
-            for line in check_broker(settings.amqp, [s.routing_key for s in services.values()]):
-                out(line)
-        except TransportError as exc:
-            problems.append(str(exc))
+    try:
+        if settings.runtime.transport == "mqtt":
+            lines: Iterable[str] = check_mqtt(settings.mqtt, settings.vcd.url, services.values())
+        else:
+            lines = check_broker(settings.amqp, [s.routing_key for s in services.values()])
+        for line in lines:
+            out(line)
+    except TransportError as exc:
+        problems.append(str(exc))
     if not settings.vcd.url:
         out("vcd.url is not set: nothing would be registered")
     else:
