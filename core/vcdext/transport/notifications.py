@@ -19,7 +19,8 @@ loop forever. A notification that cannot be read is dropped at once.
 A ``blockingtask/create`` notification whose task name a plugin declared with
 ``@blocking_task`` is decided here: the ``BlockingTask`` is fetched from vCD, the handler's
 :class:`~vcdext.notifications.Decision` posted to its ``resume``/``abort``/``fail`` action. A
-task that is no longer ``active`` (a redelivery after the decision) is left alone.
+task that is no longer ``active`` (a redelivery after the decision) is left alone. Handlers
+translate, and the core's fallback messages are written, in ``[notifications] locale``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from kombu.message import Message
 from kombu.messaging import Consumer
 
 from ..errors import BadRequest
+from ..i18n import N_, Domain, Localization, Translator, package_domain
 from ..notifications import (
     BlockingDeclaration,
     BlockingRequest,
@@ -46,6 +48,7 @@ from ..notifications import (
     NotificationDeclaration,
     NotificationSettings,
     Refused,
+    _translating,
     fail,
     resume,
 )
@@ -70,6 +73,14 @@ log = logging.getLogger(__name__)
 _POLL = 0.05
 #: The state of a blocking task that still waits for a decision [inferred: vCD's value].
 ACTIVE = "active"
+#: The core's messages for a decision that came without one (in ``[notifications] locale``).
+_DECIDED = {
+    "resume": N_("Resumed by the {service} service"),
+    "abort": N_("Aborted by the {service} service"),
+    "fail": N_("Failed by the {service} service"),
+}
+_UNDECIDED = N_("The {service} service could not decide on this task")
+_EXTENDING = N_("Still deciding")
 
 
 class NotificationConsumer:
@@ -90,6 +101,7 @@ class NotificationConsumer:
         heartbeat: int = 60,
         vcd: Callable[[], Any] | None = None,
         observer: Observer | None = None,
+        localization: Localization | None = None,
     ) -> None:
         self.observer = observer or NO_OBSERVER
         self.url = settings.url or url
@@ -108,6 +120,10 @@ class NotificationConsumer:
             durable=True,
         )
         self.ready = threading.Event()
+        # Messages are in [notifications] locale: neither a notification nor a blocked task
+        # says which language its user reads (see vcdext.notifications).
+        self.locale = settings.locale
+        self.localization = localization or _localization(registry)
         self._vcd = vcd
         self._local = threading.local()
         # Every worker's vCD client, logged out when run() ends.
@@ -183,6 +199,7 @@ class NotificationConsumer:
                     # redelivers what the channel held (its tags die with it: new generation).
                     self._inflight.clear()
                     self.ready.clear()
+                    self.observer.reconnected("notifications")
                     delay = backoff.next_delay()
                     log.warning("notifications: the broker closed the channel (%s); retrying", exc)
                     if delay is not None:
@@ -285,7 +302,8 @@ class NotificationConsumer:
                 started = time.monotonic()
                 outcome = "ok"
                 try:
-                    declaration.handler(note)
+                    with _translating(self._translator(declaration.plugin)):
+                        declaration.handler(note)
                 except BaseException as exc:  # a SystemExit too: the others still run
                     log.exception(
                         "notification handler %s of plugin %r failed",
@@ -324,6 +342,10 @@ class NotificationConsumer:
                 except Exception as exc:
                     log.debug("notifications: logging out of vCD failed: %s", exc)
 
+    def _translator(self, plugin: str | None) -> Translator:
+        """``plugin``'s (``None``: the core's) catalog in ``[notifications] locale``."""
+        return self.localization.translator(plugin, (self.locale,))
+
     def _decide(self, note: Notification, declared: BlockingDeclaration) -> None:
         assert note.entity is not None
         client = self._client()
@@ -333,36 +355,59 @@ class NotificationConsumer:
             log.info("blocking task %s is %s already; nothing to decide", href, task.status)
             self.observer.blocking_decision(declared.plugin, "default")
             return
+        core = self._translator(None)
 
         def extend(timeout_ms: int, message: str) -> None:
             target = task.action_href("updateProgress") or f"{href}/action/updateProgress"
-            params = write_operation_params(message, timeout_ms=timeout_ms)
+            text = message or core.gettext(_EXTENDING)
+            params = write_operation_params(text, timeout_ms=timeout_ms)
             client.post(target, params, BLOCKING_TASK_UPDATE_PROGRESS)
             self.observer.blocking_decision(declared.plugin, "extend")
 
+        translator = self._translator(declared.plugin)
         request = BlockingRequest(
             operation=declared.operation,
             task=task,
             notification=note,
             vcd=client,
             config=self.configs.get(declared.plugin, {}),
+            translator=translator,
             _extend=extend,
         )
         decision: Decision
         try:
-            outcome = declared.handler(request)
+            with _translating(translator):
+                outcome = declared.handler(request)
         except Refused as exc:
             decision = fail(str(exc))
         except BaseException:  # even a SystemExit: the task is failed, never left undecided
             log.exception("blocking task handler %s of %r failed", declared.name, declared.plugin)
-            decision = fail(f"The {declared.plugin} service could not decide on this task")
+            decision = fail(core.gettext(_UNDECIDED, service=declared.plugin))
         else:
             decision = outcome if isinstance(outcome, Decision) else resume()
-        message = decision.message or f"{decision.action} by {declared.plugin}"
+        message = decision.message or core.gettext(
+            _DECIDED[decision.action], service=declared.plugin
+        )
         target = task.action_href(decision.action) or f"{href}/action/{decision.action}"
         client.post(target, write_operation_params(message), BLOCKING_TASK_OPERATION_PARAMS)
         self.observer.blocking_decision(declared.plugin, decision.action)
         log.info("blocking task %s (%s): %s", href, task.name, decision.action)
+
+
+def _localization(registry: Registry) -> Localization:
+    """The core's catalogs and each handler's plugin's: the domain of the top-level package
+    its handler comes from (as the runtime's are the plugin object's)."""
+    domains: dict[str, Domain] = {}
+    handlers: list[tuple[str, object]] = [(d.plugin, d.handler) for d in registry.notifications]
+    handlers += [(d.plugin, d.handler) for d in registry.blocking_tasks]
+    for plugin, handler in handlers:
+        package = str(getattr(handler, "__module__", "") or "").split(".")[0]
+        if plugin and package and plugin not in domains:
+            try:
+                domains[plugin] = package_domain(package)
+            except (ImportError, ValueError):  # __main__ and the like: English only
+                continue
+    return Localization(domains)
 
 
 def _describe(body: bytes) -> str:
