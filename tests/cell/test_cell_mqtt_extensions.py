@@ -99,3 +99,24 @@ def test_filters_are_listed_per_extension(cell: Cell) -> None:
         timeout=10,
     ).json()["values"]
     assert [f["urlMatcher"]["urlPattern"] for f in listed] == ["/api/two"]
+
+
+def test_a_token_is_revoked_and_an_extension_deleted_with_its_filters_and_tokens(
+    cell: Cell,
+) -> None:
+    admin = bearer(cell, "administrator@System")
+    ext = post(cell, "extensions/api", EXT, admin).json()
+    matcher = {"urlPattern": "/api/acme/.*", "urlScope": "EXT_API"}
+    post(cell, "apiFilters", {"externalSystem": {"id": ext["id"]}, "urlMatcher": matcher}, admin)
+    body = {"name": "t", "type": "EXTENSION", "extensionId": ext["id"]}
+    first, second = (post(cell, "tokens", body, admin).json()["id"] for _ in range(2))
+    url = f"{cell.url}/cloudapi/1.0.0"
+    assert requests.delete(f"{url}/tokens/{first}", headers=admin, timeout=10).status_code == 204
+    assert requests.delete(f"{url}/tokens/{first}", headers=admin, timeout=10).status_code == 404
+    assert [t.id for t in cell.extensions.tokens()] == [second]
+    tenant = bearer(cell, "alice@acme")
+    assert requests.delete(f"{url}/tokens/{second}", headers=tenant, timeout=10).status_code == 403
+    gone = requests.delete(f"{url}/extensions/api/{ext['id']}", headers=admin, timeout=10)
+    assert gone.status_code == 204
+    assert cell.extensions.extensions() == []
+    assert cell.extensions.filters() == [] and cell.extensions.tokens() == []

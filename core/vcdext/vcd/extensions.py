@@ -32,6 +32,7 @@ from ..vcloud.query import read_api_filter_record
 from ..vcloud.versions import at_least
 from .client import VcdClient
 from .errors import VcdError
+from .model import compose_description
 from .tokens import TokenFile
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class DesiredExtension:
             "priority": self.priority,
             "enabled": True,
             "authorizationEnabled": False,
-            "description": self.description,
+            "description": compose_description(self.description),  # marked: --prune
         }
 
 
