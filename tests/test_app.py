@@ -127,7 +127,7 @@ def test_the_transport_is_given_the_dispatcher_and_the_amqp_settings_only():
         runtime.dispatcher, AmqpSettings(url="memory://", exchange="ex", prefetch=0), workers=3
     )
     assert [q.name for q in server.queues] == ["io.vcdext.hello"]
-    assert (server.exchange.name, server.prefetch, server.workers) == ("ex", 6, 3)
+    assert (server.exchange.name, server.prefetch, server.workers) == ("ex", 12, 3)
     assert server.reply_ttl == runtime.dispatcher.timeout
     via_root = app.create_transport(runtime, amqp_url="memory://")
     assert via_root.url == "memory://"
@@ -150,7 +150,7 @@ def test_sigterm_drains_the_notification_consumer_alongside_the_transport(monkey
         transport_drained.wait(30)  # a request still being answered
         events.append("transport drained")
 
-    def notifications(runtime: app.Runtime, amqp_url: str):  # type: ignore[no-untyped-def]
+    def notifications(*_: object):  # type: ignore[no-untyped-def]
         def stop() -> None:
             events.append("notifications stopped")
             transport_drained.set()

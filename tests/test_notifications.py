@@ -155,7 +155,7 @@ class FakeVcd:
 @pytest.mark.parametrize(
     ("outcome", "action", "message"),
     [
-        (None, "resume", "resume by p"),
+        (None, "resume", "Resumed by the p service"),
         (fail("no cost centre"), "fail", "no cost centre"),
         (Decision("abort", "replaced"), "abort", "replaced"),
         (Refused("over quota"), "fail", "over quota"),

@@ -476,13 +476,22 @@ def test_task_states_are_counted_as_tasks_enter_them():
     assert value(metrics, "vcdext_task_states_total", state="error") == 1
 
 
-def test_check_says_it_does_not_look_at_an_mqtt_bus(monkeypatch, capsys):
+def test_check_over_mqtt_without_a_token_says_to_register(monkeypatch, capsys, tmp_path):
+    # The broker is checked now (tests/transport/test_mqtt_check.py); with no token stored
+    # yet it is not even dialled: the one problem says what to do.
     monkeypatch.setenv("VCDEXT_RUNTIME_TRANSPORT", "mqtt")
     monkeypatch.setenv("VCDEXT_PLUGINS_ENABLED", "hello")
-    assert main(["run", "--check"]) == 0
+    monkeypatch.setenv("VCDEXT_MQTT_URL", "ws://127.0.0.1:1/messaging/mqtt")
+    monkeypatch.setenv("VCDEXT_MQTT_TOKEN_FILE", str(tmp_path / "tokens.json"))
+    assert main(["run", "--check"]) == 1
     out = capsys.readouterr().out
-    assert "transport mqtt: not checked (--check looks at AMQP only)" in out
-    assert "broker" not in out
+    assert "not checked" not in out
+    assert (
+        "problem: no extension token for urn:vcloud:extension-api:vcdext:hello:1.0.0 in "
+        f"mqtt.token_file ({tmp_path / 'tokens.json'}); run `vcdext register` first"
+    ) in out
+    assert "cannot be reached" not in out
+    assert out.rstrip().endswith("check failed: 1 problem(s)")
 
 
 def test_the_text_lines_time_is_loggings_default_across_seconds():

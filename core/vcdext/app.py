@@ -265,7 +265,7 @@ def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
     :raises ConfigError: bad settings. :raises PluginError: a required plugin failed.
     """
     from .transport.amqp import TransportError
-    from .transport.check import check_broker
+    from .transport.check import check_broker, check_mqtt
     from .vcd import VcdError, register_services
 
     problems: list[str] = []
@@ -285,14 +285,15 @@ def check(settings: Settings, *, out: Callable[[str], None] = print) -> int:
         problems.append(f"plugin {failure.name!r} failed to load: {failure.error}")
     if not services:
         problems.append("no service is enabled, so there is no queue to consume")
-    if settings.runtime.transport != "amqp":
-        out(f"transport {settings.runtime.transport}: not checked (--check looks at AMQP only)")
-    else:
-        try:
-            for line in check_broker(settings.amqp, [s.routing_key for s in services.values()]):
-                out(line)
-        except TransportError as exc:
-            problems.append(str(exc))
+    try:
+        if settings.runtime.transport == "mqtt":
+            lines: Iterable[str] = check_mqtt(settings.mqtt, settings.vcd.url, services.values())
+        else:
+            lines = check_broker(settings.amqp, [s.routing_key for s in services.values()])
+        for line in lines:
+            out(line)
+    except TransportError as exc:
+        problems.append(str(exc))
     if not settings.vcd.url:
         out("vcd.url is not set: nothing would be registered")
     else:
@@ -381,7 +382,7 @@ def _serve(
             amqp_url = getattr(transport, "url", None) or runtime.settings.amqp.url
             if runtime.settings.runtime.transport == "mqtt":
                 amqp_url = runtime.settings.amqp.url
-            stops.append(_start_notifications(runtime, amqp_url))
+            stops.append(_start_notifications(runtime, amqp_url, health))
             if register and not first:
                 _register_with_vcd(runtime)
             health.registered.set()
@@ -409,11 +410,20 @@ def _serve(
     return failure[0] if failure else None
 
 
-def _start_notifications(runtime: Runtime, amqp_url: str) -> Callable[[], None]:
-    """Start the notification consumer when a plugin declared handlers; returns its stop."""
+def _start_notifications(
+    runtime: Runtime, amqp_url: str, health: HealthState
+) -> Callable[[], None]:
+    """Start the notification consumer when a plugin declared handlers, counted by the
+    dispatcher's observer and watched by the probes of ``health``; returns its stop."""
     from .transport.notifications import start_notifications
 
-    return start_notifications(runtime.registry, runtime.settings, amqp_url=amqp_url)
+    return start_notifications(
+        runtime.registry,
+        runtime.settings,
+        amqp_url=amqp_url,
+        observer=runtime.dispatcher.observer,
+        watch=health.watch_notifications,
+    )
 
 
 def _register_with_vcd(runtime: Runtime) -> bool:

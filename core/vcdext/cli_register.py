@@ -9,10 +9,12 @@ composition root, not in :mod:`vcdext.vcd`). ``cli.py`` calls :func:`add_command
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from .app import create_runtime
 from .errors import ConfigError
+from .registry import Service
 from .settings import Settings
 from .vcd import VcdClient, register_services, unregister_service
 
@@ -36,7 +38,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     register.add_argument(
         "--prune",
         action="store_true",
-        help="also delete services vcdext registered earlier whose plugin is no longer enabled",
+        help="also delete services (MQTT: API extensions) vcdext registered earlier whose "
+        "plugin is no longer enabled",
     )
     register.set_defaults(handler=_register)
     unregister = sub.add_parser(
@@ -44,7 +47,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="disable and delete a service in vCD",
         description="Disable, then delete an extension service in vCD, with its filters, "
-        "links and API definitions. NAME is a plugin name or a service namespace.",
+        "links and API definitions. NAME is a plugin name or a service namespace. With "
+        'runtime.transport = "mqtt" it is the API extension, its API filters and its tokens; '
+        "NAME may also be an extension id, vendor/name/version or an extension's name.",
     )
     unregister.add_argument("name", metavar="NAME", help="plugin name or service namespace")
     unregister.set_defaults(handler=_unregister)
@@ -82,6 +87,8 @@ def _unregister(args: argparse.Namespace, settings: Settings) -> int:
     _require_url(settings, "unregister")
     client = VcdClient.from_settings(settings)
     services = create_runtime(settings).registry.services
+    if settings.runtime.transport == "mqtt":
+        return _unregister_extension(args.name, settings, client, services)
     namespace = services[args.name].namespace if args.name in services else args.name
     with client:
         plan = unregister_service(client, namespace)
@@ -90,4 +97,33 @@ def _unregister(args: argparse.Namespace, settings: Settings) -> int:
     else:
         name = plan.actual.name if plan.actual else namespace
         print(f"disabled and deleted extension service {name} ({namespace})")
+    return 0
+
+
+def _unregister_extension(
+    name: str, settings: Settings, client: VcdClient, services: Mapping[str, Service]
+) -> int:
+    """``vcdext unregister`` with ``runtime.transport = "mqtt"``: NAME is a plugin name or
+    namespace (the extension of its service), an extension id, ``vendor/name/version``, or the
+    name of one extension."""
+    from .vcd.extension_prune import unregister_extension
+    from .vcd.extensions import desired_extension
+    from .vcd.tokens import TokenFile
+
+    service = services.get(name) or next(
+        (s for s in services.values() if s.namespace == name), None
+    )
+    ref: str | tuple[str, str, str] = name
+    if service is not None:
+        d = desired_extension(service, settings.mqtt.extension_version)
+        ref = (d.vendor, d.name, d.version)
+    with client:
+        result = unregister_extension(client, ref, TokenFile(settings.mqtt.token_file))
+    if result is None:
+        shown = "/".join(ref) if isinstance(ref, tuple) else ref
+        print(f"no MQTT extension {shown} in {client.base_url}; nothing to do")
+        return 0
+    print(result.table())
+    (ext_id,) = result.checked
+    print(f"disabled and deleted MQTT extension {ext_id} with its API filters and tokens")
     return 0

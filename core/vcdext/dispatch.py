@@ -444,8 +444,8 @@ class Dispatcher:
         self._slow_inline.add(key)
         log.warning(
             "operation %s of plugin %s is declared inline=True but its handler took %.0f ms; "
-            "the transport answers nothing else while an inline handler runs: remove "
-            "inline=True unless the handler only computes",
+            "where the transport runs inline handlers on its own thread (AMQP), it answers "
+            "nothing else meanwhile: remove inline=True unless the handler only computes",
             op,
             op.plugin or "(none)",
             seconds * 1000,

@@ -36,35 +36,66 @@ class HealthState:
         self.draining = threading.Event()
         #: Seconds since the last reply the broker confirmed (``None``: none yet).
         self.last_reply_age: Callable[[], float | None] = lambda: None
+        #: The notification consumer's thread, when a plugin declared notification or
+        #: blocking-task handlers (``None``: none declared, the probes leave it out).
+        self.notifications: threading.Thread | None = None
+        #: Set while the notification consumer holds its broker connection and consumes.
+        self.notifications_connected = threading.Event()
+
+    def watch_notifications(self, thread: threading.Thread, consuming: threading.Event) -> None:
+        """Report the notification consumer running on ``thread`` (``consuming``: its
+        ``ready``) in the probes from now on."""
+        self.notifications_connected = consuming
+        self.notifications = thread
+
+    def _notifications(self) -> tuple[bool, bool] | None:
+        """(thread alive, consuming) of the notification consumer; ``None``: there is none."""
+        thread = self.notifications
+        if thread is None:
+            return None
+        alive = thread.is_alive()
+        return alive, alive and self.notifications_connected.is_set()
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
-        """Liveness: the consumer thread runs and holds a broker connection."""
+        """Liveness: the consumer thread runs and holds a broker connection (and so does
+        the notification consumer's, when there is one, until SIGTERM stops it)."""
         consumer = self.consumer is not None and self.consumer.is_alive()
         connected = self.connected.is_set()
         age = self.last_reply_age()
         ok = consumer and connected
-        return (200 if ok else 503), {
-            "status": "ok" if ok else "failing",
+        doc: dict[str, Any] = {
             "process": True,
             "consumer_thread": consumer,
             "broker_connected": connected,
             "last_reply_age_seconds": None if age is None else round(age, 3),
         }
+        notifications = self._notifications()
+        if notifications is not None:
+            alive, consuming = notifications
+            doc["notifications_consumer_alive"] = alive
+            doc["notifications_broker_connected"] = consuming
+            # Stopped on purpose while draining: the request consumer's health still counts.
+            ok = ok and ((alive and consuming) or self.draining.is_set())
+        return (200 if ok else 503), {"status": "ok" if ok else "failing", **doc}
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
-        """Readiness: serving (topology declared, consumer up), registration done or
-        skipped, and not draining."""
+        """Readiness: serving (topology declared, consumer up, the notification consumer
+        consuming when there is one), registration done or skipped, and not draining."""
         consumer = self.consumer is not None and self.consumer.is_alive()
         topology = self.connected.is_set() and consumer
         registered = self.registered.is_set()
         draining = self.draining.is_set()
         ok = topology and registered and not draining
-        return (200 if ok else 503), {
-            "status": "ready" if ok else "not ready",
+        doc: dict[str, Any] = {
             "topology_declared": topology,
             "registration_done": registered,
             "draining": draining,
         }
+        notifications = self._notifications()
+        if notifications is not None:
+            doc["notifications_consuming"] = notifications[1]
+            ok = ok and notifications[1]
+        return (200 if ok else 503), {"status": "ready" if ok else "not ready", **doc}
 
 
 class HealthServer:

@@ -3,8 +3,9 @@
 ``vcdext run --health-port N`` serves them at ``/metrics`` in Prometheus' text format. Each
 runtime has its own :class:`prometheus_client.CollectorRegistry` (nothing is registered
 globally, so two runtimes in one process never mix their numbers). The request path pays a
-dictionary look-up, a counter increment and a histogram observation per request; the gauges
-(requests running and waiting) are read only when ``/metrics`` is scraped.
+dictionary look-up, a counter increment and a histogram observation per request (and per
+notification handler run); the gauges (requests running and waiting) are read only when
+``/metrics`` is scraped.
 """
 
 from __future__ import annotations
@@ -84,6 +85,27 @@ class Metrics(Observer):
         self._changes = Counter(
             "vcdext_registration_changes", "Changes applied to vCD's registration.", registry=r
         )
+        self._notifications = Counter(
+            "vcdext_notifications",
+            "Notification handler runs, by plugin, notification type and outcome (ok, "
+            "requeued, failed).",
+            ("plugin", "type", "outcome"),
+            registry=r,
+        )
+        self._notification_latency = Histogram(
+            "vcdext_notification_duration_seconds",
+            "Time a notification handler (or a blocking-task decision) took.",
+            ("plugin", "type"),
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self._decisions = Counter(
+            "vcdext_blocking_decisions",
+            "What blocking-task handlers did, by plugin and action (resume, abort, fail, "
+            "extend, default).",
+            ("plugin", "action"),
+            registry=r,
+        )
         self._tasks = Counter(
             "vcdext_task_states", "vCD task state changes, by new state.", ("state",), registry=r
         )
@@ -95,6 +117,7 @@ class Metrics(Observer):
         ProcessCollector(registry=r)
         self._lock = threading.Lock()
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._note_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._last_reply: float | None = None
         self._running.set_function(lambda: 0)
         self._waiting.set_function(lambda: 0)
@@ -144,6 +167,21 @@ class Metrics(Observer):
         self._registrations.labels(outcome).inc()
         if changes:
             self._changes.inc(changes)
+
+    def notification_handled(self, plugin: str, type: str, outcome: str, seconds: float) -> None:
+        key = (plugin, type, outcome)
+        children = self._note_children.get(key)
+        if children is None:
+            with self._lock:
+                children = self._note_children[key] = (
+                    self._notifications.labels(plugin, type, outcome),
+                    self._notification_latency.labels(plugin, type),
+                )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def blocking_decision(self, plugin: str, action: str) -> None:
+        self._decisions.labels(plugin, action).inc()
 
     def task_state(self, state: str) -> None:
         self._tasks.labels(state).inc()

@@ -11,7 +11,7 @@
     @service.blocking_task("vappDeploy")
     def approve_deploy(task: BlockingRequest) -> Decision | None:
         if not allowed(task):
-            return fail("Deployment refused: the vApp has no cost centre")
+            return fail(task.gettext("Deployment refused: the vApp has no cost centre"))
         return None  # resume
 
 Both are declarations, like operations: the registrar records them, the runtime's
@@ -24,19 +24,41 @@ A blocking handler's outcome decides the task: ``None`` (or :func:`resume`) resu
 :func:`abort` aborts it, :func:`fail` fails it, each with a message; an exception fails it
 (:class:`Refused` with its own message, anything else with a generic one, logged here).
 :meth:`BlockingRequest.extend` asks vCD for more time during a long decision.
+
+**Language.** A blocked task and a notification carry no locale of the user who caused them
+(no ``Accept-Language``, and neither vCD's ``Notification``, ``BlockingTask`` nor ``User``
+documents name one), so messages are written in ``[notifications] locale`` (default ``en``),
+negotiated against the plugin's catalogs like a request's: :class:`BlockingRequest` offers
+``gettext`` and friends in it, and :func:`current_translator` gives any handler (notification
+or blocking) its plugin's :class:`~vcdext.i18n.Translator`. The core's own fallback messages use
+the core's catalog in the same locale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from babel import Locale, UnknownLocaleError
+
 from .errors import VcdExtError
+from .i18n import Localized, Translator, english
 from .settings import mask_secret, setting
 from .vcloud.notification import BlockingAction, BlockingTask, Notification, check_type
 
 NotificationHandler = Callable[[Notification], Any]
+
+
+def _check_locale(value: str) -> str:
+    tag = value.strip().replace("-", "_")
+    try:
+        Locale.parse(tag)
+    except (ValueError, TypeError, UnknownLocaleError):
+        raise ValueError("expected a locale such as en, de or de_DE") from None
+    return tag
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,13 @@ class NotificationSettings:
         True,
         "On registration, add the declared blocking operations to vCD's blocking task "
         "settings and enable notifications when a plugin needs them.",
+    )
+    locale: str = setting(
+        "en",
+        "Language of blocking-task messages and of what handlers translate (vCD's "
+        "notifications carry no user locale): en, de, de_DE, ...; a plugin without that "
+        "catalog answers in English.",
+        check=_check_locale,
     )
 
 
@@ -111,12 +140,15 @@ class Refused(VcdExtError):
 
 
 @dataclass
-class BlockingRequest:
+class BlockingRequest(Localized):
     """A blocked task handed to a blocking-task handler.
 
     ``operation`` is the blocked operation (``vappDeploy``), ``task`` the ``BlockingTask`` vCD
     holds (org, user, the object it operates on as ``task.task_owner``), ``notification`` what
     announced it, and ``vcd`` a logged-in :class:`vcdext.vcd.VcdClient` to look things up with.
+    ``gettext``, ``ngettext``, ``pgettext``, ``format_number``, ``format_date`` and ``render``
+    work in :attr:`locale`, ``[notifications] locale`` negotiated against the plugin's
+    catalogs (a blocked task carries no locale of its user).
     """
 
     operation: str
@@ -124,12 +156,38 @@ class BlockingRequest:
     notification: Notification
     vcd: Any
     config: Any = field(default_factory=dict)
+    #: The plugin's catalog in ``[notifications] locale`` (:mod:`vcdext.i18n`).
+    translator: Translator = field(default_factory=english, repr=False)
     _extend: Callable[[int, str], None] | None = field(default=None, repr=False)
 
-    def extend(self, timeout_ms: int, message: str = "Still deciding") -> None:
-        """Ask vCD for ``timeout_ms`` more milliseconds before the default action fires."""
+    def extend(self, timeout_ms: int, message: str = "") -> None:
+        """Ask vCD for ``timeout_ms`` more milliseconds before the default action fires
+        (``message`` empty: the core's "Still deciding" in :attr:`locale`)."""
         if self._extend is not None:
             self._extend(timeout_ms, message)
+
+
+_translator: ContextVar[Translator] = ContextVar("vcdext_notification_translator")
+
+
+def current_translator() -> Translator:
+    """The running notification or blocking-task handler's plugin catalog in ``[notifications]
+    locale``; raises :class:`RuntimeError` outside such a handler (in a request, use
+    ``vcdext.current()``)."""
+    try:
+        return _translator.get()
+    except LookupError:
+        raise RuntimeError("no notification or blocking task is being handled here") from None
+
+
+@contextmanager
+def _translating(translator: Translator) -> Iterator[None]:
+    """Make ``translator`` the :func:`current_translator` while a handler runs."""
+    token = _translator.set(translator)
+    try:
+        yield
+    finally:
+        _translator.reset(token)
 
 
 BlockingHandler = Callable[[BlockingRequest], "Decision | None"]
@@ -189,6 +247,7 @@ __all__ = [
     "NotificationSettings",
     "Refused",
     "abort",
+    "current_translator",
     "fail",
     "resume",
 ]

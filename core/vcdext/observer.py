@@ -1,6 +1,7 @@
 """The few points at which the runtime reports what it does, for metrics and health.
 
-The dispatcher, the AMQP transport, the task runner and the composition root call one
+The dispatcher, the AMQP and MQTT transports, the notification consumer, the task runner and
+the composition root call one
 :class:`Observer`; this base class does nothing, so without ``runtime.health_port`` nothing
 is measured at all. :class:`vcdext.metrics.Metrics` is the Prometheus implementation. An
 observer method must be cheap and must not raise: it runs on the request path.
@@ -29,7 +30,8 @@ class Observer:
         """The broker delivered a request again (``redelivered`` flag set)."""
 
     def reconnected(self, connection: str) -> None:
-        """A broker connection (``"consumer"`` or ``"publisher"``) was lost; it reconnects."""
+        """A broker connection (``"consumer"``, ``"publisher"``, ``"notifications"`` or
+        ``"mqtt"``) was lost; it reconnects."""
 
     def replied(self) -> None:
         """The broker confirmed a reply."""
@@ -37,6 +39,18 @@ class Observer:
     def registration(self, outcome: str, changes: int) -> None:
         """A registration run ended: ``outcome`` is ``"ok"``, ``"failed"`` or ``"skipped"``,
         ``changes`` the number of changes applied to vCD."""
+
+    def notification_handled(self, plugin: str, type: str, outcome: str, seconds: float) -> None:
+        """A notification handler (or a blocking-task decision) of ``plugin`` ran on a
+        notification of ``type`` for ``seconds``: ``outcome`` is ``"ok"``, ``"requeued"``
+        (it raised; the notification comes again) or ``"failed"`` (it raised on a
+        redelivery, or the notification could not be read: dropped)."""
+
+    def blocking_decision(self, plugin: str, action: str) -> None:
+        """A blocking-task handler of ``plugin`` acted: ``action`` is ``"resume"``,
+        ``"abort"``, ``"fail"`` (posted to vCD), ``"extend"`` (asked for more time) or
+        ``"default"`` (the task was no longer waiting: vCD's default action fired at its
+        timeout, or an earlier delivery decided it)."""
 
     def task_state(self, state: str) -> None:
         """A vCD task the runtime tracks entered ``state`` (``running``, ``success``, …)."""

@@ -156,3 +156,24 @@ def test_a_legacy_filter_of_the_admin_service_routes_to_the_extension(cell: Cell
     answer = requests.get(f"{cell.url}/api/acme/x", headers=admin, timeout=10)
     assert answer.status_code == 500  # over MQTT (the cell has no broker), not over AMQP
     assert f"Cannot send message to extension {ext.id}" in answer.text
+
+
+def test_a_token_is_revoked_and_an_extension_deleted_with_its_filters_and_tokens(
+    cell: Cell,
+) -> None:
+    admin = bearer(cell, "administrator@System")
+    ext = post(cell, "extensions/api", EXT, admin).json()
+    matcher = {"urlPattern": "/api/acme/.*", "urlScope": "EXT_API"}
+    post(cell, "apiFilters", {"externalSystem": {"id": ext["id"]}, "urlMatcher": matcher}, admin)
+    body = {"name": "t", "type": "EXTENSION", "extensionId": ext["id"]}
+    first, second = (post(cell, "tokens", body, admin).json()["id"] for _ in range(2))
+    url = f"{cell.url}/cloudapi/1.0.0"
+    assert requests.delete(f"{url}/tokens/{first}", headers=admin, timeout=10).status_code == 204
+    assert requests.delete(f"{url}/tokens/{first}", headers=admin, timeout=10).status_code == 404
+    assert [t.id for t in cell.extensions.tokens()] == [second]
+    tenant = bearer(cell, "alice@acme")
+    assert requests.delete(f"{url}/tokens/{second}", headers=tenant, timeout=10).status_code == 403
+    gone = requests.delete(f"{url}/extensions/api/{ext['id']}", headers=admin, timeout=10)
+    assert gone.status_code == 204
+    assert cell.extensions.extensions() == []
+    assert cell.extensions.filters() == [] and cell.extensions.tokens() == []

@@ -16,6 +16,10 @@ Isolation rules, so tests never depend on (or disturb) the machine's state:
   broker or to a concurrent test run.
 * All state (mnesia, logs, config, Erlang cookie via ``HOME``) lives in one temp
   dir; ``/etc/rabbitmq`` and inherited ``RABBITMQ_*``/``ERL_*`` variables are ignored.
+* Extra broker settings only on request: ``start(conf="consumer_timeout = 2000\n")`` adds
+  lines to ``rabbitmq.conf``, ``start(advanced="[{rabbit, [...]}].")`` writes
+  ``advanced.config`` (for settings ``rabbitmq.conf`` cannot hold, like
+  ``channel_tick_interval``, how often a channel checks its consumer timeout).
 * Only the MQTT plugins are enabled, and only on request (``start(mqtt=True)``):
   ``rabbitmq_mqtt`` + ``rabbitmq_web_mqtt`` serve MQTT 3.1.1 over WebSocket at
   ``/messaging/mqtt``, the path vCD's own broker uses, on another free port. No
@@ -122,9 +126,11 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
 class RabbitNode:
     """A private RabbitMQ node; use ``RabbitNode.start()`` (or ``with``)."""
 
-    def __init__(self, *, mqtt: bool = False) -> None:
+    def __init__(self, *, mqtt: bool = False, conf: str = "", advanced: str = "") -> None:
         self.port, self.dist_port, self.epmd_port, self.mqtt_port, self.ws_port = _free_ports(5)
         self.mqtt = mqtt
+        self.conf = conf  # extra rabbitmq.conf lines
+        self.advanced = advanced  # advanced.config, Erlang terms (none if empty)
         self.nodename = f"vcdext-test-{os.getpid()}-{secrets.token_hex(4)}@localhost"
         self.tmpdir = Path(tempfile.mkdtemp(prefix="vcdext-rabbitmq-"))
         self.log_file = self.tmpdir / "log" / "rabbit.log"
@@ -148,16 +154,25 @@ class RabbitNode:
     # -- lifecycle -----------------------------------------------------------
 
     @classmethod
-    def start(cls, timeout: float = 60, attempts: int = 3, *, mqtt: bool = False) -> RabbitNode:
+    def start(
+        cls,
+        timeout: float = 60,
+        attempts: int = 3,
+        *,
+        mqtt: bool = False,
+        conf: str = "",
+        advanced: str = "",
+    ) -> RabbitNode:
         """Boot a node and wait until it accepts AMQP logins (at most ``timeout`` s).
 
         If the node dies before the deadline (typically: a port picked as free was
         grabbed by someone else in the meantime) it is retried with fresh ports, up
-        to ``attempts`` times in total; the error of the last attempt is raised.
+        to ``attempts`` times in total; the error of the last attempt is raised. ``conf``: more
+        ``rabbitmq.conf`` lines; ``advanced``: the ``advanced.config`` file (Erlang terms).
         """
         deadline = time.monotonic() + timeout
         for attempt in range(1, attempts + 1):
-            node = cls(mqtt=mqtt)
+            node = cls(mqtt=mqtt, conf=conf, advanced=advanced)
             try:
                 node._launch(deadline)
                 node._wait_ready(deadline)
@@ -215,7 +230,8 @@ class RabbitNode:
             RABBITMQ_DIST_PORT=str(self.dist_port),
             RABBITMQ_CONF_ENV_FILE=str(d / "rabbitmq-env.conf"),  # empty: skip /etc one
             RABBITMQ_CONFIG_FILE=str(d / "rabbitmq.conf"),
-            RABBITMQ_ADVANCED_CONFIG_FILE=str(d / "advanced.config"),  # absent on purpose
+            # Absent unless asked for (start(advanced=...)).
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(d / "advanced.config"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(d / "enabled_plugins"),
             RABBITMQ_MNESIA_BASE=str(d / "mnesia"),
             RABBITMQ_LOG_BASE=str(d / "log"),
@@ -250,8 +266,10 @@ class RabbitNode:
             "loopback_users.guest = true\n"
             # CI disks/memory can be small; never block publishers in tests.
             "disk_free_limit.absolute = 1MB\n"
-            "vm_memory_high_watermark.relative = 0.8\n"
+            "vm_memory_high_watermark.relative = 0.8\n" + self.conf
         )
+        if self.advanced:
+            (d / "advanced.config").write_text(self.advanced)
         env = self._env()
         # The children get their own copy of this fd; ours can be closed right away.
         with self.stdout_file.open("wb") as out:

@@ -486,3 +486,55 @@ def test_inline_operations_run_on_the_consumer_thread_and_others_on_workers(serv
     assert b"(run)'" in inline_reply.body  # serve()'s thread, the one in server.run()
     assert b"name='vcdext-worker-" in pooled_reply.body
     assert server.load() == (0, 0)
+
+
+def test_a_channel_closed_while_another_exchange_is_checked_refuses_neither_wrongly(
+    serve, vcd, rabbitmq
+):
+    """A reply goes to an exchange deleted since its check, and in the same turn another
+    reply's new exchange is checked: the broker's close of the publishing channel arrives
+    while that check waits. It is not that check's answer: the reply to the existing exchange
+    is delivered, and the reopened channel confirms again (every request ends up acked)."""
+    server = serve()
+    gone, fresh = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("gone", "fresh"))
+    with Connection(rabbitmq) as conn:
+        ch = conn.default_channel
+        for name in (gone, fresh):
+            ch.exchange_declare(name, "direct", durable=False, auto_delete=False)
+        queue, _, _ = ch.queue_declare("", exclusive=True)
+        ch.queue_bind(queue, gone, routing_key=queue)
+        ch.queue_bind(queue, fresh, routing_key=queue)
+
+        def ask(request_id: str, reply_exchange: str) -> None:
+            conn.Producer().publish(
+                e2("/api/hello", request_id),
+                exchange=server.exchange.name,
+                routing_key=HELLO_KEY,
+                correlation_id=request_id,
+                reply_to=queue,
+                headers={"replyToExchange": reply_exchange},
+            )
+
+        def replies(until: str) -> list[str]:
+            got: list[str] = []
+            deadline = time.monotonic() + 30
+            while until not in got and time.monotonic() < deadline:
+                message = ch.basic_get(queue, no_ack=True)
+                if message is None:
+                    time.sleep(0.05)
+                else:
+                    got.append(message.properties.get("correlation_id"))
+            return got
+
+        ask("first", gone)  # checks `gone` once
+        assert replies("first") == ["first"]
+        ch.exchange_delete(gone)
+        ask("second", gone)  # refused by the broker: it closes the publishing channel
+        ask("third", fresh)  # read in the same turn: `fresh` is checked meanwhile
+        assert "third" in replies("third")
+    good = vcd.publish_raw(e2("/api/hello", "good"), HELLO_KEY)
+    assert vcd.wait(good)[0].status == 200
+    deadline = time.monotonic() + 30
+    while server._inflight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not server._inflight, "requests left unacked: the reply channel lost confirm mode"

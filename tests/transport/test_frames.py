@@ -27,6 +27,8 @@ class FakeTransport(TCPTransport):
         self.connected = True
         self._read_buffer = b""
         self._write = sock.sendall
+        self._quick_recv = sock.recv
+        self.raise_on_initial_eintr = True
         self.writes = 0
 
     def write(self, s: Any) -> None:
@@ -112,6 +114,43 @@ def test_a_frame_whose_handler_raises_is_consumed_and_the_rest_kept(pair):
     assert calls == [b"boom"]
     frames.drain(conn)
     assert calls == [b"boom", b"next"]
+
+
+@pytest.mark.parametrize("left_over", [b"", b"partial"])
+def test_a_handler_that_makes_py_amqp_read_the_socket_itself_goes_on_from_the_right_byte(
+    pair, left_over
+):
+    """py-amqp reopens a channel the broker closed from inside the frame handler, reading the
+    socket itself until OpenOk: it must start at the first frame this drain did not handle
+    (not at a stale buffer, not in the middle of a frame), and the drain goes on after it."""
+    conn, broker = pair
+    conn.transport.sock.settimeout(5)  # a wrong read would block: fail instead of hanging
+    big = frame(3, 1, b"B" * 70_000)
+    after = frame(1, 1, b"deliver" * 20)
+    nested: list[tuple[int, int, bytes]] = []
+
+    def handler(f: tuple[int, int, bytes]) -> None:
+        conn.seen.append(f)
+        if f[2] == b"close":  # the way Channel._on_close -> open() -> wait(OpenOk) reads
+            broker.sendall(after[10:] + frame(1, 2, b"open-ok"))
+            nested.append(conn.transport.read_frame())
+            nested.append(conn.transport.read_frame())
+
+    conn.on_inbound_frame = handler  # type: ignore[method-assign]
+    if left_over:  # the previous drain left part of a frame in py-amqp's buffer
+        broker.sendall(big[:1000])
+        frames.drain(conn)
+        broker.sendall(big[1000:] + frame(1, 2, b"close") + after[:10])
+    else:
+        broker.sendall(frame(1, 2, b"close") + after[:10])
+    frames.drain(conn)
+    assert nested == [(1, 1, b"deliver" * 20), (1, 2, b"open-ok")]
+    assert conn.seen[-1] == (1, 2, b"close")
+    assert conn.transport._read_buffer == b""
+    assert "_read" not in conn.transport.__dict__
+    broker.sendall(frame(8, 0, b""))
+    frames.drain(conn)
+    assert conn.seen[-1] == (8, 0, b"")
 
 
 def test_corked_writes_leave_in_one_send_and_lifted_sends_at_once(pair):

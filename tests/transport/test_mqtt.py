@@ -286,3 +286,66 @@ def test_a_reply_the_broker_took_counts_for_the_last_reply_age(
         time.sleep(0.05)
     age = metrics.last_reply_age()
     assert age is not None and age < 30
+
+
+def test_the_workers_load_is_the_in_progress_and_waiting_gauges(
+    served: MqttServer, vcd: RawVcd
+) -> None:
+    # They read 0 forever over MQTT before the transport had load().
+    from tests.test_ops import value
+    from vcdext.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.watch(served.load)
+    release = threading.Event()
+    handle = served.dispatcher.handle_message
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        release.wait(20)
+        return handle(*args, **kwargs)
+
+    served.dispatcher.handle_message = held  # type: ignore[method-assign]
+    try:
+        for i in range(served.workers + 2):
+            request = encode_request("GET", "/api/hello", request_id=f"held-{i}")
+            vcd.publish(envelope.wrap_request(request, f"held-{i}"))
+        deadline = time.monotonic() + 15
+        while served.load() != (served.workers, 2):
+            assert time.monotonic() < deadline, served.load()
+            time.sleep(0.05)
+        assert value(metrics, "vcdext_requests_in_progress") == served.workers
+        assert value(metrics, "vcdext_requests_waiting") == 2
+    finally:
+        release.set()
+    assert len(vcd.wait(served.workers + 2)) == served.workers + 2
+    deadline = time.monotonic() + 15
+    while served.load() != (0, 0):
+        assert time.monotonic() < deadline, served.load()
+        time.sleep(0.05)
+
+
+def test_a_repeated_request_and_a_lost_connection_are_counted(
+    served: MqttServer, vcd: RawVcd
+) -> None:
+    from tests.test_ops import value
+    from vcdext.metrics import Metrics
+
+    metrics = Metrics()
+    served.dispatcher.observer = metrics
+    wrapped = envelope.wrap_request(encode_request("GET", "/api/hello", request_id="x"), "dup-2")
+    vcd.publish(wrapped)
+    assert len(vcd.wait(1)) == 1
+    assert value(metrics, "vcdext_redeliveries_total", service="hello") is None
+    vcd.publish(wrapped)  # what QoS 1 may do after a lost PUBACK
+    assert len(vcd.wait(2)) == 2
+    assert value(metrics, "vcdext_redeliveries_total", service="hello") == 1
+    # The connection drops under the transport: paho reconnects, the loss is counted.
+    (client,) = served._clients.values()
+    sock = client.socket()
+    assert sock is not None
+    sock.close()
+    deadline = time.monotonic() + 30
+    while value(metrics, "vcdext_reconnects_total", connection="mqtt") != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert served.ready.wait(30)  # subscribed again

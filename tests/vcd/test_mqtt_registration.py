@@ -1,12 +1,14 @@
 """MQTT registration (runtime.transport = "mqtt") against the local cell's cloudapi: the
 extension, its API filters and its token; its rights, service links and bundle through the
 extension's legacy admin service; the rights' URNs learned; --dry-run; idempotence; the token
-file."""
+file; --prune and unregister (the AMQP rules: only extensions marked as vcdext's, only when no
+longer declared)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +24,7 @@ from vcdext.errors import VcdExtError
 from vcdext.settings import load_settings
 from vcdext.testing import TestClient, make_runtime
 from vcdext.vcd import VcdClient, register_services
+from vcdext.vcd.extension_prune import HeldExtension, plan_extension_prune, select_extension
 from vcdext.vcd.extensions import ExtensionRegistration, register_extensions
 from vcdext_cell import Cell
 from vcdext_cell.seed import load_seed
@@ -35,13 +38,13 @@ def cell() -> Iterator[Cell]:
         yield c
 
 
-def config(cell: Cell, tmp_path: Path, extra: str = "") -> Path:
+def config(cell: Cell, tmp_path: Path, extra: str = "", plugins: str = "") -> Path:
     path = tmp_path / "vcdext.toml"
     path.write_text(
         f'[runtime]\ntransport = "mqtt"\n'
         f'[mqtt]\ntoken_file = "{tmp_path / "secret" / "tokens.json"}"\n{extra}'
         f'[vcd]\nurl = "{cell.url}"\nusername = "administrator"\npassword = "vmware"\n'
-        f'[plugins]\nenabled = ["hello"]\n'
+        f'[plugins]\nenabled = ["hello"]\n{plugins}'
     )
     return path
 
@@ -346,3 +349,165 @@ def test_a_right_vcd_prefixes_otherwise_is_matched_by_its_short_name(cell, tmp_p
     assert result.steps == []  # not added a second time
     assert result.right_aliases()[hello.VIEW_ORG_GREETING][0] == right.urn
     assert result.right_ids["{urn:vendor:vcdext}:View Org Greeting"] == right.urn
+
+
+GOOD = "urn:vcloud:extension-api:io.example.good:good:1.0.0"
+WITH_GOOD = 'modules = ["tests.fake_plugins.good"]\n'
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, object]]:
+    """Every cloudapi call the client makes: (method, path, body)."""
+    seen: list[tuple[str, str, object]] = []
+    original = VcdClient.cloudapi
+
+    def recording(self, method, path, body=None, *, params=None):  # type: ignore[no-untyped-def]
+        seen.append((method, path, body))
+        return original(self, method, path, body, params=params)
+
+    monkeypatch.setattr(VcdClient, "cloudapi", recording)
+    return seen
+
+
+def two_then_one(cell: Cell, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """hello and good registered over MQTT; the returned config enables hello only."""
+    register(config(cell, tmp_path, plugins=WITH_GOOD), capsys)
+    assert {e.id for e in cell.extensions.extensions()} == {HELLO, GOOD}
+    assert [f.pattern for f in cell.extensions.filters(GOOD)] == ["/api/good"]
+    return config(cell, tmp_path)
+
+
+def test_registered_extensions_carry_the_vcdext_marker(cell, tmp_path, capsys):
+    register(config(cell, tmp_path), capsys)
+    (ext,) = cell.extensions.extensions()
+    # the marker line, with the digest of the bundle uploaded with it
+    assert re.search(r"\n\[managed by vcdext; bundle sha256:[0-9a-f]{8,64}\]\Z", ext.description)
+
+
+def test_a_dropped_plugin_is_left_alone_without_prune(cell, tmp_path, capsys):
+    only_hello = two_then_one(cell, tmp_path, capsys)
+    out = register(only_hello, capsys)
+    assert "nothing changed" in out and "warning" not in out
+    assert {e.id for e in cell.extensions.extensions()} == {HELLO, GOOD}
+
+
+def test_prune_dry_run_lists_the_deletions_and_changes_nothing(cell, tmp_path, capsys, calls):
+    only_hello = two_then_one(cell, tmp_path, capsys)
+    calls.clear()
+    out = register(only_hello, capsys, "--prune", "--dry-run")
+    rows = [line.split(None, 3) for line in out.splitlines() if line.startswith(GOOD)]
+    assert [r[1:3] for r in rows] == [
+        ["delete", "extension"],
+        ["remove", "api"],
+        ["delete", "token"],
+    ], out
+    assert "io.example.good/good/1.0.0 (disable, then delete; --prune)" in rows[0][3]
+    assert rows[1][3] == "filter  /api/good"
+    assert "dry run: 3 changes planned for 2 MQTT extensions; nothing was changed" in out
+    assert all(method == "GET" for method, _, _ in calls), calls
+    assert {e.id for e in cell.extensions.extensions()} == {HELLO, GOOD}
+    assert len(cell.extensions.filters(GOOD)) == 1
+    assert {t.extension_id for t in cell.extensions.tokens()} == {HELLO, GOOD}
+    assert GOOD in json.loads((tmp_path / "secret" / "tokens.json").read_text())
+    assert "warning" not in out
+
+
+def test_prune_deletes_the_extension_its_filters_and_its_token(cell, tmp_path, capsys, calls):
+    only_hello = two_then_one(cell, tmp_path, capsys)
+    (good_filter,) = cell.extensions.filters(GOOD)
+    (good_token,) = [t for t in cell.extensions.tokens() if t.extension_id == GOOD]
+    calls.clear()
+    out = register(only_hello, capsys, "--prune")
+    assert "vCD updated: 3 changes applied to 2 MQTT extensions" in out
+    writes = [(m, p) for m, p, _ in calls if m != "GET"]
+    assert writes == [
+        ("PUT", f"1.0.0/extensions/api/{GOOD}"),  # disabled first, as CSE does
+        ("DELETE", f"1.0.0/apiFilters/{good_filter.id}"),
+        ("DELETE", f"1.0.0/tokens/{good_token.id}"),
+        ("DELETE", f"1.0.0/extensions/api/{GOOD}"),
+    ]
+    assert next(b for m, _, b in calls if m == "PUT")["enabled"] is False  # type: ignore[index]
+    assert [e.id for e in cell.extensions.extensions()] == [HELLO]
+    assert cell.extensions.filters(GOOD) == []
+    assert [t.extension_id for t in cell.extensions.tokens()] == [HELLO]
+    assert good_token.secret not in out
+    stored = json.loads((tmp_path / "secret" / "tokens.json").read_text())
+    assert set(stored) == {HELLO}, "the dead token stays in the token file"
+    again = register(only_hello, capsys, "--prune", "--dry-run")
+    assert "vCD is up to date (1 MQTT extension checked); nothing changed" in again
+    assert register(only_hello, capsys, "--prune").strip().endswith("nothing changed")
+    assert len(cell.extensions.filters(HELLO)) == 3
+
+
+def test_prune_leaves_extensions_vcdext_did_not_register(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    settings = load_settings(path, environ={})
+    foreign = {"vendor": "acme", "name": "billing", "version": "2.0", "description": "theirs"}
+    with VcdClient.from_settings(settings) as client:
+        client.connect()
+        client.cloudapi("POST", "1.0.0/extensions/api", foreign)
+    out = register(path, capsys, "--prune")
+    assert "nothing changed" in out
+    assert len(cell.extensions.extensions()) == 2
+
+
+def test_prune_deletes_the_old_version_after_extension_version_changes(cell, tmp_path, capsys):
+    register(config(cell, tmp_path), capsys)
+    bumped = config(cell, tmp_path, extra='extension_version = "2.0.0"\n')
+    out = register(bumped, capsys, "--prune")
+    assert "vcdext/hello/1.0.0 (disable, then delete; --prune)" in out
+    assert [e.id for e in cell.extensions.extensions()] == [
+        "urn:vcloud:extension-api:vcdext:hello:2.0.0"
+    ]
+
+
+def test_unregister_deletes_the_extension_its_filters_and_token(cell, tmp_path, capsys):
+    path = config(cell, tmp_path, plugins=WITH_GOOD)
+    register(path, capsys)
+    assert main(["unregister", "hello", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"disabled and deleted MQTT extension {HELLO}" in out
+    assert "remove  api filter" in out and "delete  token" in out
+    assert [e.id for e in cell.extensions.extensions()] == [GOOD]
+    assert cell.extensions.filters(HELLO) == []
+    assert [t.extension_id for t in cell.extensions.tokens()] == [GOOD]
+    assert set(json.loads((tmp_path / "secret" / "tokens.json").read_text())) == {GOOD}
+    assert main(["unregister", "hello", "--config", str(path)]) == 0
+    assert "no MQTT extension vcdext/hello/1.0.0" in capsys.readouterr().out
+    # by namespace, and by vendor/name/version for an extension no plugin declares
+    assert main(["unregister", "io.example.good", "--config", str(path)]) == 0
+    assert cell.extensions.extensions() == []
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        client.connect()
+        client.cloudapi(
+            "POST", "1.0.0/extensions/api", {"vendor": "acme", "name": "billing", "version": "2"}
+        )
+    assert main(["unregister", "acme/billing/2", "--config", str(path)]) == 0
+    assert cell.extensions.extensions() == []
+
+
+def held(vendor: str, name: str, version: str, *, managed: bool = True) -> HeldExtension:
+    ext_id = f"urn:vcloud:extension-api:{vendor}:{name}:{version}"
+    return HeldExtension(ext_id, vendor, name, version, True, managed, {})
+
+
+def test_plan_extension_prune_takes_only_managed_extensions_not_kept():
+    gone, kept, foreign = (
+        held("a", "gone", "1"),
+        held("a", "kept", "1"),
+        held("b", "x", "1", managed=False),
+    )
+    assert plan_extension_prune([kept, foreign, gone], [("a", "kept", "1")]) == [gone]
+
+
+def test_select_extension_by_id_owner_or_unique_name():
+    one, two, other = held("a", "svc", "1"), held("b", "svc", "1"), held("a", "solo", "1")
+    everything = [one, two, other]
+    assert select_extension(everything, two.id) == two
+    assert select_extension(everything, "a/svc/1") == one
+    assert select_extension(everything, "solo") == other
+    assert select_extension(everything, "none") is None
+    with pytest.raises(VcdExtError, match="2 MQTT extensions are named 'svc'"):
+        select_extension(everything, "svc")

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from amqp.exceptions import AccessRefused
+from amqp import spec
+from amqp.exceptions import AccessRefused, ConsumerCancelled
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.message import Message
@@ -409,27 +410,44 @@ class AmqpServer:
                 self._consume(conn)
                 return
             except conn.connection_errors as exc:
-                # Delivery tags of a lost channel are void: the broker redelivers those
-                # requests, so their late replies must not be acked on the new channel.
-                self._inflight.clear()
-                self.ready.clear()
-                self.dispatcher.observer.reconnected("consumer")
-                delay = backoff.next_delay()  # None once stop() was called
-                log.warning(
-                    "broker %s unreachable (%s); %s",
-                    mask_secret(self.url),
-                    exc,
-                    "stopping" if delay is None else f"retrying in {delay:.1f} s",
+                what = (
+                    "the broker cancelled the consumer (its queue deleted?)"
+                    if isinstance(exc, ConsumerCancelled)
+                    else f"broker {mask_secret(self.url)} unreachable"
                 )
-                if delay is not None:
-                    # Replies computed meanwhile still go out on the reply connection.
-                    until = time.monotonic() + delay
-                    while not self._stopping.is_set() and time.monotonic() < until:
-                        self._turn(None, until - time.monotonic())
+                self._reconnect_later(backoff, what, exc)
             except conn.channel_errors as exc:
-                raise TransportError(f"the broker refused the topology: {exc}") from exc
+                if not self.ready.is_set():
+                    # Declaring the topology failed (an exchange or queue of the same name
+                    # declared with other arguments): a configuration error, no retry helps.
+                    raise TransportError(f"the broker refused the topology: {exc}") from exc
+                # While serving (a handler outlived the broker's consumer_timeout, a queue was
+                # deleted): the channel is gone, the process is not; as for a lost connection.
+                self._reconnect_later(backoff, "the broker closed the consuming channel", exc)
             finally:
                 conn.release()
+
+    def _reconnect_later(self, backoff: Backoff, what: str, exc: Exception) -> None:
+        """After the consuming connection or channel was lost: wait out the backoff (replies
+        computed meanwhile still go out on the reply connection), then the caller reconnects."""
+        # Delivery tags of a lost channel are void: the broker redelivers those requests, so
+        # their late replies must not be acked on the new channel (the next _consume starts a
+        # new generation; a redelivery of a request already answered is answered from the
+        # recent replies, its handler not run again).
+        self._inflight.clear()
+        self.ready.clear()
+        self.dispatcher.observer.reconnected("consumer")
+        delay = backoff.next_delay()  # None once stop() was called
+        log.warning(
+            "%s (%s); %s",
+            what,
+            exc,
+            "stopping" if delay is None else f"retrying in {delay:.1f} s",
+        )
+        if delay is not None:
+            until = time.monotonic() + delay
+            while not self._stopping.is_set() and time.monotonic() < until:
+                self._turn(None, until - time.monotonic())
 
     def _consume(self, conn: Connection) -> None:
         channel = conn.channel()
@@ -567,9 +585,10 @@ class AmqpServer:
                 inline = request is not None and self.dispatcher.runs_inline(request, routing_key)
             except Exception:  # the worker's dispatch answers it, whatever it is
                 request, inline = None, False
+            job = dataclasses.replace(job, request=request)  # not decoded a second time
             if inline:
                 # Declared to only compute: answered here, without two thread hand-overs.
-                self._work(dataclasses.replace(job, request=request))
+                self._work(job)
                 return
         assert self._workers is not None
         self._workers.submit(routing_key or "", lambda: self._work(job))
@@ -783,6 +802,11 @@ class _Replier:
                     # py-amqp reopens a channel the broker closed under the same id.
                     self._check.exchange_declare(item.exchange, "direct", passive=True)
             except self._conn.channel_errors as exc:  # type: ignore[union-attr]
+                if getattr(exc, "method_sig", None) != spec.Exchange.Declare:
+                    # Not the check's answer: the broker closed the publishing channel (a
+                    # reply sent before, to an exchange deleted since) while the check waited.
+                    # _failed() gives this reply and the unconfirmed ones another go.
+                    raise
                 self._refused(item, exc)
                 return
             self._exchanges.add(item.exchange)

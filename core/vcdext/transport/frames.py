@@ -70,7 +70,23 @@ def drain(conn: Any) -> None:
     buf = b"".join(chunks) if len(chunks) > 1 else chunks[0]
     end = len(buf)
     at = 0
+    handed = False
+
+    def handover(n: int, initial: bool = False) -> bytes:
+        # A frame handler makes py-amqp read the socket itself (a channel the broker closed is
+        # reopened, which waits for its OpenOk): it must go on from the first byte not handled
+        # here, so the rest of `buf` becomes py-amqp's read buffer, and py-amqp reads alone.
+        # (py-amqp keeps the read function it found for the rest of a frame: this is called
+        # again after the hand-over, and then only reads.)
+        nonlocal handed
+        if not handed:
+            transport.__dict__.pop("_read", None)
+            transport._read_buffer = buf[at:]
+            handed = True
+        return type(transport)._read(transport, n, initial)  # type: ignore[no-any-return]
+
     on_frame = raw.on_inbound_frame
+    transport._read = handover
     try:
         while end - at >= 8:
             stop = at + 7 + int.from_bytes(buf[at + 3 : at + 7], "big")
@@ -82,10 +98,17 @@ def drain(conn: Any) -> None:
             frame = (buf[at], int.from_bytes(buf[at + 1 : at + 3], "big"), buf[at + 7 : stop])
             at = stop + 1
             on_frame(frame)
+            if handed:  # go on from where py-amqp's own reads left its buffer
+                buf, at, handed = transport._read_buffer, 0, False
+                end = len(buf)
+                transport._read = handover
     finally:
+        transport.__dict__.pop("_read", None)
         # What is not handled (an incomplete frame, or what follows a frame whose handler
-        # raised) stays for the next read, by either reader.
-        transport._read_buffer = buf[at:] if at else buf
+        # raised) stays for the next read, by either reader; after a hand-over py-amqp's
+        # buffer is already right.
+        if not handed:
+            transport._read_buffer = buf[at:] if at else buf
 
 
 class Cork:

@@ -143,6 +143,10 @@ class MqttServer:
         """
         self._stopping.set()
 
+    def load(self) -> tuple[int, int]:
+        """(requests in a handler now, requests received and waiting for a worker)."""
+        return self._workers.counts() if self._workers is not None else (0, 0)
+
     def run(self) -> None:
         """Connect every extension, serve until :meth:`stop`, then answer what was taken.
 
@@ -268,6 +272,7 @@ class MqttServer:
             self.ready.clear()
         if self._stopping.is_set():
             return
+        self.dispatcher.observer.reconnected("mqtt")
         if isinstance(state, dict) and not state.get("accepted"):
             # Some brokers (RabbitMQ over WebSocket) close instead of refusing with a CONNACK.
             log.warning(
@@ -336,6 +341,7 @@ class MqttServer:
             # QoS 1 may deliver a request twice: the second gets the first one's reply.
             earlier = self._recent.claim(key, redelivered=True)
             if earlier is not None:
+                self.dispatcher.observer.redelivered(ext.service.plugin)
                 earlier.done.wait(self.reply_ttl * 3 + 5)
                 if earlier.reply is not None:
                     log.info("repeated request %s answered from recent replies", opened.request_id)

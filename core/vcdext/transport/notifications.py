@@ -19,7 +19,8 @@ loop forever. A notification that cannot be read is dropped at once.
 A ``blockingtask/create`` notification whose task name a plugin declared with
 ``@blocking_task`` is decided here: the ``BlockingTask`` is fetched from vCD, the handler's
 :class:`~vcdext.notifications.Decision` posted to its ``resume``/``abort``/``fail`` action. A
-task that is no longer ``active`` (a redelivery after the decision) is left alone.
+task that is no longer ``active`` (a redelivery after the decision) is left alone. Handlers
+translate, and the core's fallback messages are written, in ``[notifications] locale``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +40,7 @@ from kombu.message import Message
 from kombu.messaging import Consumer
 
 from ..errors import BadRequest
+from ..i18n import N_, Domain, Localization, Translator, package_domain
 from ..notifications import (
     BlockingDeclaration,
     BlockingRequest,
@@ -45,9 +48,11 @@ from ..notifications import (
     NotificationDeclaration,
     NotificationSettings,
     Refused,
+    _translating,
     fail,
     resume,
 )
+from ..observer import NO_OBSERVER, Observer
 from ..registry import Registry
 from ..retry import Backoff
 from ..settings import Settings, mask_secret
@@ -68,6 +73,14 @@ log = logging.getLogger(__name__)
 _POLL = 0.05
 #: The state of a blocking task that still waits for a decision [inferred: vCD's value].
 ACTIVE = "active"
+#: The core's messages for a decision that came without one (in ``[notifications] locale``).
+_DECIDED = {
+    "resume": N_("Resumed by the {service} service"),
+    "abort": N_("Aborted by the {service} service"),
+    "fail": N_("Failed by the {service} service"),
+}
+_UNDECIDED = N_("The {service} service could not decide on this task")
+_EXTENDING = N_("Still deciding")
 
 
 class NotificationConsumer:
@@ -75,6 +88,8 @@ class NotificationConsumer:
 
     :param vcd: returns a connected vCD client (one per worker thread); needed for blocking
         tasks only.
+    :param observer: told of every handler run, blocking-task decision and lost connection
+        (metrics); by default nobody is.
     """
 
     def __init__(
@@ -85,7 +100,10 @@ class NotificationConsumer:
         url: str,
         heartbeat: int = 60,
         vcd: Callable[[], Any] | None = None,
+        observer: Observer | None = None,
+        localization: Localization | None = None,
     ) -> None:
+        self.observer = observer or NO_OBSERVER
         self.url = settings.url or url
         self.heartbeat = heartbeat
         self.notifications: tuple[NotificationDeclaration, ...] = registry.notifications
@@ -102,6 +120,10 @@ class NotificationConsumer:
             durable=True,
         )
         self.ready = threading.Event()
+        # Messages are in [notifications] locale: neither a notification nor a blocked task
+        # says which language its user reads (see vcdext.notifications).
+        self.locale = settings.locale
+        self.localization = localization or _localization(registry)
         self._vcd = vcd
         self._local = threading.local()
         # Every worker's vCD client, logged out when run() ends.
@@ -165,11 +187,25 @@ class NotificationConsumer:
             except conn.connection_errors as exc:
                 self._inflight.clear()
                 self.ready.clear()
+                self.observer.reconnected("notifications")
                 delay = backoff.next_delay()
                 log.warning("notifications: broker unreachable (%s); retrying", exc)
                 if delay is not None:
                     backoff.wait(delay)
             except conn.channel_errors as exc:
+                if self.ready.is_set():
+                    # The channel closed while consuming (a handler outlived the broker's
+                    # consumer_timeout): reconnect as for a lost connection; the broker
+                    # redelivers what the channel held (its tags die with it: new generation).
+                    self._inflight.clear()
+                    self.ready.clear()
+                    self.observer.reconnected("notifications")
+                    delay = backoff.next_delay()
+                    log.warning("notifications: the broker closed the channel (%s); retrying", exc)
+                    if delay is not None:
+                        backoff.wait(delay)
+                    continue
+                # While declaring: a configuration error (other arguments), no retry helps.
                 self._fatal = TransportError(
                     f"the broker refused the notification queue or exchange: {exc}"
                 )
@@ -228,9 +264,10 @@ class NotificationConsumer:
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         redelivered = bool(message.delivery_info.get("redelivered"))
         try:
-            self.handle(body)
+            self.handle(body, redelivered=redelivered)
         except BadRequest as exc:
             log.error("notifications: dropped an unreadable notification: %s", exc)
+            self.observer.notification_handled("", "", "failed", 0.0)
             action = "reject"
         except BaseException:  # even a SystemExit: the message is settled, never left open
             log.exception("notifications: a handler failed (%s)", _describe(body))
@@ -239,23 +276,34 @@ class NotificationConsumer:
             action = "ack"
         self._settled.put((generation, tag, action))
 
-    def handle(self, body: bytes) -> Notification:
+    def handle(self, body: bytes, *, redelivered: bool = False) -> Notification:
         """Run every handler ``body`` matches (and decide a blocked task); raises what a
-        handler raised, after the others ran."""
+        handler raised, after the others ran. ``redelivered``: the broker delivered it
+        before (a handler that raises now drops it; counted ``failed``, not ``requeued``)."""
         note = read_notification(body)
         failure: BaseException | None = None
         entity = note.entity
+        observer = self.observer
+        failed = "failed" if redelivered else "requeued"
         if note.type == BLOCKING_TASK_CREATE and entity is not None:
             declared = self.blocking.get(entity.name)
             if declared is not None:
+                started = time.monotonic()
+                outcome = "ok"
                 try:
                     self._decide(note, declared)
                 except BaseException as exc:
                     failure = exc
+                    outcome = failed
+                elapsed = time.monotonic() - started
+                observer.notification_handled(declared.plugin, note.type, outcome, elapsed)
         for declaration in self.notifications:
             if declaration.matches(note):
+                started = time.monotonic()
+                outcome = "ok"
                 try:
-                    declaration.handler(note)
+                    with _translating(self._translator(declaration.plugin)):
+                        declaration.handler(note)
                 except BaseException as exc:  # a SystemExit too: the others still run
                     log.exception(
                         "notification handler %s of plugin %r failed",
@@ -263,6 +311,9 @@ class NotificationConsumer:
                         declaration.plugin,
                     )
                     failure = exc
+                    outcome = failed
+                elapsed = time.monotonic() - started
+                observer.notification_handled(declaration.plugin, note.type, outcome, elapsed)
         if failure is not None:
             raise failure
         return note
@@ -291,6 +342,10 @@ class NotificationConsumer:
                 except Exception as exc:
                     log.debug("notifications: logging out of vCD failed: %s", exc)
 
+    def _translator(self, plugin: str | None) -> Translator:
+        """``plugin``'s (``None``: the core's) catalog in ``[notifications] locale``."""
+        return self.localization.translator(plugin, (self.locale,))
+
     def _decide(self, note: Notification, declared: BlockingDeclaration) -> None:
         assert note.entity is not None
         client = self._client()
@@ -298,35 +353,61 @@ class NotificationConsumer:
         task = client.read(href, read_blocking_task)
         if task.status != ACTIVE:
             log.info("blocking task %s is %s already; nothing to decide", href, task.status)
+            self.observer.blocking_decision(declared.plugin, "default")
             return
+        core = self._translator(None)
 
         def extend(timeout_ms: int, message: str) -> None:
             target = task.action_href("updateProgress") or f"{href}/action/updateProgress"
-            params = write_operation_params(message, timeout_ms=timeout_ms)
+            text = message or core.gettext(_EXTENDING)
+            params = write_operation_params(text, timeout_ms=timeout_ms)
             client.post(target, params, BLOCKING_TASK_UPDATE_PROGRESS)
+            self.observer.blocking_decision(declared.plugin, "extend")
 
+        translator = self._translator(declared.plugin)
         request = BlockingRequest(
             operation=declared.operation,
             task=task,
             notification=note,
             vcd=client,
             config=self.configs.get(declared.plugin, {}),
+            translator=translator,
             _extend=extend,
         )
         decision: Decision
         try:
-            outcome = declared.handler(request)
+            with _translating(translator):
+                outcome = declared.handler(request)
         except Refused as exc:
             decision = fail(str(exc))
         except BaseException:  # even a SystemExit: the task is failed, never left undecided
             log.exception("blocking task handler %s of %r failed", declared.name, declared.plugin)
-            decision = fail(f"The {declared.plugin} service could not decide on this task")
+            decision = fail(core.gettext(_UNDECIDED, service=declared.plugin))
         else:
             decision = outcome if isinstance(outcome, Decision) else resume()
-        message = decision.message or f"{decision.action} by {declared.plugin}"
+        message = decision.message or core.gettext(
+            _DECIDED[decision.action], service=declared.plugin
+        )
         target = task.action_href(decision.action) or f"{href}/action/{decision.action}"
         client.post(target, write_operation_params(message), BLOCKING_TASK_OPERATION_PARAMS)
+        self.observer.blocking_decision(declared.plugin, decision.action)
         log.info("blocking task %s (%s): %s", href, task.name, decision.action)
+
+
+def _localization(registry: Registry) -> Localization:
+    """The core's catalogs and each handler's plugin's: the domain of the top-level package
+    its handler comes from (as the runtime's are the plugin object's)."""
+    domains: dict[str, Domain] = {}
+    handlers: list[tuple[str, object]] = [(d.plugin, d.handler) for d in registry.notifications]
+    handlers += [(d.plugin, d.handler) for d in registry.blocking_tasks]
+    for plugin, handler in handlers:
+        package = str(getattr(handler, "__module__", "") or "").split(".")[0]
+        if plugin and package and plugin not in domains:
+            try:
+                domains[plugin] = package_domain(package)
+            except (ImportError, ValueError):  # __main__ and the like: English only
+                continue
+    return Localization(domains)
 
 
 def _describe(body: bytes) -> str:
@@ -341,17 +422,28 @@ __all__ = ["NotificationConsumer"]
 
 
 def start_notifications(
-    registry: Registry, settings: Settings, *, amqp_url: str
+    registry: Registry,
+    settings: Settings,
+    *,
+    amqp_url: str,
+    observer: Observer | None = None,
+    watch: Callable[[threading.Thread, threading.Event], None] | None = None,
 ) -> Callable[[], None]:
     """Start a :class:`NotificationConsumer` on its own thread when ``registry`` declares a
     handler (``[notifications]``; the broker of ``amqp_url`` unless ``notifications.url``);
-    returns the function that stops it and waits for it. Nothing declared: nothing started."""
+    returns the function that stops it and waits for it. Nothing declared: nothing started.
+
+    :param observer: the consumer's (metrics).
+    :param watch: called with the consumer's thread and its ``ready`` event (set while it
+        consumes) once the thread started, for the health probes.
+    """
     consumer = NotificationConsumer(
         registry,
         settings.section(NotificationSettings),
         url=amqp_url,
         heartbeat=settings.amqp.heartbeat,
         vcd=_client_factory(settings) if settings.vcd.url else None,
+        observer=observer,
     )
     if not consumer.wanted:
         return lambda: None
@@ -364,6 +456,8 @@ def start_notifications(
 
     thread = threading.Thread(target=run, name="vcdext-notifications", daemon=True)
     thread.start()
+    if watch is not None:
+        watch(thread, consumer.ready)
     consumer.ready.wait(10)
 
     def stop() -> None:

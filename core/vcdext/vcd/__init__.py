@@ -8,7 +8,9 @@
 Modules: :mod:`.client` (versions, login, retries, errors), :mod:`.connection` (base URL,
 secrets, failure reasons), :mod:`.versions` (choosing the API version), :mod:`.model` (desired
 and actual state), :mod:`.plan` (the pure diff), :mod:`.observe` (reading vCD), :mod:`.apply`
-(writing vCD), :mod:`.bundle` (localization zip), :mod:`.reconcile` (the whole run). The
+(writing vCD), :mod:`.bundle` (localization zip), :mod:`.reconcile` (the whole run);
+MQTT API extensions: :mod:`.extensions` (registering), :mod:`.extension_prune` (``--prune``,
+unregister), :mod:`.tokens` (the token file). The
 ``register``/``unregister`` commands are in :mod:`vcdext.cli_register`. The XML in and out,
 and the objects vCD holds, are :mod:`vcdext.vcloud`'s.
 """

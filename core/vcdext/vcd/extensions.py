@@ -107,6 +107,7 @@ class DesiredExtension:
             "priority": self.priority,
             "enabled": True,
             "authorizationEnabled": False,
+            # marked (--prune), with the digest of the bundle vCD holds
             "description": compose_description(self.description, bundle_digest),
         }
 

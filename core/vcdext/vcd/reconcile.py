@@ -251,7 +251,7 @@ def register_services(
                 messages=messages,
             )
             if prune:
-                mqtt.warnings.append("--prune is not supported for MQTT extensions yet")
+                _prune_extensions(vcd, services, settings, mqtt, dry_run=dry_run)
             if runtime.registry.notifications or runtime.registry.blocking_tasks:
                 mqtt.warnings.append(
                     "vCD's notification and blocking task settings are managed only with "
@@ -277,6 +277,26 @@ def register_services(
     finally:
         if own:
             vcd.close()
+
+
+def _prune_extensions(
+    client: VcdClient,
+    services: Iterable[Service],
+    settings: Settings,
+    result: ExtensionRegistration,
+    *,
+    dry_run: bool,
+) -> None:
+    """``--prune`` with ``runtime.transport = "mqtt"``: the AMQP rules, for API extensions."""
+    from .extension_prune import prune_extensions
+    from .extensions import desired_extension
+    from .tokens import TokenFile
+
+    version = settings.mqtt.extension_version
+    keep = [
+        (d.vendor, d.name, d.version) for d in (desired_extension(s, version) for s in services)
+    ]
+    prune_extensions(client, keep, TokenFile(settings.mqtt.token_file), result, dry_run=dry_run)
 
 
 def unregister_service(

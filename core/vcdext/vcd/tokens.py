@@ -51,7 +51,18 @@ class TokenFile:
 
         :raises ConfigError: the file cannot be written.
         """
-        tokens = {**self.read(), extension_id: token}
+        self._write({**self.read(), extension_id: token})
+
+    def discard(self, extension_id: str) -> None:
+        """Forget the token of ``extension_id`` (its extension was deleted); no file, no change.
+
+        :raises ConfigError: the file cannot be read or written.
+        """
+        tokens = self.read()
+        if tokens.pop(extension_id, None) is not None:
+            self._write(tokens)
+
+    def _write(self, tokens: dict[str, str]) -> None:
         data = json.dumps(tokens, indent=2, sort_keys=True).encode("utf-8")
         partial = self.path.with_name(self.path.name + ".partial")
         try:

@@ -12,7 +12,11 @@ System administrators manage them as on vCD (docs/protocol.md "MQTT"):
 * ``/cloudapi/1.0.0/apiFilters`` (``GET`` with ``filter=externalSystem.id==<id>``, ``POST``,
   ``DELETE /{id}``), ``urlScope`` ``EXT_API``;
 * ``/cloudapi/1.0.0/tokens`` (``POST`` an ``EXTENSION`` token, shown once; ``GET`` lists them
-  censored).
+  censored; ``DELETE /{id}`` revokes one).
+
+Deleting an extension deletes its filters and tokens with it (as CSE says vCD does); an
+enabled extension may be deleted (CSE disables first, vcdext too; whether vCD insists is
+unknown).
 
 A request whose path matches an enabled extension's filter (and no AMQP service's) is
 published in the MQTT envelope on the extension's monitor topic; the reply comes from its
@@ -346,7 +350,14 @@ class CloudExtensions:
         return json_answer(f.doc(extension), 201)
 
     def _token_call(self, call: Call, item: str | None) -> Answer:
-        if item is not None or call.method not in ("GET", "POST"):
+        if item is not None:
+            if call.method != "DELETE":
+                raise MethodNotAllowed("Use DELETE", headers={"Allow": "DELETE"})
+            with self._lock:
+                if self._tokens.pop(item, None) is None:
+                    raise NotFound(f"No token {item}")
+            return Answer(204)
+        if call.method not in ("GET", "POST"):
             raise MethodNotAllowed("Use GET or POST", headers={"Allow": "GET, POST"})
         if call.method == "GET":
             docs = [

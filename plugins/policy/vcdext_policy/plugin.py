@@ -15,6 +15,9 @@ otherwise it is resumed. Configuration::
 Registration adds ``vappDeploy`` to vCD's blocking task operations and enables notifications
 (``[notifications] manage_vcd``); the administrator's timeout and default action apply when
 the service does not answer.
+
+The messages are in ``[notifications] locale`` (a blocked task carries no locale of its user),
+from the plugin's catalogs in ``vcdext_policy/locales`` (English, German, French).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vcdext import Registrar, Service, hookimpl
+from vcdext.i18n import bundle_key
 from vcdext.notifications import BlockingRequest, Decision, fail, resume
 from vcdext.vcloud import media
 from vcdext.vcloud.elements import v
@@ -33,8 +37,11 @@ from vcdext.vcloud.model import Event, Reference
 log = logging.getLogger(__name__)
 
 NAMESPACE = "io.vcdext.policy"
-#: The type of the event posted when a deployment is refused.
-REFUSED_EVENT = "io.vcdext.policy/deploy/refused"
+#: The type of the event posted when a deployment is refused (vCD shows its bundle text).
+REFUSED_EVENT = bundle_key(
+    "io.vcdext.policy/deploy/refused", "Deployment of vApp {resourceName} refused by policy"
+)
+bundle_key("io.vcdext.policy", "Deployment Policy")  # the service's name in vCD (= NAMESPACE)
 
 service = Service(
     "policy",
@@ -45,18 +52,25 @@ service = Service(
 
 
 def problems(request: BlockingRequest) -> list[str]:
-    """What is wrong with the vApp the blocked deployment would deploy (empty: nothing)."""
+    """What is wrong with the vApp the blocked deployment would deploy (empty: nothing), in
+    the request's locale."""
     config: Mapping[str, Any] = request.config
     owner = request.task.task_owner
     if owner is None:
-        return ["the blocked task names no vApp"]
+        return [request.gettext("the blocked task names no vApp")]
     found: list[str] = []
     required = [str(k) for k in config.get("required_metadata", [])]
     if required:
         metadata = request.vcd.read(f"{owner.href}/metadata", read_metadata)
         missing = [k for k in required if not metadata.get(k)]
         if missing:
-            found.append(f"vApp {owner.name} lacks the metadata {', '.join(missing)}")
+            found.append(
+                request.gettext(
+                    "vApp {vapp} lacks the metadata {keys}",
+                    vapp=owner.name,
+                    keys=", ".join(missing),
+                )
+            )
     org = request.task.organization.name
     quotas: Mapping[str, Any] = config.get("max_vms", {})
     quota = next((q for name, q in quotas.items() if name.lower() == org.lower()), None)
@@ -64,7 +78,16 @@ def problems(request: BlockingRequest) -> list[str]:
         vapp = request.vcd.get(owner.href)
         vms = len(vapp.findall(f"{v('Children')}/{v('Vm')}"))
         if vms > quota:
-            found.append(f"vApp {owner.name} has {vms} VMs, over org {org}'s quota of {quota}")
+            found.append(
+                request.ngettext(
+                    "vApp {vapp} has {n} VM, over org {org}'s quota of {quota}",
+                    "vApp {vapp} has {n} VMs, over org {org}'s quota of {quota}",
+                    vms,
+                    vapp=owner.name,
+                    org=org,
+                    quota=quota,
+                )
+            )
     return found
 
 
@@ -73,8 +96,8 @@ def check_deploy(request: BlockingRequest) -> Decision:
     """Resume a deployment that follows the policy; fail one that does not, and say why."""
     found = problems(request)
     if not found:
-        return resume("Deployment allowed by policy")
-    message = "Deployment refused by policy: " + "; ".join(found)
+        return resume(request.gettext("Deployment allowed by policy"))
+    message = request.gettext("Deployment refused by policy: {problems}", problems="; ".join(found))
     _post_event(request, message)
     return fail(message)
 
