@@ -511,3 +511,21 @@ def test_select_extension_by_id_owner_or_unique_name():
     assert select_extension(everything, "none") is None
     with pytest.raises(VcdExtError, match="2 MQTT extensions are named 'svc'"):
         select_extension(everything, "svc")
+
+
+def test_amqp_prune_leaves_the_admin_service_behind_an_mqtt_extension(cell, tmp_path, capsys):
+    """An MQTT extension's legacy admin service holds its rights and links and carries its
+    description, vcdext's marker included: an AMQP `--prune` (another instance, or after
+    switching transports) must not take it for a dropped AMQP service."""
+    register(config(cell, tmp_path), capsys)  # hello over MQTT
+    (ext,) = cell.extensions.extensions()
+    behind = [s for s in cell.services() if s.id == ext.uuid]
+    assert behind and "managed by vcdext" in behind[0].description
+    amqp = tmp_path / "amqp.toml"
+    amqp.write_text(
+        f'[vcd]\nurl = "{cell.url}"\nusername = "administrator"\npassword = "vmware"\n'
+        '[plugins]\nenabled = []\nmodules = ["tests.fake_plugins.good"]\n'
+    )
+    out = register(amqp, capsys, "--prune")
+    assert ext.uuid in {s.id for s in cell.services()}, out
+    assert [e.id for e in cell.extensions.extensions()] == [HELLO]

@@ -264,6 +264,29 @@ def _list(client: VcdClient, path: str, params: Mapping[str, str] | None = None)
         page += 1
 
 
+def companion_services(client: VcdClient) -> frozenset[str]:
+    """The uuids of the legacy admin services behind vCD's API extensions (each extension's
+    ``Link`` header names its own). They carry an MQTT extension's rights and links and its
+    description, marker included, so ``--prune`` of AMQP services must leave them alone.
+    Empty where vCD has no API extensions endpoint (before 10.2) or refuses the list."""
+    try:
+        extensions = _list(client, _EXTENSIONS)
+    except VcdApiError as exc:
+        if exc.status >= 500:
+            raise
+        return frozenset()
+    found = set()
+    for doc in extensions:
+        ext_id = str(doc.get("id") or "")
+        if not ext_id:
+            continue
+        _, headers = client.cloudapi("GET", f"{_EXTENSIONS}/{ext_id}")
+        match = _LEGACY_ID.search(headers.get("Link", ""))
+        if match is not None:
+            found.add(match.group(1))
+    return frozenset(found)
+
+
 class _Reconcile:
     def __init__(
         self,

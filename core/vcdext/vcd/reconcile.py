@@ -146,7 +146,11 @@ def reconcile(
             continue
         executed += _apply(applier, observer, want, sp, result)
     if prune:
-        for sp in plan_prune(observer.managed(), (w.namespace for w in wanted)):
+        from .extensions import companion_services
+
+        companions = companion_services(client)
+        managed = [s for s in observer.managed() if _uuid(s.held.href) not in companions]
+        for sp in plan_prune(managed, (w.namespace for w in wanted)):
             result.checked.append(sp.namespace)
             executed.append(sp)
             if not dry_run:
@@ -154,6 +158,11 @@ def reconcile(
     result.plan = Plan(tuple(executed))
     result.right_ids.update(observer.right_ids(other_rights))
     return result  # the caller reports result.summary(): `vcdext register` prints it, run logs it
+
+
+def _uuid(href: str) -> str:
+    """The last path segment of an admin service's href (its uuid)."""
+    return href.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _apply(
