@@ -517,3 +517,20 @@ def test_the_repr_of_settings_shows_no_secret():
     shown = repr(s) + repr(Contributed())
     assert "hunter2" not in shown and "sekrit" not in shown and "abc-token" not in shown
     assert "region='eu'" in shown
+
+
+def test_an_mqtt_url_whose_password_hides_the_port_is_refused_without_echoing_it():
+    """An unescaped '/' in the password makes the rest of it read as host:port; the error
+    names the key and what to do, never the password."""
+    from vcdext.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            None, environ={"VCDEXT_MQTT_URL": "wss://ext:S3cr/et@127.0.0.1:1/messaging/mqtt"}
+        )
+    message = str(caught.value)
+    assert "mqtt.url" in message and "percent-encode" in message
+    assert "S3cr" not in message and "et@" not in message
+    assert load_settings(
+        None, environ={"VCDEXT_MQTT_URL": "wss://ext:S3cr%2Fet@127.0.0.1:1/messaging/mqtt"}
+    ).mqtt.url

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .app import create_runtime
-from .errors import ConfigError
+from .errors import ConfigError, VcdExtError
 from .registry import Service
 from .settings import Settings
 from .vcd import VcdClient, register_services, unregister_service
@@ -68,6 +68,15 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
     _require_url(settings, "register")
     client = VcdClient.from_settings(settings)  # config errors before plugins load
     runtime = create_runtime(settings)
+    if args.prune and runtime.failures:
+        client.close()
+        # Nothing is known of a plugin that did not load (not even its namespace): its
+        # service would look dropped and be deleted, under any instance still serving it.
+        failed = ", ".join(f"{f.name} ({f.error})" for f in runtime.failures)
+        raise VcdExtError(
+            f"--prune refused: enabled plugin(s) failed to load: {failed}; their services "
+            "would be deleted. Fix them, or remove them from plugins.enabled, then prune."
+        )
     try:
         result = register_services(
             runtime,

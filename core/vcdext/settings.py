@@ -27,6 +27,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -288,6 +289,19 @@ def _check_mqtt_url(url: str) -> str:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if url and scheme not in ("ws", "wss"):
         raise ValueError("must be a ws:// or wss:// URL (MQTT over WebSocket, as vCD serves it)")
+    if url:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 (raises for a port that is not a number)
+        except ValueError:
+            port_ok = False
+        else:
+            port_ok = True
+        if not port_ok or not parts.hostname:  # never echo the URL: it may hold a password
+            raise ValueError(
+                "host and port cannot be read; percent-encode '/', '?', '#' and '@' in the "
+                "user and password"
+            )
     return url
 
 

@@ -529,3 +529,61 @@ def test_amqp_prune_leaves_the_admin_service_behind_an_mqtt_extension(cell, tmp_
     out = register(amqp, capsys, "--prune")
     assert ext.uuid in {s.id for s in cell.services()}, out
     assert [e.id for e in cell.extensions.extensions()] == [HELLO]
+
+
+def test_prune_is_refused_while_an_enabled_plugin_failed_to_load(cell, tmp_path, capsys):
+    """A plugin that did not load (a missing dependency after an upgrade) looks dropped:
+    pruning then would delete its extension under every instance still serving it."""
+    register(config(cell, tmp_path, plugins=WITH_GOOD), capsys)
+    broken = config(cell, tmp_path, plugins='modules = ["good=tests.fake_plugins.broken"]\n')
+    assert main(["register", "--config", str(broken), "--prune"]) == 2
+    err = capsys.readouterr().err
+    assert "--prune refused" in err and "good" in err
+    assert {e.id for e in cell.extensions.extensions()} == {HELLO, GOOD}
+    assert "nothing changed" in register(broken, capsys)  # without --prune: registers the rest
+
+
+def test_amqp_prune_stops_when_vcd_refuses_the_extension_list(cell, tmp_path, capsys, monkeypatch):
+    """Without the list, the admin services behind MQTT extensions cannot be told from
+    dropped AMQP services: nothing is pruned (a 404, vCD before 10.2, means there are none)."""
+    from vcdext.vcd.errors import VcdApiError
+
+    register(config(cell, tmp_path), capsys)
+    (ext,) = cell.extensions.extensions()
+    original = VcdClient.cloudapi
+
+    def refusing(self, method, path, body=None, *, params=None):  # type: ignore[no-untyped-def]
+        if method == "GET" and path == "1.0.0/extensions/api":
+            raise VcdApiError(method=method, url=path, status=403, minor_code="FORBIDDEN")
+        return original(self, method, path, body, params=params)
+
+    monkeypatch.setattr(VcdClient, "cloudapi", refusing)
+    amqp = tmp_path / "amqp.toml"
+    amqp.write_text(
+        f'[vcd]\nurl = "{cell.url}"\nusername = "administrator"\npassword = "vmware"\n'
+        '[plugins]\nenabled = []\nmodules = ["tests.fake_plugins.good"]\n'
+    )
+    assert main(["register", "--config", str(amqp), "--prune"]) == 2
+    assert "cannot tell which admin services" in capsys.readouterr().err
+    assert ext.uuid in {s.id for s in cell.services()}
+
+
+def test_a_delete_whose_answer_was_lost_counts_as_done(cell, tmp_path, capsys, monkeypatch):
+    """The client retries a DELETE whose answer was lost and finds the object gone (404):
+    that is the deletion done, and the extension's token still leaves the token file."""
+    from vcdext.vcd.errors import VcdApiError
+
+    register(config(cell, tmp_path, plugins=WITH_GOOD), capsys)
+    original = VcdClient.cloudapi
+
+    def lossy(self, method, path, body=None, *, params=None):  # type: ignore[no-untyped-def]
+        answer = original(self, method, path, body, params=params)
+        if method == "DELETE" and path.startswith("1.0.0/extensions/api/"):
+            raise VcdApiError(method=method, url=path, status=404, minor_code="NOT_FOUND")
+        return answer
+
+    monkeypatch.setattr(VcdClient, "cloudapi", lossy)
+    register(config(cell, tmp_path), capsys, "--prune")
+    assert [e.id for e in cell.extensions.extensions()] == [HELLO]
+    stored = json.loads((tmp_path / "secret" / "tokens.json").read_text())
+    assert set(stored) == {HELLO}

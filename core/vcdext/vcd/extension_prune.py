@@ -17,7 +17,8 @@ A dry run reads and plans only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..vcloud import mqtt as names
 from ..vcloud.query import read_api_filter_record
 from ..vcloud.versions import at_least
 from .client import VcdClient
-from .errors import VcdError
+from .errors import VcdApiError, VcdError
 from .extensions import (
     _EXTENSIONS,
     _FILTERS,
@@ -158,13 +159,20 @@ class _Deletion:
             self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext.id}", {**body, "enabled": False})
         for _, ref in filters:
             if ref.startswith("urn:"):
-                self.client.cloudapi("DELETE", f"{_FILTERS}/{ref}")
+                self._gone("DELETE", f"{_FILTERS}/{ref}")
             else:
-                self.client.delete(ref)
+                with _already_gone():
+                    self.client.delete(ref)
         for _, token_id in tokens:
-            self.client.cloudapi("DELETE", f"{_TOKENS}/{token_id}")
-        self.client.cloudapi("DELETE", f"{_EXTENSIONS}/{ext.id}")
+            self._gone("DELETE", f"{_TOKENS}/{token_id}")
+        self._gone("DELETE", f"{_EXTENSIONS}/{ext.id}")
         self.tokens.discard(ext.id)
+
+    def _gone(self, method: str, path: str) -> None:
+        """A DELETE whose 404 means done: a retried call whose first answer was lost finds
+        the object deleted already (and the token must still leave the token file)."""
+        with _already_gone():
+            self.client.cloudapi(method, path)
 
     def _filters(self, ext: HeldExtension) -> list[tuple[str, str]]:
         """``(pattern, cloudapi id or legacy href)`` of the extension's API filters."""
@@ -180,6 +188,15 @@ class _Deletion:
         url = f"/api/admin/extension/service/{found.group(1)}/apifilters"
         held = [read_api_filter_record(r) for r in self.client.records(url)]
         return [(h.value.url_pattern or "", h.href) for h in held if h is not None]
+
+
+@contextlib.contextmanager
+def _already_gone() -> Iterator[None]:
+    try:
+        yield
+    except VcdApiError as exc:
+        if exc.status != 404:
+            raise
 
 
 def prune_extensions(

@@ -268,12 +268,16 @@ def companion_services(client: VcdClient) -> frozenset[str]:
     """The uuids of the legacy admin services behind vCD's API extensions (each extension's
     ``Link`` header names its own). They carry an MQTT extension's rights and links and its
     description, marker included, so ``--prune`` of AMQP services must leave them alone.
-    Empty where vCD has no API extensions endpoint (before 10.2) or refuses the list."""
+    Empty where vCD has no API extensions endpoint (404: before 10.2); any other refusal
+    stops the prune, since a companion could not be told from a dropped service."""
     try:
         extensions = _list(client, _EXTENSIONS)
     except VcdApiError as exc:
-        if exc.status >= 500:
-            raise
+        if exc.status != 404:  # refused or failing: which services are companions is unknown
+            raise VcdError(
+                f"cannot tell which admin services belong to MQTT extensions ({exc}); "
+                "nothing is pruned"
+            ) from exc
         return frozenset()
     found = set()
     for doc in extensions:
