@@ -128,6 +128,9 @@ def test_the_locale_setting_is_read_and_checked(tmp_path: Path) -> None:
     config.write_text('[notifications]\nlocale = "de-DE"\n')
     assert load_settings(config, environ={}).section(NotificationSettings).locale == "de_DE"
     assert load_settings(None, environ={}).section(NotificationSettings).locale == "en"
+    # Any letter case is read as babel spells it, the way the catalogs are found.
+    config.write_text('[notifications]\nlocale = "DE"\n')
+    assert load_settings(config, environ={}).section(NotificationSettings).locale == "de"
     config.write_text('[notifications]\nlocale = "not a locale"\n')
     with pytest.raises(ConfigError, match="notifications.locale"):
         load_settings(config, environ={}).section(NotificationSettings)

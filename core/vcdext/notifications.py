@@ -55,10 +55,9 @@ NotificationHandler = Callable[[Notification], Any]
 def _check_locale(value: str) -> str:
     tag = value.strip().replace("-", "_")
     try:
-        Locale.parse(tag)
+        return str(Locale.parse(tag))  # "DE" → "de": catalogs are found by that spelling
     except (ValueError, TypeError, UnknownLocaleError):
         raise ValueError("expected a locale such as en, de or de_DE") from None
-    return tag
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ checks the timeout every ``channel_tick_interval`` (60 s by default, 500 ms here
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import signal
@@ -299,3 +300,42 @@ def test_a_notification_exchange_of_another_type_is_still_fatal(short_timeout_br
     consumer = notification_consumer(url, lambda note: None, name)
     with pytest.raises(TransportError, match="refused the notification queue or exchange"):
         consumer.run()
+
+
+def test_work_of_a_closed_channel_not_started_yet_is_left_to_its_redelivery(
+    short_timeout_broker,
+):
+    """Two handlers hold both workers past the consumer timeout while two more notifications
+    wait for a worker. The channel closes; the broker redelivers all four. The two that had
+    not started must not run from the dead channel as well: each runs once."""
+    url = short_timeout_broker
+    name = f"vcdext-chan-{uuid.uuid4().hex[:8]}"
+    runs: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+
+    def handler(note: Notification) -> None:
+        with lock:
+            runs[note.event_id] += 1
+            first = runs[note.event_id] == 1
+        if note.event_id.startswith("long") and first:
+            time.sleep(4)  # past the 2 s consumer timeout
+
+    consumer = notification_consumer(url, handler, name)  # 2 workers
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    assert consumer.ready.wait(30)
+    for event_id in ("long-1", "long-2"):
+        publish_note(url, name, event_id)
+    deadline = time.monotonic() + 30
+    while sum(runs.values()) < 2:  # both workers busy
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.05)
+    for event_id in ("quick-1", "quick-2"):
+        publish_note(url, name, event_id)
+    while not (runs["long-1"] >= 2 and runs["long-2"] >= 2 and runs["quick-1"] and runs["quick-2"]):
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.05)
+    time.sleep(1.0)  # a second run of a quick one would come now
+    consumer.stop()
+    thread.join(40)
+    assert (runs["quick-1"], runs["quick-2"]) == (1, 1), runs

@@ -186,6 +186,7 @@ class NotificationConsumer:
                 return
             except conn.connection_errors as exc:
                 self._inflight.clear()
+                self._generation += 1  # work of the lost channel not started yet is dropped
                 self.ready.clear()
                 self.observer.reconnected("notifications")
                 delay = backoff.next_delay()
@@ -198,6 +199,7 @@ class NotificationConsumer:
                     # consumer_timeout): reconnect as for a lost connection; the broker
                     # redelivers what the channel held (its tags die with it: new generation).
                     self._inflight.clear()
+                    self._generation += 1  # its work not started yet is dropped (redelivered)
                     self.ready.clear()
                     self.observer.reconnected("notifications")
                     delay = backoff.next_delay()
@@ -259,7 +261,9 @@ class NotificationConsumer:
     # -- worker threads ---------------------------------------------------------------------
 
     def _work(self, generation: int, tag: int, message: Message) -> None:
-        if self._abandon.is_set():  # run() gave up on it: the broker redelivers it
+        if self._abandon.is_set() or generation != self._generation:
+            # run() gave up on it, or its channel is gone: the broker redelivers it, so
+            # running it here too would handle it twice.
             return
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         redelivered = bool(message.delivery_info.get("redelivered"))
