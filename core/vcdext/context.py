@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -242,7 +243,15 @@ def current() -> RequestContext:
 
 
 def parse_accept_language(value: str) -> tuple[str, ...]:
-    """Locale tags from an ``Accept-Language`` header, by descending quality."""
+    """Locale tags from an ``Accept-Language`` header, by descending quality (remembered per
+    distinct header, in a bounded cache)."""
+    if len(value) > 256:  # long headers are not kept: the cache stays small
+        return _parse_accept_language.__wrapped__(value)
+    return _parse_accept_language(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_accept_language(value: str) -> tuple[str, ...]:
     weighted: list[tuple[float, int, str]] = []
     for index, part in enumerate(value.split(",")):
         tag, _, params = part.strip().partition(";")

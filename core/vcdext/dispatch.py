@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import logging
 import threading
 import time
@@ -108,7 +109,15 @@ def media_matches(pattern: str, media_type: str) -> bool:
 
 
 def _api_version(request: Request) -> str:
-    versions = accept_versions(request.headers.get("Accept", ""))
+    accept = request.headers.get("Accept", "")
+    if len(accept) > 256:  # long headers are not kept: the cache stays small
+        return _first_version.__wrapped__(accept)
+    return _first_version(accept)
+
+
+@functools.lru_cache(maxsize=512)
+def _first_version(accept: str) -> str:
+    versions = accept_versions(accept)
     return versions[0] if versions else ""
 
 

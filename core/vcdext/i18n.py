@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # jinja2 is imported when a plugin with templates first needs
 CORE_DOMAIN = "vcdext"
 #: The language of every msgid; the locale when nothing else matches.
 SOURCE_LOCALE = "en"
+#: Distinct (domain, Accept-Language) choices remembered before the memory starts afresh.
+_NEGOTIATED_MAX = 1024
 #: The message context prefix of vCD bundle texts: ``msgctxt "vcd-bundle:backupInProgress"``.
 BUNDLE_CONTEXT = "vcd-bundle:"
 #: Where a plugin keeps its templates, inside its package.
@@ -327,6 +329,9 @@ class Localization:
     _locales: dict[tuple[str, Path | None], tuple[str, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
+    _negotiated: dict[tuple[str, Path | None, tuple[str, ...]], str] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
@@ -352,8 +357,15 @@ class Localization:
     def negotiate(self, domain: Domain, preferred: Sequence[str]) -> str:
         """The best of ``domain``'s locales for ``preferred`` (``Accept-Language`` tags, best
         first); ``en`` when none matches."""
-        tags = [t.replace("-", "_") for t in preferred]
-        return negotiate_locale(tags, self.available(domain), sep="_") or SOURCE_LOCALE
+        key = (domain.name, domain.directory, tuple(preferred))
+        found = self._negotiated.get(key)
+        if found is None:
+            tags = [t.replace("-", "_") for t in preferred]
+            found = negotiate_locale(tags, self.available(domain), sep="_") or SOURCE_LOCALE
+            if len(self._negotiated) >= _NEGOTIATED_MAX:  # bounded: callers choose the keys
+                self._negotiated.clear()
+            self._negotiated[key] = found
+        return found
 
     def translator(self, plugin: str | None, preferred: Sequence[str] = ()) -> Translator:
         """The plugin's (``None``: the core's) translator for the best locale of

@@ -49,3 +49,20 @@ def test_ranges_sort_by_quality_then_order():
 )
 def test_preferred_family_decides_the_error_form(accept, family):
     assert preferred_family(accept) == family
+
+
+def test_negotiation_is_remembered_per_header_and_long_headers_are_not_kept():
+    from vcdext.vcloud import accept
+
+    offered = ["application/vnd.example+xml", "application/vnd.example+json"]
+    short = "application/*+json;version=39.0"
+    long = ", ".join(f"application/vnd.other{i}+xml;q=0.1" for i in range(20)) + ", " + short
+    assert len(long) > accept._CACHED_HEADER
+    before = accept._negotiate.cache_info()
+    for _ in range(3):
+        assert negotiate(short, offered) == "application/vnd.example+json"
+        assert negotiate(long, offered) == "application/vnd.example+json"
+    after = accept._negotiate.cache_info()
+    assert after.currsize - before.currsize <= 1  # the short one only
+    assert after.hits - before.hits >= 2
+    assert after.maxsize == 512

@@ -9,6 +9,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -82,8 +83,20 @@ def negotiate(accept: str, offered: tuple[str, ...] | list[str]) -> str | None:
 
     An empty ``Accept`` takes the first offer. Among offers of equal quality the earlier one
     wins. An offer of ``*/*`` (the handler sets the type itself) is acceptable to every client
-    but loses to any concrete offer the client accepts.
+    but loses to any concrete offer the client accepts. Remembered per distinct ``Accept``
+    and offer (clients send few distinct headers; the cache is bounded).
     """
+    if len(accept) > _CACHED_HEADER:  # long headers are not kept: the cache stays small
+        return _negotiate.__wrapped__(accept, tuple(offered))
+    return _negotiate(accept, tuple(offered))
+
+
+#: The longest header value the parse caches keep (vCD clients send short ones).
+_CACHED_HEADER = 256
+
+
+@functools.lru_cache(maxsize=512)
+def _negotiate(accept: str, offered: tuple[str, ...]) -> str | None:
     if not offered:
         return None
     ranges = parse_accept(accept)
