@@ -289,12 +289,12 @@ def dev_requests(count: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20000, help="per throughput row")
-    parser.add_argument("--latency-requests", type=int, default=3000, help="per W=1 row")
+    parser.add_argument("--latency-requests", type=int, default=6000, help="per W=1 row")
     parser.add_argument("--rss-requests", type=int, default=100_000, help="row (d), ≥ 20,000")
     parser.add_argument("--dev-requests", type=int, default=300, help="row (g)")
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating rounds of (a) and (b), median shown"
+        "--rounds", type=int, default=5, help="alternating rounds of (a) and (b), median shown"
     )
     parser.add_argument(
         "--vcdext-env",
