@@ -37,6 +37,8 @@ HELLO_CLIENT = client()
         ("tlh,xx;q=0.5", f"Hello, {USER}!"),
         ("", f"Hello, {USER}!"),
         ("de;q=0.2,fr;q=0.9", f"Bonjour, {USER} !"),
+        ("DE", f"Hallo, {USER}!"),  # tags are case-insensitive (RFC 4647)
+        ("FR-ca", f"Bonjour, {USER} !"),
     ],
 )
 def test_hello_answers_in_the_callers_language(accept_language: str, text: str) -> None:
@@ -345,3 +347,11 @@ def test_a_translation_with_broken_placeholders_falls_back_to_the_source_text(ca
     assert tr.ngettext("{n} thing", "{n} things", 2) == "2 things"
     assert tr.ngettext("{n} thing", "{n} things", 1) == "1 thing"
     assert "Fehlende Rechte: {rechte}" in caplog.text
+
+
+def test_a_long_accept_language_is_answered_but_not_remembered() -> None:
+    localization = Localization()
+    long = (*(f"x{i:03d}" for i in range(100)), "de")
+    assert localization.negotiate(localization.core, long) == "de"
+    assert localization.negotiate(localization.core, ("DE",)) == "de"
+    assert all(len(key[2]) < 100 for key in localization._negotiated)

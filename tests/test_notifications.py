@@ -233,6 +233,7 @@ def test_a_notification_whose_handler_exits_is_still_settled() -> None:
         raise SystemExit(3)
 
     consumer = NotificationConsumer(runtime_with(service).registry, NotificationSettings(), url="")
+    consumer._generation = 1  # consuming on its first channel
     consumer._work(1, 7, _Delivery(note(CREATE)))  # type: ignore[arg-type]
     assert consumer._settled.get_nowait() == (1, 7, "requeue")
 
@@ -324,3 +325,17 @@ def test_the_vcd_sessions_of_the_notification_workers_are_closed_when_it_stops()
         consumer.stop()
         thread.join(40)
     assert ClosingVcd.closed == 1
+
+
+def test_work_of_an_earlier_channel_is_left_to_the_broker():
+    """A delivery of a channel that is gone is redelivered by the broker: running it from
+    the old channel too would handle it twice, so it is neither run nor settled."""
+    ran: list[str] = []
+    service = Service("s", namespace="io.example.s")
+    service.notification(CREATE)(lambda n: ran.append(n.type))
+    consumer = NotificationConsumer(runtime_with(service).registry, NotificationSettings(), url="")
+    consumer._generation = 2  # reconnected once
+    consumer._work(1, 7, _Delivery(note(CREATE)))  # type: ignore[arg-type]
+    assert ran == [] and consumer._settled.empty()
+    consumer._work(2, 8, _Delivery(note(CREATE)))  # type: ignore[arg-type]
+    assert ran == [CREATE] and consumer._settled.get_nowait() == (2, 8, "ack")

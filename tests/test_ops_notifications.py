@@ -152,6 +152,7 @@ def test_the_consumer_settles_as_it_counts_and_an_unreadable_one_is_failed():
     consumer = NotificationConsumer(
         runtime_with(service).registry, NotificationSettings(), url="", observer=metrics
     )
+    consumer._generation = 1  # consuming on its first channel
     consumer._work(1, 1, _Delivery(note(CREATE)))  # type: ignore[arg-type]
     consumer._work(1, 2, _Delivery(note(CREATE), redelivered=True))  # type: ignore[arg-type]
     consumer._work(1, 3, _Delivery(b"<not a notification"))  # type: ignore[arg-type]

@@ -534,3 +534,10 @@ def test_an_mqtt_url_whose_password_hides_the_port_is_refused_without_echoing_it
     assert load_settings(
         None, environ={"VCDEXT_MQTT_URL": "wss://ext:S3cr%2Fet@127.0.0.1:1/messaging/mqtt"}
     ).mqtt.url
+    # A password that starts with digits: "admin:8443" reads as host and port, the rest as
+    # the path; the token would go to host "admin".
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            None, environ={"VCDEXT_MQTT_URL": "wss://admin:8443/Secret@vcd.example.com/mqtt"}
+        )
+    assert "Secret" not in str(caught.value) and "8443" not in str(caught.value)

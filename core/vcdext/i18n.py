@@ -50,6 +50,8 @@ CORE_DOMAIN = "vcdext"
 SOURCE_LOCALE = "en"
 #: Distinct (domain, Accept-Language) choices remembered before the memory starts afresh.
 _NEGOTIATED_MAX = 1024
+#: The longest Accept-Language (its tags' total length) whose choice is remembered.
+_NEGOTIATED_KEY_MAX = 256
 #: The message context prefix of vCD bundle texts: ``msgctxt "vcd-bundle:backupInProgress"``.
 BUNDLE_CONTEXT = "vcd-bundle:"
 #: Where a plugin keeps its templates, inside its package.
@@ -361,10 +363,14 @@ class Localization:
         found = self._negotiated.get(key)
         if found is None:
             tags = [t.replace("-", "_") for t in preferred]
-            found = negotiate_locale(tags, self.available(domain), sep="_") or SOURCE_LOCALE
-            if len(self._negotiated) >= _NEGOTIATED_MAX:  # bounded: callers choose the keys
-                self._negotiated.clear()
-            self._negotiated[key] = found
+            available = self.available(domain)
+            chosen = negotiate_locale(tags, available, sep="_") or SOURCE_LOCALE
+            # babel answers in the caller's spelling ("DE"); the catalogs are found by ours.
+            found = {a.lower(): a for a in available}.get(chosen.lower(), chosen)
+            if sum(map(len, preferred)) <= _NEGOTIATED_KEY_MAX:  # long headers are not kept
+                if len(self._negotiated) >= _NEGOTIATED_MAX:  # bounded: callers choose keys
+                    self._negotiated.clear()
+                self._negotiated[key] = found
         return found
 
     def translator(self, plugin: str | None, preferred: Sequence[str] = ()) -> Translator:

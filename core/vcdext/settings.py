@@ -297,7 +297,8 @@ def _check_mqtt_url(url: str) -> str:
             port_ok = False
         else:
             port_ok = True
-        if not port_ok or not parts.hostname:  # never echo the URL: it may hold a password
+        hidden = "@" in parts.path + parts.query + parts.fragment  # "user:84/pw@host": host?
+        if not port_ok or not parts.hostname or hidden:  # never echo it: it may hold a password
             raise ValueError(
                 "host and port cannot be read; percent-encode '/', '?', '#' and '@' in the "
                 "user and password"

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from amqp import spec
 from amqp.exceptions import AccessRefused, ConsumerCancelled
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
@@ -735,7 +734,6 @@ class _Replier:
         self._server = server
         self._conn: Connection | None = None
         self._channel: Any = None
-        self._check: Any = None
         self._confirms = False
         self._seq = 0
         self._unconfirmed: dict[int, _Reply] = {}
@@ -763,14 +761,14 @@ class _Replier:
             if conn is not None and socket_of(conn) in readable:
                 frames.drain(conn)
             # The replies of this turn leave in one write (once the connection is up).
-            with frames.Cork(self._conn) as cork:
+            with frames.Cork(self._conn):
                 while server._replies:
                     if self._channel is None and time.monotonic() < self._retry_at:
                         return  # reconnecting later; the replies wait
                     in_hand = server._replies.popleft()
                     if self._channel is None:
                         self._open()
-                    self._publish(in_hand, cork)
+                    self._publish(in_hand)
                     in_hand = None
             if self._conn is not None and beat:
                 self._conn.heartbeat_check()
@@ -789,25 +787,39 @@ class _Replier:
             self._channel.events["basic_ack"].add(self._on_ack)
             self._channel.events["basic_nack"].add(self._on_nack)
             self._confirm_select()
-            self._check = conn.channel()
+
+    def _check_exchange(self, name: str) -> Exception | None:
+        """Whether reply exchange ``name`` exists: ``None``, or the broker's refusal.
+
+        A passive declare on a short-lived connection of its own: waiting for its answer on
+        the reply connection would read that connection's other frames meanwhile (a close of
+        the publishing channel, caused by an earlier reply, would surface here instead of in
+        turn(), and be taken for this check's answer). Reply exchanges are few and checked
+        once each, so a connection per check costs nothing that matters.
+        """
+        conn = self._server._connection()
+        try:
+            conn.connect()
+            conn.channel().exchange_declare(name, "direct", passive=True)
+        except conn.channel_errors as exc:
+            if isinstance(exc, conn.connection_errors):
+                raise
+            refusal: Exception = exc
+            return refusal
+        finally:
+            with contextlib.suppress(Exception):
+                conn.release()
+        return None
 
     def _confirm_select(self) -> None:
         self._channel.confirm_select()
         self._seq = 0
 
-    def _publish(self, item: _Reply, cork: frames.Cork) -> None:
+    def _publish(self, item: _Reply) -> None:
         if self._confirms and item.exchange and item.exchange not in self._exchanges:
-            try:
-                with cork.lifted():  # the check waits for the broker's answer
-                    # py-amqp reopens a channel the broker closed under the same id.
-                    self._check.exchange_declare(item.exchange, "direct", passive=True)
-            except self._conn.channel_errors as exc:  # type: ignore[union-attr]
-                if getattr(exc, "method_sig", None) != spec.Exchange.Declare:
-                    # Not the check's answer: the broker closed the publishing channel (a
-                    # reply sent before, to an exchange deleted since) while the check waited.
-                    # _failed() gives this reply and the unconfirmed ones another go.
-                    raise
-                self._refused(item, exc)
+            refusal = self._check_exchange(item.exchange)
+            if refusal is not None:
+                self._refused(item, refusal)
                 return
             self._exchanges.add(item.exchange)
         message = self._channel.prepare_message(
@@ -877,6 +889,7 @@ class _Replier:
             self._exchanges.clear()
             if in_hand is not None:
                 self._server._replies.appendleft(in_hand)
+                in_hand = None  # queued again: not also given back below
             self._server._replies.extendleft(reversed(list(self._unconfirmed.values())))
             self._unconfirmed.clear()
             try:
@@ -908,5 +921,5 @@ class _Replier:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.release()
-        self._conn = self._channel = self._check = None
+        self._conn = self._channel = None
         self._exchanges.clear()

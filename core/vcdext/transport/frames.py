@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 from amqp import spec
@@ -113,7 +112,10 @@ def drain(conn: Any) -> None:
 
 class Cork:
     """Frames written to a connection while corked go out together in one ``sendall`` when
-    the cork comes off (over plain TCP; elsewhere each write goes out at once, as usual)."""
+    the cork comes off (over plain TCP; elsewhere each write goes out at once, as usual).
+
+    Nothing inside may wait for the broker's answer to something it wrote: that write would
+    still be held."""
 
     def __init__(self, conn: Any) -> None:
         self._transport = (
@@ -139,20 +141,6 @@ class Cork:
                     self._flush()
         finally:
             self._transport._write = self._direct
-
-    @contextlib.contextmanager
-    def lifted(self) -> Iterator[None]:
-        """Send what is held, and write directly inside the block: for anything that waits
-        for the broker's answer (a synchronous method such as a passive declare)."""
-        if self._transport is None:
-            yield
-            return
-        self._transport._write = self._direct
-        try:
-            self._flush()
-            yield
-        finally:
-            self._transport._write = self._later
 
     def _later(self, data: Any) -> None:
         self._pending.append(bytes(data))  # py-amqp reuses its frame buffer: copy
