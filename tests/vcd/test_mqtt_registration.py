@@ -26,6 +26,7 @@ from vcdext.testing import TestClient, make_runtime
 from vcdext.vcd import VcdClient, register_services
 from vcdext.vcd.extension_prune import HeldExtension, plan_extension_prune, select_extension
 from vcdext.vcd.extensions import ExtensionRegistration, register_extensions
+from vcdext.vcloud.query import read_api_definition_record
 from vcdext_cell import Cell
 from vcdext_cell.seed import load_seed
 
@@ -72,7 +73,12 @@ def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp
     assert ["add", "right", "{io.vcdext.hello}:View Org Greeting"] in rows
     assert any(row[:2] == ["add", "service"] and "org/{resourceId}/hello" in row[2] for row in rows)
     assert any(row[:2] == ["upload", "bundle"] and "en_US" in row[2] for row in rows), out
-    assert "dry run: 8 changes planned for 1 MQTT extension; nothing was changed" in out
+    # Its API definition, named after the service, at {baseUri} + its first path.
+    assert any(
+        re.split(r"\s{2,}", line)[1:] == ["add", "api definition", "hello at {baseUri}hello"]
+        for line in out.splitlines()
+    ), out
+    assert "dry run: 9 changes planned for 1 MQTT extension; nothing was changed" in out
     assert cell.extensions.extensions() == []
     assert not (tmp_path / "secret" / "tokens.json").exists()
 
@@ -80,7 +86,7 @@ def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp
 def test_registration_then_a_second_run_plans_nothing(cell, tmp_path, capsys):
     path = config(cell, tmp_path)
     first = register(path, capsys)
-    assert "vCD updated: 8 changes applied to 1 MQTT extension" in first
+    assert "vCD updated: 9 changes applied to 1 MQTT extension" in first
     (ext,) = cell.extensions.extensions()
     assert (ext.id, ext.enabled, ext.authorization_enabled) == (HELLO, True, False)
     assert ext.description.startswith("Greets vCloud Director users")
@@ -171,6 +177,42 @@ def test_rights_and_service_links_go_to_the_extensions_legacy_service(cell, tmp_
     urn = right.urn
     assert aliases[hello.VIEW_ORG_GREETING] == (urn, urn.rsplit(":", 1)[-1])
     assert aliases["{vcdext.hello}:View Org Greeting"][0] == urn
+
+
+def test_the_api_definition_goes_to_the_extensions_legacy_service(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    uuid = legacy_service_id(cell)
+    (definition,) = cell.state.definitions(uuid)
+    # Named and namespaced as the plugin's (as over AMQP), not after the admin service.
+    assert (definition.name, definition.entry_point, definition.namespace) == (
+        "hello",
+        "{baseUri}hello",
+        "io.vcdext.hello",
+    )
+    # What a client finds from the extension: its Link header names the admin service's
+    # apidefinitions, whose records hold it.
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        client.connect()
+        _, headers = client.cloudapi("GET", f"1.0.0/extensions/api/{HELLO}")
+        (href,) = re.findall(r"<([^>]*/apidefinitions)>", headers["Link"])
+        found = [read_api_definition_record(r) for r in client.records(href)]
+    assert [(d.value.name, d.value.entry_point) for d in found if d] == [
+        ("hello", "{baseUri}hello")
+    ]
+    # Someone changed it in vCD (definitions cannot be edited): removed and added again.
+    cell.state._definitions[definition.id] = replace(definition, entry_point="{baseUri}old")
+    out = register(path, capsys, "--dry-run")
+    rows = [re.split(r"\s{2,}", line)[1:] for line in out.splitlines()[1:-1]]
+    assert rows == [
+        ["remove", "api definition", "hello at {baseUri}old"],
+        ["add", "api definition", "hello at {baseUri}hello"],
+    ], out
+    assert cell.state.definitions(uuid)[0].entry_point == "{baseUri}old"
+    assert "2 changes applied" in register(path, capsys)
+    assert [d.entry_point for d in cell.state.definitions(uuid)] == ["{baseUri}hello"]
+    assert register(path, capsys).strip().endswith("nothing changed")
 
 
 def test_a_lost_right_is_planned_in_a_dry_run_and_added_again(cell, tmp_path, capsys):

@@ -10,9 +10,9 @@ Per service, idempotently (protocol notes §2 "MQTT variant", docs/protocol.md "
 3. its extension token ``POST /cloudapi/1.0.0/tokens``, created only when
    ``mqtt.token_file`` has none for the extension or vCD lists no token of the extension any
    more; stored in that file (mode 0600), never logged;
-4. its rights, service links and localization bundle, through the extension's legacy admin
-   service ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header of the
-   extension, as VMware's API extensibility guide shows), planned and applied as for an AMQP
+4. its rights, service links, API definition and localization bundle, through the extension's
+   legacy admin service ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header
+   of the extension, as VMware's API extensibility guide shows), planned and applied as for an AMQP
    service; the bundle's digest is kept in the extension's description, as an AMQP service
    keeps it in its own.
    vCD prefixes a right with that service's namespace, which vcdext reads from the service
@@ -35,7 +35,7 @@ from ..settings import Settings
 from ..vcloud import media
 from ..vcloud import mqtt as names
 from ..vcloud.extension import write_api_filter
-from ..vcloud.model import ApiFilter, ServiceLink
+from ..vcloud.model import ApiDefinition, ApiFilter, ServiceLink
 from ..vcloud.query import read_api_filter_record
 from ..vcloud.versions import at_least
 from .apply import Applier
@@ -53,8 +53,10 @@ from .model import (
 from .observe import Observer
 from .plan import (
     Action,
+    AddApiDefinition,
     AddLink,
     AddRight,
+    RemoveApiDefinition,
     RemoveLink,
     ServicePlan,
     UpdateRight,
@@ -87,6 +89,8 @@ class DesiredExtension:
     #: Rights and service links, registered through the extension's legacy admin service.
     rights: tuple[RightSpec, ...] = ()
     links: tuple[ServiceLink, ...] = ()
+    #: The API definition (name, ``{baseUri}`` entry point), as for an AMQP service.
+    api_definitions: tuple[ApiDefinition, ...] = ()
     bundle: LocalizationBundle | None = None
 
     @property
@@ -130,6 +134,7 @@ def desired_extension(
         filters=service.api_filters,
         rights=parts.rights,
         links=parts.links,
+        api_definitions=parts.api_definitions,
         bundle=parts.bundle,
     )
 
@@ -401,7 +406,9 @@ class _Reconcile:
 
     def _companion_actions(self, actual: ActualService | None) -> tuple[Action, ...]:
         """What the legacy admin service ``actual`` lacks (all of it for ``None``): rights
-        named with the service's own namespace, and service links."""
+        named with the service's own namespace, service links and the API definition (named
+        and namespaced as the plugin's, as for an AMQP service: vCD keeps a definition's
+        namespace and vendor as sent)."""
         d = self.desired
         namespace = actual.namespace if actual is not None else d.namespace
         # A right the service holds under another prefix than its namespace is still that
@@ -414,6 +421,7 @@ class _Reconcile:
             routing_key="",
             exchange="",
             links=d.links,
+            api_definitions=d.api_definitions,
             rights=tuple(
                 replace(r, name=held.get(r.short_name, f"{{{namespace}}}:{r.short_name}"))
                 for r in d.rights
@@ -421,16 +429,31 @@ class _Reconcile:
         )
         if actual is None:
             bundle = (UploadBundle(d.bundle),) if d.bundle is not None else ()
-            return (*(AddLink(x) for x in d.links), *(AddRight(r) for r in want.rights), *bundle)
+            return (
+                *(AddLink(x) for x in d.links),
+                *(AddApiDefinition(x) for x in d.api_definitions),
+                *(AddRight(r) for r in want.rights),
+                *bundle,
+            )
         sp = plan_service(want, actual)
         self.result.notes += [n for n in sp.notes if n.startswith("right ")]
         return tuple(
-            a for a in sp.actions if isinstance(a, AddRight | UpdateRight | AddLink | RemoveLink)
+            a
+            for a in sp.actions
+            if isinstance(
+                a,
+                AddRight
+                | UpdateRight
+                | AddLink
+                | RemoveLink
+                | AddApiDefinition
+                | RemoveApiDefinition,
+            )
         )
 
     def _companion(self, ext_id: str) -> None:
         d = self.desired
-        if not (d.rights or d.links or d.bundle):
+        if not (d.rights or d.links or d.api_definitions or d.bundle):
             return
         observer = Observer(self.client)
         actual = observer.read(self._legacy_service_url(ext_id))
