@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import vcdext_backup.plugin as backup
 import vcdext_hello.plugin as hello
 from vcdext import Registrar, hookimpl
 from vcdext.cli import main
@@ -629,3 +630,91 @@ def test_a_delete_whose_answer_was_lost_counts_as_done(cell, tmp_path, capsys, m
     assert [e.id for e in cell.extensions.extensions()] == [HELLO]
     stored = json.loads((tmp_path / "secret" / "tokens.json").read_text())
     assert set(stored) == {HELLO}
+
+
+# -- vCD's authorization framework: the backup plugin declares a resource class ----------------
+
+BACKUP = "urn:vcloud:extension-api:Example:backup:1.0.0"
+
+
+def backup_config(cell: Cell, tmp_path: Path) -> Path:
+    path = config(cell, tmp_path)
+    path.write_text(path.read_text().replace('enabled = ["hello"]', 'enabled = ["backup"]'))
+    return path
+
+
+def plan_rows(out: str) -> list[list[str]]:
+    return [re.split(r"\s{2,}", line)[1:] for line in out.splitlines()[1:-1]]
+
+
+def test_resource_classes_go_to_the_admin_service_and_authorization_is_enabled_last(
+    cell, tmp_path, capsys
+):
+    path = backup_config(cell, tmp_path)
+    rows = plan_rows(register(path, capsys, "--dry-run"))
+    classes = [r for r in rows if r[1].startswith(("resource class", "acl rule"))]
+    assert classes[:2] == [
+        ["add", "resource class", f"Backup ({backup.BACKUP_TYPE})"],
+        ["add", "resource class action", "Backup: view = GET /api/backup/(?<id>[^/]+)"],
+    ], rows
+    # Before the extension exists, a rule names the right as the plugin does.
+    assert [
+        "add",
+        "acl rule",
+        "Backup/view: viewers = holders of {org.example.vcd.backup}:View Backups, "
+        "organization Shared, resources Shared",
+    ] in classes
+    assert len(classes) == 7  # the class, 2 actions, 4 rules
+    # After the rights its rules name, and authorization on only after all of it.
+    assert rows.index(classes[0]) > max(i for i, r in enumerate(rows) if r[1] == "right")
+    assert rows[-1] == ["update", "extension", "authorizationEnabled: False → True"]
+    assert cell.extensions.extensions() == []
+
+    register(path, capsys)
+    (ext,) = cell.extensions.extensions()
+    assert (ext.id, ext.authorization_enabled) == (BACKUP, True)
+    assert cell.state.service(ext.uuid).authorization_enabled
+    (resource_class,) = cell.state.resource_classes(ext.uuid)
+    assert resource_class.name == "Backup"
+    actions = {a.name: a for a in cell.state.actions(resource_class.id)}
+    assert set(actions) == {"view", "delete"}
+    rules = {r.name: r for r in cell.state.rules(actions["view"].id)}
+    assert set(rules) == {"viewers", "system administrators"}
+    # The rule names the right as vCD holds it on the extension's admin service.
+    view = next(r for r in cell.state.rights(ext.uuid) if r.name.endswith(":View Backups"))
+    principal = rules["viewers"].principal
+    assert principal is not None and principal.entity is not None
+    assert principal.entity.href.rstrip("/").endswith(view.id)
+    assert register(path, capsys, "--dry-run").strip().endswith("nothing changed")
+    assert register(path, capsys).strip().endswith("nothing changed")
+
+
+def test_a_lost_acl_rule_is_added_again_and_authorization_stays_on(cell, tmp_path, capsys):
+    path = backup_config(cell, tmp_path)
+    register(path, capsys)
+    (ext,) = cell.extensions.extensions()
+    (resource_class,) = cell.state.resource_classes(ext.uuid)
+    view = next(a for a in cell.state.actions(resource_class.id) if a.name == "view")
+    (viewers,) = [r for r in cell.state.rules(view.id) if r.name == "viewers"]
+    cell.state.delete_rule(viewers.id)
+    rows = plan_rows(register(path, capsys, "--dry-run"))
+    assert [r[:2] for r in rows] == [["add", "acl rule"]], rows
+    assert "1 change applied" in register(path, capsys)
+    assert {r.name for r in cell.state.rules(view.id)} == {"viewers", "system administrators"}
+    assert cell.extensions.extensions()[0].authorization_enabled
+
+
+def test_authorization_is_switched_off_first_when_classes_are_no_longer_declared(
+    cell, tmp_path, capsys, monkeypatch
+):
+    path = backup_config(cell, tmp_path)
+    register(path, capsys)
+    monkeypatch.setattr(backup.service, "_resource_classes", [])
+    rows = plan_rows(register(path, capsys, "--dry-run"))
+    assert rows[0] == ["update", "extension", "authorizationEnabled: True → False"], rows
+    assert ["remove", "resource class", f"Backup ({backup.BACKUP_TYPE})"] in rows
+    register(path, capsys)
+    (ext,) = cell.extensions.extensions()
+    assert not ext.authorization_enabled
+    assert cell.state.resource_classes(ext.uuid) == []
+    assert register(path, capsys).strip().endswith("nothing changed")

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..acl import ResourceClass as DeclaredResourceClass
 from ..registry import RegisteredService
 from ..settings import Settings
 from ..vcloud import media
@@ -54,12 +55,16 @@ from .observe import Observer
 from .plan import (
     Action,
     AddApiDefinition,
+    AddFilter,
     AddLink,
+    AddResourceClass,
     AddRight,
-    RemoveApiDefinition,
-    RemoveLink,
+    CreateService,
+    DeleteService,
+    Plan,
+    RemoveFilter,
     ServicePlan,
-    UpdateRight,
+    UpdateService,
     UploadBundle,
     plan_service,
 )
@@ -92,6 +97,8 @@ class DesiredExtension:
     #: The API definition (name, ``{baseUri}`` entry point), as for an AMQP service.
     api_definitions: tuple[ApiDefinition, ...] = ()
     bundle: LocalizationBundle | None = None
+    #: vCD authorization framework classes (ACL principals as the plugin names its rights).
+    resource_classes: tuple[DeclaredResourceClass, ...] = ()
 
     @property
     def id(self) -> str:
@@ -101,7 +108,13 @@ class DesiredExtension:
     def owner(self) -> str:
         return names.broker_username(self.vendor, self.name, self.version)
 
-    def body(self, bundle_digest: str | None = None) -> dict[str, Any]:
+    @property
+    def authorization(self) -> bool:
+        """Whether vCD's authorization framework is to be on: exactly when the service
+        declares resource classes (as for an AMQP service's ``AuthorizationEnabled``)."""
+        return bool(self.resource_classes)
+
+    def body(self, bundle_digest: str | None = None, *, authorization: bool) -> dict[str, Any]:
         """The cloudapi ``ExternalSystem`` of the extension, as POSTed and PUT (its description
         records the digest of the localization bundle vCD holds, as an AMQP service's does)."""
         return {
@@ -110,7 +123,7 @@ class DesiredExtension:
             "vendor": self.vendor,
             "priority": self.priority,
             "enabled": True,
-            "authorizationEnabled": False,
+            "authorizationEnabled": authorization,
             # marked (--prune), with the digest of the bundle vCD holds
             "description": compose_description(self.description, bundle_digest),
         }
@@ -136,6 +149,7 @@ def desired_extension(
         links=parts.links,
         api_definitions=parts.api_definitions,
         bundle=parts.bundle,
+        resource_classes=parts.resource_classes,
     )
 
 
@@ -233,7 +247,8 @@ def register_extensions(
         texts = (messages or {}).get(service.plugin) or (messages or {}).get(service.namespace)
         desired = desired_extension(service, settings.mqtt.extension_version, texts)
         result.checked.append(desired.id)
-        _Reconcile(client, desired, tokens, result, dry_run).run(existing.get(_key(desired.body())))
+        found = existing.get((desired.vendor, desired.name, desired.version))
+        _Reconcile(client, desired, tokens, result, dry_run).run(found)
     others = sorted(set(other_rights) - set(result.right_ids))
     if others:
         result.right_ids.update(Observer(client).right_ids(others))
@@ -312,6 +327,8 @@ class _Reconcile:
         self.dry_run = dry_run
         #: The digest of the localization bundle vCD holds (from the extension's description).
         self.digest: str | None = None
+        #: Whether vCD has the extension's ``authorizationEnabled`` on (before this run).
+        self.authorized = False
 
     def plan(self, verb: str, subject: str, detail: str) -> bool:
         """Record a step; whether to carry it out."""
@@ -327,18 +344,23 @@ class _Reconcile:
                     self.plan("add", "api filter", pattern)
                 self.plan("create", "token", f"stored in {self.tokens.path}")
                 for action in self._companion_actions(None):
-                    self.plan(action.verb, action.subject, action.detail)
+                    self.plan_action(action)
+                self._enable_last(d.id)
                 return
-            actual, _ = self.client.cloudapi("POST", _EXTENSIONS, d.body())
+            # Authorization stays off until the resource classes, actions and rules exist.
+            actual, _ = self.client.cloudapi("POST", _EXTENSIONS, d.body(authorization=False))
             if not isinstance(actual, dict):
                 raise VcdError(f"POST /cloudapi/{_EXTENSIONS}: vCD returned no extension")
         else:
             self.digest = split_description(str(actual.get("description") or ""))[2]
-            body = d.body(self.digest)
+            self.authorized = actual.get("authorizationEnabled") is True
+            # Switched off first (before its classes go), on only last (_enable_last).
+            body = d.body(self.digest, authorization=d.authorization and self.authorized)
             changes = [
                 f"{k}: {actual.get(k)!r} → {v!r}"
                 for k, v in body.items()
-                if k in ("priority", "enabled", "description") and actual.get(k) != v
+                if k in ("priority", "enabled", "authorizationEnabled", "description")
+                and actual.get(k) != v
             ]
             if changes and self.plan("update", "extension", "; ".join(changes)):
                 self.client.cloudapi("PUT", f"{_EXTENSIONS}/{actual['id']}", body)
@@ -346,6 +368,16 @@ class _Reconcile:
         self._filters(ext_id)
         self._token(ext_id)
         self._companion(ext_id)
+        self._enable_last(ext_id)
+
+    def _enable_last(self, ext_id: str) -> None:
+        """Switch ``authorizationEnabled`` on once the classes, actions and rules exist
+        (vCD rejects every call of an extension with it on and none of them)."""
+        if not self.desired.authorization or self.authorized:
+            return
+        if self.plan("update", "extension", "authorizationEnabled: False → True"):
+            body = self.desired.body(self.digest, authorization=True)
+            self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext_id}", body)
 
     # -- API filters ---------------------------------------------------------------------------
 
@@ -406,14 +438,20 @@ class _Reconcile:
 
     def _companion_actions(self, actual: ActualService | None) -> tuple[Action, ...]:
         """What the legacy admin service ``actual`` lacks (all of it for ``None``): rights
-        named with the service's own namespace, service links and the API definition (named
+        named with the service's own namespace, service links, the API definition (named
         and namespaced as the plugin's, as for an AMQP service: vCD keeps a definition's
-        namespace and vendor as sent)."""
+        namespace and vendor as sent) and the resource classes with their actions and ACL
+        rules (a rule naming one of the plugin's rights names it as vCD does)."""
         d = self.desired
         namespace = actual.namespace if actual is not None else d.namespace
         # A right the service holds under another prefix than its namespace is still that
         # right (matched by its short name): vCD's naming is [unknown], so read, not assumed.
         held = {_short(r.value.name): r.value.name for r in (actual.rights if actual else ())}
+        rights = tuple(
+            replace(r, name=held.get(r.short_name, f"{{{namespace}}}:{r.short_name}"))
+            for r in d.rights
+        )
+        vcd_name = {r.name: w.name for r, w in zip(d.rights, rights, strict=True)}
         want = DesiredService(
             plugin="",
             name=d.name,
@@ -422,9 +460,9 @@ class _Reconcile:
             exchange="",
             links=d.links,
             api_definitions=d.api_definitions,
-            rights=tuple(
-                replace(r, name=held.get(r.short_name, f"{{{namespace}}}:{r.short_name}"))
-                for r in d.rights
+            rights=rights,
+            resource_classes=tuple(
+                c.expand_rights(lambda name: vcd_name.get(name, name)) for c in d.resource_classes
             ),
         )
         if actual is None:
@@ -433,30 +471,37 @@ class _Reconcile:
                 *(AddLink(x) for x in d.links),
                 *(AddApiDefinition(x) for x in d.api_definitions),
                 *(AddRight(r) for r in want.rights),
+                *(AddResourceClass(c) for c in want.resource_classes),
                 *bundle,
             )
         sp = plan_service(want, actual)
         self.result.notes += [n for n in sp.notes if n.startswith("right ")]
+        # The extension's own fields, its filters and its bundle are reconciled elsewhere.
         return tuple(
             a
             for a in sp.actions
-            if isinstance(
+            if not isinstance(
                 a,
-                AddRight
-                | UpdateRight
-                | AddLink
-                | RemoveLink
-                | AddApiDefinition
-                | RemoveApiDefinition,
+                CreateService
+                | UpdateService
+                | DeleteService
+                | AddFilter
+                | RemoveFilter
+                | UploadBundle,
             )
         )
 
     def _companion(self, ext_id: str) -> None:
         d = self.desired
-        if not (d.rights or d.links or d.api_definitions or d.bundle):
+        if not (d.rights or d.links or d.api_definitions or d.bundle or d.resource_classes):
             return
         observer = Observer(self.client)
-        actual = observer.read(self._legacy_service_url(ext_id))
+        actual = observer.read(self._legacy_service_url(ext_id), children=False)
+        # Resource classes are read while they are declared or authorization was on (so
+        # the classes of a service that stopped declaring them are removed), as over AMQP.
+        actual = observer.read_children(
+            actual, authorization=bool(d.resource_classes) or self.authorized
+        )
         actions = tuple(a for a in self._companion_actions(actual) if self.plan_action(a))
         ids = {r.value.name: r.id for r in actual.rights if r.id}
         if actions:
@@ -497,11 +542,17 @@ class _Reconcile:
             )
             return
         self.digest = action.bundle.digest
-        self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext_id}", self.desired.body(self.digest))
+        # Authorization as vCD has it now (switched on by _enable_last, off by run()).
+        authorization = self.desired.authorization and self.authorized
+        body = self.desired.body(self.digest, authorization=authorization)
+        self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext_id}", body)
 
     def plan_action(self, action: Action) -> bool:
-        """Record ``action`` as a step; whether to carry it out."""
-        return self.plan(action.verb, action.subject, action.detail)
+        """Record ``action`` as a step (a new resource class or action with a step for each
+        action and ACL rule it brings, as in the AMQP table); whether to carry it out."""
+        rows = Plan((ServicePlan("", None, None, (action,)),)).rows()
+        carry_out = [self.plan(verb, subject, detail) for _, verb, subject, detail in rows]
+        return carry_out[0]
 
     # -- the token -----------------------------------------------------------------------------
 
