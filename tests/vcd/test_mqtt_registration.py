@@ -19,6 +19,8 @@ import requests
 
 import vcdext_backup.plugin as backup
 import vcdext_hello.plugin as hello
+from tests.cell.support import Client
+from tests.support.seeds import two_tenants
 from vcdext import Registrar, hookimpl
 from vcdext.cli import main
 from vcdext.errors import VcdExtError
@@ -718,3 +720,19 @@ def test_authorization_is_switched_off_first_when_classes_are_no_longer_declared
     assert not ext.authorization_enabled
     assert cell.state.resource_classes(ext.uuid) == []
     assert register(path, capsys).strip().endswith("nothing changed")
+
+
+def test_the_cell_applies_an_mqtt_extensions_acl_rules_before_forwarding(
+    tmp_path, capsys, assert_valid_vcd_xml
+):
+    seed = tmp_path / "seed.toml"
+    seed.write_text(two_tenants())
+    with Cell(amqp_url="memory://", host="127.0.0.1", port=0, seed=load_seed(seed)) as cell:
+        register(backup_config(cell, tmp_path), capsys)
+        bob = Client(cell.url, assert_valid_vcd_xml).login("bob@acme", "vmware")
+        refused = bob.get("/api/backup/b1")
+        assert refused.status_code == 403
+        assert b"No ACL rule of the extension allows this request" in refused.content
+        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
+        # allowed by the System administrators rule: forwarded (the cell has no broker here)
+        assert admin.get("/api/backup/b1").status_code == 500

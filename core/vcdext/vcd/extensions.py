@@ -10,14 +10,16 @@ Per service, idempotently (protocol notes §2 "MQTT variant", docs/protocol.md "
 3. its extension token ``POST /cloudapi/1.0.0/tokens``, created only when
    ``mqtt.token_file`` has none for the extension or vCD lists no token of the extension any
    more; stored in that file (mode 0600), never logged;
-4. its rights, service links, API definition and localization bundle, through the extension's
-   legacy admin service ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header
-   of the extension, as VMware's API extensibility guide shows), planned and applied as for an AMQP
-   service; the bundle's digest is kept in the extension's description, as an AMQP service
-   keeps it in its own.
-   vCD prefixes a right with that service's namespace, which vcdext reads from the service
-   document instead of assuming it; the URNs are learned for :meth:`right_aliases` under the
-   plugin's own full names (``{namespace}:Name``).
+4. its rights, service links, API definition, resource classes (with their actions and ACL
+   rules) and localization bundle, through the extension's legacy admin service
+   ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header of the extension, as
+   VMware's API extensibility guide shows), planned and applied as for an AMQP service; the
+   bundle's digest is kept in the extension's description, as an AMQP service keeps it in its
+   own. vCD prefixes a right with that service's namespace, which vcdext reads from the
+   service document instead of assuming it; the URNs are learned for :meth:`right_aliases`
+   under the plugin's own full names (``{namespace}:Name``);
+5. ``authorizationEnabled``: on exactly when the service declares resource classes, switched
+   on as the run's last change (once they exist) and off as its first.
 
 A dry run observes and plans only; a second run plans nothing.
 """
@@ -224,8 +226,8 @@ def register_extensions(
     other_rights: Iterable[str] = (),
     messages: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> ExtensionRegistration:
-    """Make vCD's MQTT extensions, filters, tokens, rights and service links match
-    ``services``.
+    """Make vCD's MQTT extensions, filters, tokens, rights, service links, API definitions
+    and resource classes match ``services``.
 
     :param other_rights: names of rights vcdext does not register (vCD's own, such as
         ``vApp: View``) whose URNs the result should carry too.
