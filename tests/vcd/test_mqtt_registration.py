@@ -22,11 +22,13 @@ import vcdext_hello.plugin as hello
 from tests.cell.support import Client
 from tests.support.seeds import two_tenants
 from vcdext import Registrar, hookimpl
+from vcdext.app import _register_with_vcd, create_runtime
 from vcdext.cli import main
 from vcdext.errors import VcdExtError
 from vcdext.settings import load_settings
 from vcdext.testing import TestClient, make_runtime
 from vcdext.vcd import VcdClient, register_services
+from vcdext.vcd.authorization import VcdAuthorizer
 from vcdext.vcd.extension_prune import HeldExtension, plan_extension_prune, select_extension
 from vcdext.vcd.extensions import ExtensionRegistration, register_extensions
 from vcdext.vcloud.query import read_api_definition_record
@@ -736,3 +738,37 @@ def test_the_cell_applies_an_mqtt_extensions_acl_rules_before_forwarding(
         admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
         # allowed by the System administrators rule: forwarded (the cell has no broker here)
         assert admin.get("/api/backup/b1").status_code == 500
+
+
+def test_the_authorization_check_finds_the_extensions_admin_service(
+    tmp_path, capsys, assert_valid_vcd_xml
+):
+    seed = tmp_path / "seed.toml"
+    seed.write_text(two_tenants())
+    with Cell(amqp_url="memory://", host="127.0.0.1", port=0, seed=load_seed(seed)) as cell:
+        path = backup_config(cell, tmp_path)
+        settings = load_settings(path, environ={})
+        runtime = make_runtime(backup=backup, settings=settings)
+        services = runtime.registry.services.values()
+        with VcdClient.from_settings(settings) as client:
+            result = register_extensions(client, services, settings)
+            # vCD's namespace of the admin service, not the plugin's
+            assert result.namespaces == {"backup": "Example.backup"}
+            authorizer = VcdAuthorizer(client, result.namespaces)
+            admin = cell.user("administrator", "System")
+            bob = cell.user("bob", "acme")
+            assert authorizer.is_authorized(
+                "backup", f"urn:vcloud:user:{admin.id}", "GET", "/api/backup/b1"
+            )
+            assert not authorizer.is_authorized(
+                "backup", f"urn:vcloud:user:{bob.id}", "GET", "/api/backup/b1"
+            )
+
+
+def test_vcdext_run_over_mqtt_connects_handlers_to_the_admin_services_check(cell, tmp_path):
+    settings = load_settings(backup_config(cell, tmp_path), environ={})
+    runtime = create_runtime(settings)
+    assert _register_with_vcd(runtime)
+    authorizer = runtime.dispatcher.authorizer
+    assert isinstance(authorizer, VcdAuthorizer)
+    assert authorizer.namespaces == {"backup": "Example.backup"}

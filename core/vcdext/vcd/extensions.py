@@ -177,6 +177,10 @@ class ExtensionRegistration:
     #: Full right name (the plugin's ``{namespace}:Name``, and vCD's own name of the right
     #: when it differs) → ``urn:vcloud:right:<uuid>``.
     right_ids: dict[str, str] = field(default_factory=dict)
+    #: Plugin name → the namespace of its extension's legacy admin service, where its
+    #: resource classes are (for :class:`~vcdext.vcd.authorization.VcdAuthorizer`); only
+    #: extensions that exist and have one.
+    namespaces: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -250,7 +254,10 @@ def register_extensions(
         desired = desired_extension(service, settings.mqtt.extension_version, texts)
         result.checked.append(desired.id)
         found = existing.get((desired.vendor, desired.name, desired.version))
-        _Reconcile(client, desired, tokens, result, dry_run).run(found)
+        reconcile = _Reconcile(client, desired, tokens, result, dry_run)
+        reconcile.run(found)
+        if reconcile.admin_namespace:
+            result.namespaces[service.plugin] = reconcile.admin_namespace
     others = sorted(set(other_rights) - set(result.right_ids))
     if others:
         result.right_ids.update(Observer(client).right_ids(others))
@@ -331,6 +338,8 @@ class _Reconcile:
         self.digest: str | None = None
         #: Whether vCD has the extension's ``authorizationEnabled`` on (before this run).
         self.authorized = False
+        #: The namespace of the extension's legacy admin service, once read.
+        self.admin_namespace = ""
 
     def plan(self, verb: str, subject: str, detail: str) -> bool:
         """Record a step; whether to carry it out."""
@@ -499,6 +508,7 @@ class _Reconcile:
             return
         observer = Observer(self.client)
         actual = observer.read(self._legacy_service_url(ext_id), children=False)
+        self.admin_namespace = actual.namespace
         # Resource classes are read while they are declared or authorization was on (so
         # the classes of a service that stopped declaring them are removed), as over AMQP.
         actual = observer.read_children(
