@@ -504,7 +504,8 @@ class _Reconcile:
 
     def _companion(self, ext_id: str) -> None:
         d = self.desired
-        if not (d.rights or d.links or d.api_definitions or d.bundle or d.resource_classes):
+        wanted = (d.rights, d.links, d.api_definitions, d.bundle, d.resource_classes)
+        if not (any(wanted) or self.authorized):  # authorized: its classes may need removing
             return
         observer = Observer(self.client)
         actual = observer.read(self._legacy_service_url(ext_id), children=False)
