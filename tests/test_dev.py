@@ -180,5 +180,5 @@ def test_dev_over_mqtt_registers_an_extension_and_the_printed_curl_line_works(
     check_hello_surface(d, assert_valid_vcd_xml)
     log = d.stop()
     assert d.proc.returncode == 0, log
-    assert "registration: vCD updated: 8 changes applied to 1 MQTT extension" in log
+    assert "registration: vCD updated: 9 changes applied to 1 MQTT extension" in log
     assert "guest:guest" not in log

@@ -21,7 +21,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -449,15 +449,18 @@ def _register_with_vcd(runtime: Runtime) -> bool:
     runtime.dispatcher.learn_right_ids(result.right_aliases())
     if isinstance(result, RegistrationResult) and result.contacted:
         _connect_authorizer(runtime)
+    elif not isinstance(result, RegistrationResult):  # MQTT: the extensions' admin services
+        _connect_authorizer(runtime, result.namespaces)
     for warning in result.warnings:
         log.warning("registration: %s", warning)
     log.info("registration: %s", result.summary())
     return True
 
 
-def _connect_authorizer(runtime: Runtime) -> None:
+def _connect_authorizer(runtime: Runtime, namespaces: Mapping[str, str] | None = None) -> None:
     """Give handlers vCD's authorization framework (``ctx.authorize``, service resources)
-    through a client of its own, when some service declares resource classes."""
+    through a client of its own, when some service declares resource classes; ``namespaces``
+    (plugin → namespace of the vCD service holding its classes) defaults to the plugins'."""
     from .vcd import VcdClient, VcdError
     from .vcd.authorization import VcdAuthorizer
 
@@ -470,5 +473,6 @@ def _connect_authorizer(runtime: Runtime) -> None:
     except VcdError as exc:
         log.error("vCD's authorization check is not available: %s", exc)
         return
-    namespaces = {plugin: s.namespace for plugin, s in services.items()}
+    if namespaces is None:
+        namespaces = {plugin: s.namespace for plugin, s in services.items()}
     runtime.dispatcher.authorizer = VcdAuthorizer(client, namespaces)

@@ -17,15 +17,21 @@ from pathlib import Path
 import pytest
 import requests
 
+import vcdext_backup.plugin as backup
 import vcdext_hello.plugin as hello
+from tests.cell.support import Client
+from tests.support.seeds import two_tenants
 from vcdext import Registrar, hookimpl
+from vcdext.app import _register_with_vcd, create_runtime
 from vcdext.cli import main
 from vcdext.errors import VcdExtError
 from vcdext.settings import load_settings
 from vcdext.testing import TestClient, make_runtime
 from vcdext.vcd import VcdClient, register_services
+from vcdext.vcd.authorization import VcdAuthorizer
 from vcdext.vcd.extension_prune import HeldExtension, plan_extension_prune, select_extension
 from vcdext.vcd.extensions import ExtensionRegistration, register_extensions
+from vcdext.vcloud.query import read_api_definition_record
 from vcdext_cell import Cell
 from vcdext_cell.seed import load_seed
 
@@ -72,7 +78,12 @@ def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp
     assert ["add", "right", "{io.vcdext.hello}:View Org Greeting"] in rows
     assert any(row[:2] == ["add", "service"] and "org/{resourceId}/hello" in row[2] for row in rows)
     assert any(row[:2] == ["upload", "bundle"] and "en_US" in row[2] for row in rows), out
-    assert "dry run: 8 changes planned for 1 MQTT extension; nothing was changed" in out
+    # Its API definition, named after the service, at {baseUri} + its first path.
+    assert any(
+        re.split(r"\s{2,}", line)[1:] == ["add", "api definition", "hello at {baseUri}hello"]
+        for line in out.splitlines()
+    ), out
+    assert "dry run: 9 changes planned for 1 MQTT extension; nothing was changed" in out
     assert cell.extensions.extensions() == []
     assert not (tmp_path / "secret" / "tokens.json").exists()
 
@@ -80,7 +91,7 @@ def test_dry_run_plans_extension_filters_and_token_and_changes_nothing(cell, tmp
 def test_registration_then_a_second_run_plans_nothing(cell, tmp_path, capsys):
     path = config(cell, tmp_path)
     first = register(path, capsys)
-    assert "vCD updated: 8 changes applied to 1 MQTT extension" in first
+    assert "vCD updated: 9 changes applied to 1 MQTT extension" in first
     (ext,) = cell.extensions.extensions()
     assert (ext.id, ext.enabled, ext.authorization_enabled) == (HELLO, True, False)
     assert ext.description.startswith("Greets vCloud Director users")
@@ -171,6 +182,42 @@ def test_rights_and_service_links_go_to_the_extensions_legacy_service(cell, tmp_
     urn = right.urn
     assert aliases[hello.VIEW_ORG_GREETING] == (urn, urn.rsplit(":", 1)[-1])
     assert aliases["{vcdext.hello}:View Org Greeting"][0] == urn
+
+
+def test_the_api_definition_goes_to_the_extensions_legacy_service(cell, tmp_path, capsys):
+    path = config(cell, tmp_path)
+    register(path, capsys)
+    uuid = legacy_service_id(cell)
+    (definition,) = cell.state.definitions(uuid)
+    # Named and namespaced as the plugin's (as over AMQP), not after the admin service.
+    assert (definition.name, definition.entry_point, definition.namespace) == (
+        "hello",
+        "{baseUri}hello",
+        "io.vcdext.hello",
+    )
+    # What a client finds from the extension: its Link header names the admin service's
+    # apidefinitions, whose records hold it.
+    settings = load_settings(path, environ={})
+    with VcdClient.from_settings(settings) as client:
+        client.connect()
+        _, headers = client.cloudapi("GET", f"1.0.0/extensions/api/{HELLO}")
+        (href,) = re.findall(r"<([^>]*/apidefinitions)>", headers["Link"])
+        found = [read_api_definition_record(r) for r in client.records(href)]
+    assert [(d.value.name, d.value.entry_point) for d in found if d] == [
+        ("hello", "{baseUri}hello")
+    ]
+    # Someone changed it in vCD (definitions cannot be edited): removed and added again.
+    cell.state._definitions[definition.id] = replace(definition, entry_point="{baseUri}old")
+    out = register(path, capsys, "--dry-run")
+    rows = [re.split(r"\s{2,}", line)[1:] for line in out.splitlines()[1:-1]]
+    assert rows == [
+        ["remove", "api definition", "hello at {baseUri}old"],
+        ["add", "api definition", "hello at {baseUri}hello"],
+    ], out
+    assert cell.state.definitions(uuid)[0].entry_point == "{baseUri}old"
+    assert "2 changes applied" in register(path, capsys)
+    assert [d.entry_point for d in cell.state.definitions(uuid)] == ["{baseUri}hello"]
+    assert register(path, capsys).strip().endswith("nothing changed")
 
 
 def test_a_lost_right_is_planned_in_a_dry_run_and_added_again(cell, tmp_path, capsys):
@@ -587,3 +634,141 @@ def test_a_delete_whose_answer_was_lost_counts_as_done(cell, tmp_path, capsys, m
     assert [e.id for e in cell.extensions.extensions()] == [HELLO]
     stored = json.loads((tmp_path / "secret" / "tokens.json").read_text())
     assert set(stored) == {HELLO}
+
+
+# -- vCD's authorization framework: the backup plugin declares a resource class ----------------
+
+BACKUP = "urn:vcloud:extension-api:Example:backup:1.0.0"
+
+
+def backup_config(cell: Cell, tmp_path: Path) -> Path:
+    path = config(cell, tmp_path)
+    path.write_text(path.read_text().replace('enabled = ["hello"]', 'enabled = ["backup"]'))
+    return path
+
+
+def plan_rows(out: str) -> list[list[str]]:
+    return [re.split(r"\s{2,}", line)[1:] for line in out.splitlines()[1:-1]]
+
+
+def test_resource_classes_go_to_the_admin_service_and_authorization_is_enabled_last(
+    cell, tmp_path, capsys
+):
+    path = backup_config(cell, tmp_path)
+    rows = plan_rows(register(path, capsys, "--dry-run"))
+    classes = [r for r in rows if r[1].startswith(("resource class", "acl rule"))]
+    assert classes[:2] == [
+        ["add", "resource class", f"Backup ({backup.BACKUP_TYPE})"],
+        ["add", "resource class action", "Backup: view = GET /api/backup/(?<id>[^/]+)"],
+    ], rows
+    # Before the extension exists, a rule names the right as the plugin does.
+    assert [
+        "add",
+        "acl rule",
+        "Backup/view: viewers = holders of {org.example.vcd.backup}:View Backups, "
+        "organization Shared, resources Shared",
+    ] in classes
+    assert len(classes) == 7  # the class, 2 actions, 4 rules
+    # After the rights its rules name, and authorization on only after all of it.
+    assert rows.index(classes[0]) > max(i for i, r in enumerate(rows) if r[1] == "right")
+    assert rows[-1] == ["update", "extension", "authorizationEnabled: False → True"]
+    assert cell.extensions.extensions() == []
+
+    register(path, capsys)
+    (ext,) = cell.extensions.extensions()
+    assert (ext.id, ext.authorization_enabled) == (BACKUP, True)
+    assert cell.state.service(ext.uuid).authorization_enabled
+    (resource_class,) = cell.state.resource_classes(ext.uuid)
+    assert resource_class.name == "Backup"
+    actions = {a.name: a for a in cell.state.actions(resource_class.id)}
+    assert set(actions) == {"view", "delete"}
+    rules = {r.name: r for r in cell.state.rules(actions["view"].id)}
+    assert set(rules) == {"viewers", "system administrators"}
+    # The rule names the right as vCD holds it on the extension's admin service.
+    view = next(r for r in cell.state.rights(ext.uuid) if r.name.endswith(":View Backups"))
+    principal = rules["viewers"].principal
+    assert principal is not None and principal.entity is not None
+    assert principal.entity.href.rstrip("/").endswith(view.id)
+    assert register(path, capsys, "--dry-run").strip().endswith("nothing changed")
+    assert register(path, capsys).strip().endswith("nothing changed")
+
+
+def test_a_lost_acl_rule_is_added_again_and_authorization_stays_on(cell, tmp_path, capsys):
+    path = backup_config(cell, tmp_path)
+    register(path, capsys)
+    (ext,) = cell.extensions.extensions()
+    (resource_class,) = cell.state.resource_classes(ext.uuid)
+    view = next(a for a in cell.state.actions(resource_class.id) if a.name == "view")
+    (viewers,) = [r for r in cell.state.rules(view.id) if r.name == "viewers"]
+    cell.state.delete_rule(viewers.id)
+    rows = plan_rows(register(path, capsys, "--dry-run"))
+    assert [r[:2] for r in rows] == [["add", "acl rule"]], rows
+    assert "1 change applied" in register(path, capsys)
+    assert {r.name for r in cell.state.rules(view.id)} == {"viewers", "system administrators"}
+    assert cell.extensions.extensions()[0].authorization_enabled
+
+
+def test_authorization_is_switched_off_first_when_classes_are_no_longer_declared(
+    cell, tmp_path, capsys, monkeypatch
+):
+    path = backup_config(cell, tmp_path)
+    register(path, capsys)
+    monkeypatch.setattr(backup.service, "_resource_classes", [])
+    rows = plan_rows(register(path, capsys, "--dry-run"))
+    assert rows[0] == ["update", "extension", "authorizationEnabled: True → False"], rows
+    assert ["remove", "resource class", f"Backup ({backup.BACKUP_TYPE})"] in rows
+    register(path, capsys)
+    (ext,) = cell.extensions.extensions()
+    assert not ext.authorization_enabled
+    assert cell.state.resource_classes(ext.uuid) == []
+    assert register(path, capsys).strip().endswith("nothing changed")
+
+
+def test_the_cell_applies_an_mqtt_extensions_acl_rules_before_forwarding(
+    tmp_path, capsys, assert_valid_vcd_xml
+):
+    seed = tmp_path / "seed.toml"
+    seed.write_text(two_tenants())
+    with Cell(amqp_url="memory://", host="127.0.0.1", port=0, seed=load_seed(seed)) as cell:
+        register(backup_config(cell, tmp_path), capsys)
+        bob = Client(cell.url, assert_valid_vcd_xml).login("bob@acme", "vmware")
+        refused = bob.get("/api/backup/b1")
+        assert refused.status_code == 403
+        assert b"No ACL rule of the extension allows this request" in refused.content
+        admin = Client(cell.url, assert_valid_vcd_xml).login("administrator@System", "vmware")
+        # allowed by the System administrators rule: forwarded (the cell has no broker here)
+        assert admin.get("/api/backup/b1").status_code == 500
+
+
+def test_the_authorization_check_finds_the_extensions_admin_service(
+    tmp_path, capsys, assert_valid_vcd_xml
+):
+    seed = tmp_path / "seed.toml"
+    seed.write_text(two_tenants())
+    with Cell(amqp_url="memory://", host="127.0.0.1", port=0, seed=load_seed(seed)) as cell:
+        path = backup_config(cell, tmp_path)
+        settings = load_settings(path, environ={})
+        runtime = make_runtime(backup=backup, settings=settings)
+        services = runtime.registry.services.values()
+        with VcdClient.from_settings(settings) as client:
+            result = register_extensions(client, services, settings)
+            # vCD's namespace of the admin service, not the plugin's
+            assert result.namespaces == {"backup": "Example.backup"}
+            authorizer = VcdAuthorizer(client, result.namespaces)
+            admin = cell.user("administrator", "System")
+            bob = cell.user("bob", "acme")
+            assert authorizer.is_authorized(
+                "backup", f"urn:vcloud:user:{admin.id}", "GET", "/api/backup/b1"
+            )
+            assert not authorizer.is_authorized(
+                "backup", f"urn:vcloud:user:{bob.id}", "GET", "/api/backup/b1"
+            )
+
+
+def test_vcdext_run_over_mqtt_connects_handlers_to_the_admin_services_check(cell, tmp_path):
+    settings = load_settings(backup_config(cell, tmp_path), environ={})
+    runtime = create_runtime(settings)
+    assert _register_with_vcd(runtime)
+    authorizer = runtime.dispatcher.authorizer
+    assert isinstance(authorizer, VcdAuthorizer)
+    assert authorizer.namespaces == {"backup": "Example.backup"}

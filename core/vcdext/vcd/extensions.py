@@ -10,14 +10,16 @@ Per service, idempotently (protocol notes §2 "MQTT variant", docs/protocol.md "
 3. its extension token ``POST /cloudapi/1.0.0/tokens``, created only when
    ``mqtt.token_file`` has none for the extension or vCD lists no token of the extension any
    more; stored in that file (mode 0600), never logged;
-4. its rights, service links and localization bundle, through the extension's legacy admin
-   service ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header of the
-   extension, as VMware's API extensibility guide shows), planned and applied as for an AMQP
-   service; the bundle's digest is kept in the extension's description, as an AMQP service
-   keeps it in its own.
-   vCD prefixes a right with that service's namespace, which vcdext reads from the service
-   document instead of assuming it; the URNs are learned for :meth:`right_aliases` under the
-   plugin's own full names (``{namespace}:Name``).
+4. its rights, service links, API definition, resource classes (with their actions and ACL
+   rules) and localization bundle, through the extension's legacy admin service
+   ``/api/admin/extension/service/<uuid>`` (named in the ``Link`` header of the extension, as
+   VMware's API extensibility guide shows), planned and applied as for an AMQP service; the
+   bundle's digest is kept in the extension's description, as an AMQP service keeps it in its
+   own. vCD prefixes a right with that service's namespace, which vcdext reads from the
+   service document instead of assuming it; the URNs are learned for :meth:`right_aliases`
+   under the plugin's own full names (``{namespace}:Name``);
+5. ``authorizationEnabled``: on exactly when the service declares resource classes, switched
+   on as the run's last change (once they exist) and off as its first.
 
 A dry run observes and plans only; a second run plans nothing.
 """
@@ -30,12 +32,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..acl import ResourceClass as DeclaredResourceClass
 from ..registry import RegisteredService
 from ..settings import Settings
 from ..vcloud import media
 from ..vcloud import mqtt as names
 from ..vcloud.extension import write_api_filter
-from ..vcloud.model import ApiFilter, ServiceLink
+from ..vcloud.model import ApiDefinition, ApiFilter, ServiceLink
 from ..vcloud.query import read_api_filter_record
 from ..vcloud.versions import at_least
 from .apply import Applier
@@ -53,11 +56,17 @@ from .model import (
 from .observe import Observer
 from .plan import (
     Action,
+    AddApiDefinition,
+    AddFilter,
     AddLink,
+    AddResourceClass,
     AddRight,
-    RemoveLink,
+    CreateService,
+    DeleteService,
+    Plan,
+    RemoveFilter,
     ServicePlan,
-    UpdateRight,
+    UpdateService,
     UploadBundle,
     plan_service,
 )
@@ -87,7 +96,11 @@ class DesiredExtension:
     #: Rights and service links, registered through the extension's legacy admin service.
     rights: tuple[RightSpec, ...] = ()
     links: tuple[ServiceLink, ...] = ()
+    #: The API definition (name, ``{baseUri}`` entry point), as for an AMQP service.
+    api_definitions: tuple[ApiDefinition, ...] = ()
     bundle: LocalizationBundle | None = None
+    #: vCD authorization framework classes (ACL principals as the plugin names its rights).
+    resource_classes: tuple[DeclaredResourceClass, ...] = ()
 
     @property
     def id(self) -> str:
@@ -97,7 +110,13 @@ class DesiredExtension:
     def owner(self) -> str:
         return names.broker_username(self.vendor, self.name, self.version)
 
-    def body(self, bundle_digest: str | None = None) -> dict[str, Any]:
+    @property
+    def authorization(self) -> bool:
+        """Whether vCD's authorization framework is to be on: exactly when the service
+        declares resource classes (as for an AMQP service's ``AuthorizationEnabled``)."""
+        return bool(self.resource_classes)
+
+    def body(self, bundle_digest: str | None = None, *, authorization: bool) -> dict[str, Any]:
         """The cloudapi ``ExternalSystem`` of the extension, as POSTed and PUT (its description
         records the digest of the localization bundle vCD holds, as an AMQP service's does)."""
         return {
@@ -106,7 +125,7 @@ class DesiredExtension:
             "vendor": self.vendor,
             "priority": self.priority,
             "enabled": True,
-            "authorizationEnabled": False,
+            "authorizationEnabled": authorization,
             # marked (--prune), with the digest of the bundle vCD holds
             "description": compose_description(self.description, bundle_digest),
         }
@@ -130,7 +149,9 @@ def desired_extension(
         filters=service.api_filters,
         rights=parts.rights,
         links=parts.links,
+        api_definitions=parts.api_definitions,
         bundle=parts.bundle,
+        resource_classes=parts.resource_classes,
     )
 
 
@@ -156,6 +177,10 @@ class ExtensionRegistration:
     #: Full right name (the plugin's ``{namespace}:Name``, and vCD's own name of the right
     #: when it differs) → ``urn:vcloud:right:<uuid>``.
     right_ids: dict[str, str] = field(default_factory=dict)
+    #: Plugin name → the namespace of its extension's legacy admin service, where its
+    #: resource classes are (for :class:`~vcdext.vcd.authorization.VcdAuthorizer`); only
+    #: extensions that exist and have one.
+    namespaces: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -205,8 +230,8 @@ def register_extensions(
     other_rights: Iterable[str] = (),
     messages: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> ExtensionRegistration:
-    """Make vCD's MQTT extensions, filters, tokens, rights and service links match
-    ``services``.
+    """Make vCD's MQTT extensions, filters, tokens, rights, service links, API definitions
+    and resource classes match ``services``.
 
     :param other_rights: names of rights vcdext does not register (vCD's own, such as
         ``vApp: View``) whose URNs the result should carry too.
@@ -228,7 +253,11 @@ def register_extensions(
         texts = (messages or {}).get(service.plugin) or (messages or {}).get(service.namespace)
         desired = desired_extension(service, settings.mqtt.extension_version, texts)
         result.checked.append(desired.id)
-        _Reconcile(client, desired, tokens, result, dry_run).run(existing.get(_key(desired.body())))
+        found = existing.get((desired.vendor, desired.name, desired.version))
+        reconcile = _Reconcile(client, desired, tokens, result, dry_run)
+        reconcile.run(found)
+        if reconcile.admin_namespace:
+            result.namespaces[service.plugin] = reconcile.admin_namespace
     others = sorted(set(other_rights) - set(result.right_ids))
     if others:
         result.right_ids.update(Observer(client).right_ids(others))
@@ -307,6 +336,10 @@ class _Reconcile:
         self.dry_run = dry_run
         #: The digest of the localization bundle vCD holds (from the extension's description).
         self.digest: str | None = None
+        #: Whether vCD has the extension's ``authorizationEnabled`` on (before this run).
+        self.authorized = False
+        #: The namespace of the extension's legacy admin service, once read.
+        self.admin_namespace = ""
 
     def plan(self, verb: str, subject: str, detail: str) -> bool:
         """Record a step; whether to carry it out."""
@@ -322,18 +355,23 @@ class _Reconcile:
                     self.plan("add", "api filter", pattern)
                 self.plan("create", "token", f"stored in {self.tokens.path}")
                 for action in self._companion_actions(None):
-                    self.plan(action.verb, action.subject, action.detail)
+                    self.plan_action(action)
+                self._enable_last(d.id)
                 return
-            actual, _ = self.client.cloudapi("POST", _EXTENSIONS, d.body())
+            # Authorization stays off until the resource classes, actions and rules exist.
+            actual, _ = self.client.cloudapi("POST", _EXTENSIONS, d.body(authorization=False))
             if not isinstance(actual, dict):
                 raise VcdError(f"POST /cloudapi/{_EXTENSIONS}: vCD returned no extension")
         else:
             self.digest = split_description(str(actual.get("description") or ""))[2]
-            body = d.body(self.digest)
+            self.authorized = actual.get("authorizationEnabled") is True
+            # Switched off first (before its classes go), on only last (_enable_last).
+            body = d.body(self.digest, authorization=d.authorization and self.authorized)
             changes = [
                 f"{k}: {actual.get(k)!r} → {v!r}"
                 for k, v in body.items()
-                if k in ("priority", "enabled", "description") and actual.get(k) != v
+                if k in ("priority", "enabled", "authorizationEnabled", "description")
+                and actual.get(k) != v
             ]
             if changes and self.plan("update", "extension", "; ".join(changes)):
                 self.client.cloudapi("PUT", f"{_EXTENSIONS}/{actual['id']}", body)
@@ -341,6 +379,16 @@ class _Reconcile:
         self._filters(ext_id)
         self._token(ext_id)
         self._companion(ext_id)
+        self._enable_last(ext_id)
+
+    def _enable_last(self, ext_id: str) -> None:
+        """Switch ``authorizationEnabled`` on once the classes, actions and rules exist
+        (vCD rejects every call of an extension with it on and none of them)."""
+        if not self.desired.authorization or self.authorized:
+            return
+        if self.plan("update", "extension", "authorizationEnabled: False → True"):
+            body = self.desired.body(self.digest, authorization=True)
+            self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext_id}", body)
 
     # -- API filters ---------------------------------------------------------------------------
 
@@ -401,12 +449,20 @@ class _Reconcile:
 
     def _companion_actions(self, actual: ActualService | None) -> tuple[Action, ...]:
         """What the legacy admin service ``actual`` lacks (all of it for ``None``): rights
-        named with the service's own namespace, and service links."""
+        named with the service's own namespace, service links, the API definition (named
+        and namespaced as the plugin's, as for an AMQP service: vCD keeps a definition's
+        namespace and vendor as sent) and the resource classes with their actions and ACL
+        rules (a rule naming one of the plugin's rights names it as vCD does)."""
         d = self.desired
         namespace = actual.namespace if actual is not None else d.namespace
         # A right the service holds under another prefix than its namespace is still that
         # right (matched by its short name): vCD's naming is [unknown], so read, not assumed.
         held = {_short(r.value.name): r.value.name for r in (actual.rights if actual else ())}
+        rights = tuple(
+            replace(r, name=held.get(r.short_name, f"{{{namespace}}}:{r.short_name}"))
+            for r in d.rights
+        )
+        vcd_name = {r.name: w.name for r, w in zip(d.rights, rights, strict=True)}
         want = DesiredService(
             plugin="",
             name=d.name,
@@ -414,26 +470,51 @@ class _Reconcile:
             routing_key="",
             exchange="",
             links=d.links,
-            rights=tuple(
-                replace(r, name=held.get(r.short_name, f"{{{namespace}}}:{r.short_name}"))
-                for r in d.rights
+            api_definitions=d.api_definitions,
+            rights=rights,
+            resource_classes=tuple(
+                c.expand_rights(lambda name: vcd_name.get(name, name)) for c in d.resource_classes
             ),
         )
         if actual is None:
             bundle = (UploadBundle(d.bundle),) if d.bundle is not None else ()
-            return (*(AddLink(x) for x in d.links), *(AddRight(r) for r in want.rights), *bundle)
+            return (
+                *(AddLink(x) for x in d.links),
+                *(AddApiDefinition(x) for x in d.api_definitions),
+                *(AddRight(r) for r in want.rights),
+                *(AddResourceClass(c) for c in want.resource_classes),
+                *bundle,
+            )
         sp = plan_service(want, actual)
         self.result.notes += [n for n in sp.notes if n.startswith("right ")]
+        # The extension's own fields, its filters and its bundle are reconciled elsewhere.
         return tuple(
-            a for a in sp.actions if isinstance(a, AddRight | UpdateRight | AddLink | RemoveLink)
+            a
+            for a in sp.actions
+            if not isinstance(
+                a,
+                CreateService
+                | UpdateService
+                | DeleteService
+                | AddFilter
+                | RemoveFilter
+                | UploadBundle,
+            )
         )
 
     def _companion(self, ext_id: str) -> None:
         d = self.desired
-        if not (d.rights or d.links or d.bundle):
+        wanted = (d.rights, d.links, d.api_definitions, d.bundle, d.resource_classes)
+        if not (any(wanted) or self.authorized):  # authorized: its classes may need removing
             return
         observer = Observer(self.client)
-        actual = observer.read(self._legacy_service_url(ext_id))
+        actual = observer.read(self._legacy_service_url(ext_id), children=False)
+        self.admin_namespace = actual.namespace
+        # Resource classes are read while they are declared or authorization was on (so
+        # the classes of a service that stopped declaring them are removed), as over AMQP.
+        actual = observer.read_children(
+            actual, authorization=bool(d.resource_classes) or self.authorized
+        )
         actions = tuple(a for a in self._companion_actions(actual) if self.plan_action(a))
         ids = {r.value.name: r.id for r in actual.rights if r.id}
         if actions:
@@ -474,11 +555,17 @@ class _Reconcile:
             )
             return
         self.digest = action.bundle.digest
-        self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext_id}", self.desired.body(self.digest))
+        # Authorization as vCD has it now (switched on by _enable_last, off by run()).
+        authorization = self.desired.authorization and self.authorized
+        body = self.desired.body(self.digest, authorization=authorization)
+        self.client.cloudapi("PUT", f"{_EXTENSIONS}/{ext_id}", body)
 
     def plan_action(self, action: Action) -> bool:
-        """Record ``action`` as a step; whether to carry it out."""
-        return self.plan(action.verb, action.subject, action.detail)
+        """Record ``action`` as a step (a new resource class or action with a step for each
+        action and ACL rule it brings, as in the AMQP table); whether to carry it out."""
+        rows = Plan((ServicePlan("", None, None, (action,)),)).rows()
+        carry_out = [self.plan(verb, subject, detail) for _, verb, subject, detail in rows]
+        return carry_out[0]
 
     # -- the token -----------------------------------------------------------------------------
 

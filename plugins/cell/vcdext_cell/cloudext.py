@@ -47,6 +47,7 @@ from vcdext.errors import (
 )
 from vcdext.vcloud import mqtt as names
 
+from .acl import Caller, is_authorized
 from .forwarder import ForwardError, ForwardTimeout
 from .http import Answer, Call, error_answer, json_answer
 from .model import Forwarded, Service, new_id
@@ -138,6 +139,8 @@ def _legacy_fields(ext: Extension) -> dict[str, Any]:
         "vendor": ext.vendor,
         "priority": ext.priority,
         "enabled": ext.enabled,
+        # vCD's rules for the extension are its admin service's resource classes [inferred]
+        "authorization_enabled": ext.authorization_enabled,
         "description": ext.description,
     }
 
@@ -251,6 +254,9 @@ class CloudExtensions:
                 ext,
                 priority=int(doc.get("priority", ext.priority)),
                 enabled=bool(doc.get("enabled", ext.enabled)),
+                authorization_enabled=bool(
+                    doc.get("authorizationEnabled", ext.authorization_enabled)
+                ),
                 description=str(doc.get("description", ext.description) or ""),
             )
             with self._lock:
@@ -402,6 +408,12 @@ class CloudExtensions:
         """Send ``call`` to ``ext`` over MQTT and turn its reply into the answer."""
         session = call.session
         assert session is not None  # forwarding happens only after authentication
+        # With authorizationEnabled, the ACL rules of its admin service's resource classes
+        # decide first, as for an AMQP service with AuthorizationEnabled.
+        if ext.authorization_enabled and not is_authorized(
+            self.state, [ext.uuid], Caller.of(session.user), call.method, call.path
+        ):
+            raise Forbidden("No ACL rule of the extension allows this request")
         request_id = call.request_id or str(uuid.uuid4())
         message = request_message(
             call, self.state.rights_of(session.user, rights_format), request_id
