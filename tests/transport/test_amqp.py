@@ -98,6 +98,20 @@ def vcd(rabbitmq, exchange):
     side.close()
 
 
+def ask_hello(
+    conn: Connection, server: AmqpServer, request_id: str, reply_to: str, reply_exchange: str
+) -> None:
+    """Publish GET /api/hello as vCD would, its reply wanted on ``reply_exchange``."""
+    conn.Producer().publish(
+        e2("/api/hello", request_id),
+        exchange=server.exchange.name,
+        routing_key=HELLO_KEY,
+        correlation_id=request_id,
+        reply_to=reply_to,
+        headers={"replyToExchange": reply_exchange},
+    )
+
+
 def queue_depth(url: str, name: str) -> int:
     with Connection(url) as conn:
         _, count, _ = conn.default_channel.queue_declare(name, passive=True)
@@ -445,14 +459,7 @@ def test_a_reply_exchange_deleted_after_use_refuses_its_reply_alone(serve, vcd, 
         channel.queue_bind(reply_queue, gone, routing_key=reply_queue)
 
         def ask(request_id: str) -> None:
-            conn.Producer().publish(
-                e2("/api/hello", request_id),
-                exchange=server.exchange.name,
-                routing_key=HELLO_KEY,
-                correlation_id=request_id,
-                reply_to=reply_queue,
-                headers={"replyToExchange": gone},
-            )
+            ask_hello(conn, server, request_id, reply_queue, gone)
 
         with caplog.at_level(logging.INFO, logger="vcdext.transport.amqp"):
             ask("first")
@@ -508,14 +515,7 @@ def test_a_channel_closed_while_other_exchanges_are_checked_refuses_none_wrongly
         ch.queue_bind(queue, fresh, routing_key=queue)
 
         def ask(request_id: str, reply_exchange: str) -> None:
-            conn.Producer().publish(
-                e2("/api/hello", request_id),
-                exchange=server.exchange.name,
-                routing_key=HELLO_KEY,
-                correlation_id=request_id,
-                reply_to=queue,
-                headers={"replyToExchange": reply_exchange},
-            )
+            ask_hello(conn, server, request_id, queue, reply_exchange)
 
         def replies(until: str) -> list[str]:
             got: list[str] = []
