@@ -185,27 +185,12 @@ class NotificationConsumer:
                 self._consume(conn, pool)
                 return
             except conn.connection_errors as exc:
-                self._inflight.clear()
-                self._generation += 1  # work of the lost channel not started yet is dropped
-                self.ready.clear()
-                self.observer.reconnected("notifications")
-                delay = backoff.next_delay()
-                log.warning("notifications: broker unreachable (%s); retrying", exc)
-                if delay is not None:
-                    backoff.wait(delay)
+                self._reconnect_later(backoff, "broker unreachable", exc)
             except conn.channel_errors as exc:
                 if self.ready.is_set():
                     # The channel closed while consuming (a handler outlived the broker's
-                    # consumer_timeout): reconnect as for a lost connection; the broker
-                    # redelivers what the channel held (its tags die with it: new generation).
-                    self._inflight.clear()
-                    self._generation += 1  # its work not started yet is dropped (redelivered)
-                    self.ready.clear()
-                    self.observer.reconnected("notifications")
-                    delay = backoff.next_delay()
-                    log.warning("notifications: the broker closed the channel (%s); retrying", exc)
-                    if delay is not None:
-                        backoff.wait(delay)
+                    # consumer_timeout): reconnect as for a lost connection.
+                    self._reconnect_later(backoff, "the broker closed the channel", exc)
                     continue
                 # While declaring: a configuration error (other arguments), no retry helps.
                 self._fatal = TransportError(
@@ -214,6 +199,18 @@ class NotificationConsumer:
                 return
             finally:
                 conn.release()
+
+    def _reconnect_later(self, backoff: Backoff, what: str, exc: Exception) -> None:
+        """The channel is gone: the broker redelivers what it held, so its tags and its work
+        not started yet die with it (a new generation); wait, then connect again."""
+        self._inflight.clear()
+        self._generation += 1
+        self.ready.clear()
+        self.observer.reconnected("notifications")
+        delay = backoff.next_delay()
+        log.warning("notifications: %s (%s); retrying", what, exc)
+        if delay is not None:
+            backoff.wait(delay)
 
     def _consume(self, conn: Connection, pool: _Workers) -> None:
         channel = conn.channel()
