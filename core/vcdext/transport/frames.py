@@ -133,27 +133,19 @@ class Cork:
     def __exit__(self, kind: object, error: object, tb: object) -> None:
         if self._transport is None:
             return
-        try:
-            if error is None:
-                self._flush()
-            else:
-                with contextlib.suppress(Exception):  # the error raised is the one to report
-                    self._flush()
-        finally:
-            self._transport._write = self._direct
+        self._transport._write = self._direct
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if error is None:
+            self._transport.write(data)
+        else:
+            with contextlib.suppress(Exception):  # the error raised is the one to report
+                self._transport.write(data)
 
     def _later(self, data: Any) -> None:
         self._pending.append(bytes(data))  # py-amqp reuses its frame buffer: copy
-
-    def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            write, self._transport._write = self._transport._write, self._direct  # type: ignore[union-attr]
-            try:
-                self._transport.write(data)  # type: ignore[union-attr]
-            finally:
-                self._transport._write = write  # type: ignore[union-attr]
 
 
 def publish(channel: Any, message: Any, exchange: str, routing_key: str) -> None:
