@@ -497,8 +497,9 @@ class AmqpServer:
         if beat:
             self._next_beat = now + _BEAT_EVERY
         self._replier.turn(readable, beat=beat)
-        with frames.Cork(conn):  # this turn's acks in one write
-            self._settle()
+        if self._settled:
+            with frames.Cork(conn):  # this turn's acks in one write
+                self._settle()
         if conn is not None and beat:
             conn.heartbeat_check()
 
@@ -761,15 +762,16 @@ class _Replier:
             if conn is not None and socket_of(conn) in readable:
                 frames.drain(conn)
             # The replies of this turn leave in one write (once the connection is up).
-            with frames.Cork(self._conn):
-                while server._replies:
-                    if self._channel is None and time.monotonic() < self._retry_at:
-                        return  # reconnecting later; the replies wait
-                    in_hand = server._replies.popleft()
-                    if self._channel is None:
-                        self._open()
-                    self._publish(in_hand)
-                    in_hand = None
+            if server._replies:
+                with frames.Cork(self._conn):
+                    while server._replies:
+                        if self._channel is None and time.monotonic() < self._retry_at:
+                            return  # reconnecting later; the replies wait
+                        in_hand = server._replies.popleft()
+                        if self._channel is None:
+                            self._open()
+                        self._publish(in_hand)
+                        in_hand = None
             if self._conn is not None and beat:
                 self._conn.heartbeat_check()
             self._backoff.reset()
