@@ -86,15 +86,10 @@ class _Router:
         return None
 
     def route(self, method: str, path: str, tr: Translator) -> tuple[Operation, dict[str, str]]:
-        allowed: set[str] = set()
-        for template, methods in self._routes:
-            params = template.match(path)
-            if params is None:
-                continue
-            op = methods.get(method)
-            if op is not None:  # same shape, but the names are those of its own template
-                return op, op.path.match(path) or params
-            allowed.update(methods)
+        op = self.find(method, path)
+        if op is not None:  # same shape, but the names are those of its own template
+            return op, op.path.match(path) or {}
+        allowed = {m for t, methods in self._routes if t.match(path) is not None for m in methods}
         if allowed:
             raise MethodNotAllowed(
                 tr.gettext("Method {method} is not allowed on {path}", method=method, path=path),
